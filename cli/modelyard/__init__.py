@@ -1,0 +1,1 @@
+"""The ``modelyard`` command: one entry point for the proxy, the simulator, the compiler and the operator."""

@@ -1,0 +1,97 @@
+"""Command-line entry point. Each subcommand imports only what it runs, so the proxy never loads kopf."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from modelyard_proxy.server import build_standalone_app, run_event_loop, serve_until_stopped  # noqa: PLC0415
+    from modelyard_proxy.settings import ProxySettings  # noqa: PLC0415
+
+    settings = ProxySettings()
+    for name in ("host", "port", "max_body_bytes"):
+        if getattr(args, name) is not None:
+            settings = dataclasses.replace(settings, **{name: getattr(args, name)})
+    if not args.manifests.is_dir():
+        print(f"modelyard serve: {args.manifests} is not a folder", file=sys.stderr)
+        return 2
+    app = build_standalone_app(settings, args.manifests, args.reload_interval)
+    run_event_loop(serve_until_stopped(app, settings.host, settings.port, access_log=settings.access_log))
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from modelyard_proxy.server import run_event_loop  # noqa: PLC0415
+    from modelyard_simulator import ScenarioBook, serve  # noqa: PLC0415
+
+    scenarios = ScenarioBook.load(args.scenarios) if args.scenarios else None
+    run_event_loop(serve(args.host, args.port, scenarios))
+    return 0
+
+
+def _compile(args: argparse.Namespace) -> int:
+    import orjson  # noqa: PLC0415
+
+    from modelyard_routing import ManifestError, compile_inventory, load_documents  # noqa: PLC0415
+    from modelyard_routing.manifests import manifest_files  # noqa: PLC0415
+
+    try:
+        inventory = load_documents(manifest_files(args.manifests) if args.manifests.is_dir() else [args.manifests])
+    except ManifestError as exc:
+        print(f"modelyard compile: {exc}", file=sys.stderr)
+        return 1
+    result = compile_inventory(inventory, args.generation)
+    report = {
+        "table": result.table.model_dump(mode="json"),
+        "conditions": {
+            str(ref): [
+                {"type": c.type, "status": c.status, "reason": c.reason, "message": c.message} for c in conditions
+            ]
+            for ref, conditions in result.conditions.items()
+        },
+    }
+    sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    failed = any(not c.ok for conditions in result.conditions.values() for c in conditions)
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``modelyard`` argument parser."""
+    parser = argparse.ArgumentParser(prog="modelyard", description=__doc__)
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the OpenAI-compatible API from a folder of manifests")
+    serve.add_argument(
+        "--manifests", type=Path, required=True, help="folder of ModelRoute/ProviderCredential/Secret YAML"
+    )
+    serve.add_argument("--host", default=None, help="listen address (default 0.0.0.0, env MODELYARD_HOST)")
+    serve.add_argument("--port", type=int, default=None, help="listen port (default 8080, env MODELYARD_PORT)")
+    serve.add_argument("--max-body-bytes", type=int, default=None, help="request body limit (default 32 MiB)")
+    serve.add_argument("--reload-interval", type=float, default=1.0, help="seconds between manifest checks")
+    serve.set_defaults(run=_serve)
+
+    simulate = commands.add_parser("simulate", help="serve simulated OpenAI, Anthropic and Gemini APIs")
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--port", type=int, default=9100)
+    simulate.add_argument("--scenarios", type=Path, default=None, help="YAML scenario book (per-model behaviour)")
+    simulate.set_defaults(run=_simulate)
+
+    compile_ = commands.add_parser("compile", help="compile manifests and print the routing table (keys masked)")
+    compile_.add_argument("--manifests", type=Path, required=True, help="a manifest file or folder")
+    compile_.add_argument("--generation", type=int, default=1)
+    compile_.set_defaults(run=_compile)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    code: int = args.run(args)
+    return code

@@ -1,0 +1,42 @@
+"""The application factory: routes, middlewares and the shared upstream client session."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from modelyard_proxy import handlers
+from modelyard_proxy.keys import HTTP_SESSION, SETTINGS, STORE
+from modelyard_proxy.middlewares import auth_middleware, error_middleware, request_id_middleware
+from modelyard_proxy.settings import ProxySettings
+from modelyard_proxy.store import TableStore
+
+
+def create_app(settings: ProxySettings, store: TableStore) -> web.Application:
+    """The public OpenAI-compatible app serving whatever table ``store`` holds."""
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[request_id_middleware, error_middleware, auth_middleware],
+    )
+    app[SETTINGS] = settings
+    app[STORE] = store
+    app.cleanup_ctx.append(_upstream_session)
+    app.router.add_post("/v1/chat/completions", handlers.chat_completions)
+    app.router.add_post("/v1/embeddings", handlers.embeddings)
+    app.router.add_get("/v1/models", handlers.list_models)
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", handlers.readyz)
+    return app
+
+
+async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
+    """One pooled client session per process, closed on shutdown."""
+    settings = app[SETTINGS]
+    connector = aiohttp.TCPConnector(limit=settings.pool_size, limit_per_host=0, ttl_dns_cache=300)
+    async with aiohttp.ClientSession(
+        connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
+    ) as session:
+        app[HTTP_SESSION] = session
+        yield

@@ -1,0 +1,95 @@
+"""The OpenAI API surface and the health probes: thin handlers over parsing, lookup and the relay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from modelyard_proxy.errors import GatewayError, bad_request
+from modelyard_proxy.keys import STORE
+from modelyard_proxy.providers.base import Inbound
+from modelyard_proxy.relay import relay_chat, relay_embeddings
+from modelyard_proxy.store import ResolvedRoute
+
+
+async def read_inbound(request: web.Request) -> Inbound:
+    """The body as a JSON object; 400 for anything else, 413 (via aiohttp) past the size limit."""
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise bad_request("request body must be a JSON object")
+    return Inbound(body, raw)
+
+
+def lookup_route(request: web.Request, body: dict[str, Any]) -> tuple[str, ResolvedRoute]:
+    """The route for the body's ``model``; 400 when absent, 404 when no route serves it."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request("'model' is required and must be a string", param="model")
+    compiled = request.app[STORE].current
+    route = compiled.routes.get(model) if compiled else None
+    if route is None:
+        raise GatewayError(
+            404,
+            f"the model {model!r} does not exist or is not served by this gateway",
+            type="invalid_request_error",
+            param="model",
+            code="model_not_found",
+        )
+    return model, route
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    """``POST /v1/chat/completions``."""
+    inbound = await read_inbound(request)
+    body = inbound.body
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("'messages' is required and must be a non-empty array", param="messages")
+    if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
+        raise bad_request("every message must be an object with a 'role'", param="messages")
+    if "stream" in body and not isinstance(body["stream"], bool | None):
+        raise bad_request("'stream' must be a boolean", param="stream")
+    name, route = lookup_route(request, body)
+    return await relay_chat(request, inbound, name, route)
+
+
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    """``POST /v1/embeddings``."""
+    inbound = await read_inbound(request)
+    value = inbound.body.get("input")
+    if value is None or value in ("", []):
+        raise bad_request("'input' is required and must not be empty", param="input")
+    name, route = lookup_route(request, inbound.body)
+    return await relay_embeddings(request, inbound, name, route)
+
+
+async def list_models(request: web.Request) -> web.Response:
+    """``GET /v1/models``: every public name and alias, precomputed at swap time."""
+    compiled = request.app[STORE].current
+    assert compiled is not None  # the auth middleware refuses requests until a table is loaded
+    return web.Response(body=compiled.models_body, content_type="application/json")
+
+
+async def healthz(_: web.Request) -> web.Response:
+    """Liveness: the process is serving HTTP."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: a routing table is loaded; reports its generation, hash and the last refusal."""
+    store = request.app[STORE]
+    compiled = store.current
+    body = {
+        "ready": compiled is not None,
+        "generation": compiled.table.generation if compiled else None,
+        "sha256": compiled.table.sha256 if compiled else None,
+        "routes": len(compiled.table.routes) if compiled else 0,
+        "lastError": store.last_error,
+    }
+    return web.json_response(body, status=200 if compiled is not None else 503)

@@ -1,0 +1,14 @@
+"""Typed application keys: everything the handlers share lives on the app under one of these."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from modelyard_proxy.settings import ProxySettings
+from modelyard_proxy.store import TableStore
+
+SETTINGS = web.AppKey("settings", ProxySettings)
+STORE = web.AppKey("store", TableStore)
+HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
+REQUEST_ID = web.RequestKey("request_id", str)

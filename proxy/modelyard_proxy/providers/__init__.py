@@ -1,0 +1,1 @@
+"""One adapter per upstream wire dialect, each translating OpenAI requests and responses both ways."""

@@ -1,0 +1,104 @@
+"""The adapter contract: how the relay asks a provider module to build calls and translate answers.
+
+Bodies travel as plain dicts parsed once by orjson (no pydantic objects on the hot path); adapters that
+need no translation return the client's bytes untouched.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.sse import SSEEvent
+from modelyard_routing import Credential
+
+JSONObject = dict[str, Any]
+
+
+@dataclasses.dataclass(slots=True)
+class Inbound:
+    """The client's request: the parsed body and the bytes it came as (for cheap passthrough)."""
+
+    body: JSONObject
+    raw: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallContext:
+    """What translators need beyond the body: names, stream options, and ids for synthesized chunks."""
+
+    public_model: str
+    upstream_model: str
+    credential: Credential
+    stream: bool = False
+    include_usage: bool = False
+    created: int = 0
+    completion_id: str = "chatcmpl-modelyard"
+
+
+@dataclasses.dataclass(slots=True)
+class UpstreamCall:
+    """A fully built upstream HTTP request."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    method: str = "POST"
+
+
+class StreamTranslator(abc.ABC):
+    """Turns one upstream event stream into OpenAI ``chat.completion.chunk`` frames.
+
+    ``feed`` returns the frames to write now (``b""`` for none). ``finish`` is called when the upstream
+    body ends and returns the closing frames, ending with ``data: [DONE]``. Both raise
+    :class:`UpstreamStreamError` when the upstream reports a failure in-band or stops before its
+    terminator, so the relay can end the client's stream with an error event instead of a clean close.
+    """
+
+    usage: JSONObject | None = None
+
+    @abc.abstractmethod
+    def feed(self, event: SSEEvent) -> bytes:
+        """Translate one upstream event."""
+
+    @abc.abstractmethod
+    def finish(self) -> bytes:
+        """Close the stream, or raise if the upstream never finished it."""
+
+
+class UpstreamStreamError(GatewayError):
+    """A failure after the first byte reached the client: reported in-band, never retried."""
+
+
+class ProviderAdapter(abc.ABC):
+    """Builds upstream calls for one wire dialect and translates its answers back to OpenAI's."""
+
+    #: Human-readable dialect name used in error messages.
+    name: str = "provider"
+
+    @abc.abstractmethod
+    def chat_call(self, inbound: Inbound, ctx: CallContext) -> UpstreamCall:
+        """The upstream request for a chat completion; raises GatewayError(400) for input it cannot honour."""
+
+    @abc.abstractmethod
+    def chat_result(self, payload: bytes, ctx: CallContext) -> bytes:
+        """An upstream non-stream answer as an OpenAI ``chat.completion`` body."""
+
+    @abc.abstractmethod
+    def chat_stream(self, ctx: CallContext) -> StreamTranslator:
+        """A fresh translator for one streamed answer."""
+
+    @abc.abstractmethod
+    def embeddings_call(self, inbound: Inbound, ctx: CallContext) -> UpstreamCall:
+        """The upstream request for embeddings; raises GatewayError(400) if the dialect has none."""
+
+    @abc.abstractmethod
+    def embeddings_result(self, payload: bytes, ctx: CallContext) -> bytes:
+        """An upstream embeddings answer as an OpenAI ``list`` of embeddings."""
+
+    @abc.abstractmethod
+    def error_from(self, status: int, headers: Mapping[str, str], payload: bytes, ctx: CallContext) -> GatewayError:
+        """An upstream non-2xx answer as the gateway's error (see ``upstream_errors.classify``)."""

@@ -1,0 +1,40 @@
+"""Proxy settings: flags on the command line, with environment variables as defaults for containers."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+MiB = 1024 * 1024
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """How one proxy process listens, limits requests and talks to upstreams."""
+
+    host: str = dataclasses.field(default_factory=lambda: os.environ.get("MODELYARD_HOST", "0.0.0.0"))  # noqa: S104
+    port: int = dataclasses.field(default_factory=lambda: _env_int("MODELYARD_PORT", 8080))
+    #: Largest request body accepted; prompts with images outgrow aiohttp's 1 MiB default quickly.
+    max_body_bytes: int = dataclasses.field(default_factory=lambda: _env_int("MODELYARD_MAX_BODY_BYTES", 32 * MiB))
+    connect_timeout: float = dataclasses.field(default_factory=lambda: _env_float("MODELYARD_CONNECT_TIMEOUT", 10.0))
+    #: Longest silence tolerated between upstream bytes (a reasoning model may think for minutes).
+    read_timeout: float = dataclasses.field(default_factory=lambda: _env_float("MODELYARD_READ_TIMEOUT", 600.0))
+    #: Upstream connection pool size shared by every route in the process.
+    pool_size: int = dataclasses.field(default_factory=lambda: _env_int("MODELYARD_POOL_SIZE", 1000))
+    #: Extra gateway API keys (plaintext, comma-separated in MODELYARD_API_KEYS), added to the table's.
+    api_keys: tuple[str, ...] = dataclasses.field(
+        default_factory=lambda: tuple(
+            k.strip() for k in os.environ.get("MODELYARD_API_KEYS", "").split(",") if k.strip()
+        )
+    )
+    access_log: bool = dataclasses.field(default_factory=lambda: os.environ.get("MODELYARD_ACCESS_LOG", "1") != "0")

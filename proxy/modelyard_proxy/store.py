@@ -1,0 +1,109 @@
+"""The live routing table: compiled once per swap into lookups the request path reads without locking.
+
+A swap is one reference assignment, so requests in flight finish on the table they started with, and a
+table that fails to compile never replaces the good one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable
+
+import orjson
+
+from modelyard_proxy.providers.base import ProviderAdapter
+from modelyard_proxy.providers.registry import adapter_for
+from modelyard_routing import Credential, InvalidTableError, Route, RoutingTable, Target, hash_api_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ResolvedTarget:
+    """A target bound to its credential and the adapter for its wire dialect."""
+
+    target: Target
+    credential: Credential
+    adapter: ProviderAdapter
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ResolvedRoute:
+    """A route with its targets in the order attempts try them (lowest priority value first)."""
+
+    route: Route
+    targets: tuple[ResolvedTarget, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CompiledTable:
+    """A routing table turned into what the request path needs: name lookups, key hashes, /v1/models."""
+
+    table: RoutingTable
+    routes: dict[str, ResolvedRoute]
+    key_hashes: frozenset[str]
+    models_body: bytes
+
+    @classmethod
+    def from_table(cls, table: RoutingTable, extra_keys: Iterable[str] = ()) -> CompiledTable:
+        """Bind every target; raises InvalidTableError if the table contradicts itself."""
+        credentials = {c.id: c for c in table.credentials}
+        routes: dict[str, ResolvedRoute] = {}
+        for route in table.routes:
+            targets = []
+            for target in sorted(route.targets, key=lambda t: t.priority):
+                credential = credentials.get(target.credential)
+                if credential is None:
+                    msg = f"route {route.id} names credential {target.credential} that the table does not carry"
+                    raise InvalidTableError(msg)
+                targets.append(ResolvedTarget(target, credential, adapter_for(credential.provider)))
+            resolved = ResolvedRoute(route, tuple(targets))
+            for name in (route.model, *route.aliases):
+                if name in routes:
+                    msg = f"model name {name!r} appears in two routes"
+                    raise InvalidTableError(msg)
+                routes[name] = resolved
+        models = [{"id": name, "object": "model", "created": 0, "owned_by": "modelyard"} for name in sorted(routes)]
+        return cls(
+            table=table,
+            routes=routes,
+            key_hashes=frozenset(table.api_key_sha256) | {hash_api_key(k) for k in extra_keys},
+            models_body=orjson.dumps({"object": "list", "data": models}),
+        )
+
+
+class TableStore:
+    """Holds the current compiled table and the reason the last rejected one was refused."""
+
+    def __init__(self, extra_keys: Iterable[str] = ()) -> None:
+        self._extra_keys = tuple(extra_keys)
+        self.current: CompiledTable | None = None
+        self.last_error: str | None = None
+
+    def apply(self, table: RoutingTable) -> CompiledTable:
+        """Compile and swap in ``table``; on failure the old table stays and the error is raised."""
+        try:
+            compiled = CompiledTable.from_table(table, self._extra_keys)
+        except InvalidTableError as exc:
+            self.reject(str(exc))
+            raise
+        self.current = compiled
+        self.last_error = None
+        log.info(
+            "routing table generation %d loaded (sha256 %s, %d routes)",
+            table.generation,
+            table.sha256[:12],
+            len(table.routes),
+        )
+        return compiled
+
+    def reject(self, reason: str) -> None:
+        """Record why a candidate table was refused; the current one keeps serving."""
+        self.last_error = reason
+        log.warning("routing table refused, keeping generation %s: %s", self.generation, reason)
+
+    @property
+    def generation(self) -> int | None:
+        """Generation of the table being served, if any."""
+        return self.current.table.generation if self.current else None

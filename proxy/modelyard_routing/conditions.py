@@ -1,0 +1,35 @@
+"""Status conditions the compiler reports per object, in the Kubernetes condition shape."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from pydantic import ValidationError
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Condition:
+    """One condition: ``type`` is Accepted, ResolvedRefs or Programmed; ``reason`` is CamelCase."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str
+    observed_generation: int
+
+    @property
+    def ok(self) -> bool:
+        """Whether the condition holds."""
+        return self.status == "True"
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = "spec") -> str:
+    """pydantic's errors as one line a kubectl user can act on (paths in manifest field names)."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        path = ".".join([prefix, *(str(p) if not isinstance(p, int) else f"[{p}]" for p in error["loc"])])
+        parts.append(f"{path.replace('.[', '[')}: {error['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,174 @@
+"""Pydantic models of the ``ModelRoute`` and ``ProviderCredential`` specs.
+
+These mirror the CRD schemas in ``crds/`` field for field (a test keeps them in step), so a manifest that
+``kubectl apply`` accepts is one the compiler accepts, and vice versa.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+API_GROUP = "modelyard.io"
+API_VERSION = f"{API_GROUP}/v1alpha1"
+
+#: The public model name a client sends: what OpenAI SDKs accept, plus `/` and `:` for vendor-style names.
+#: Every pattern here is plain ASCII classes (no ``\d``/``\s``, which are Unicode-aware in Python and Rust but not in
+#: Go's RE2), so the apiserver, pydantic and ``re`` agree on what matches.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"
+#: The pattern already caps a model name at 128; stated as maxLength too, so the CRD's CEL cost estimate is bounded.
+MODEL_NAME_MAX_LENGTH = 128
+#: An RFC 1123 DNS label, what Kubernetes accepts as a Secret or credential name.
+K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+#: Headers a credential may never set: the gateway owns authentication and framing.
+RESERVED_HEADERS = frozenset(
+    {
+        "authorization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+    }
+)
+
+
+class Provider(enum.StrEnum):
+    """Every upstream wire dialect and OpenAI-compatible vendor the gateway knows by name."""
+
+    OPENAI = "openai"
+    AZURE_OPENAI = "azure-openai"
+    ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
+    MISTRAL = "mistral"
+    DEEPSEEK = "deepseek"
+    QWEN = "qwen"
+    GROQ = "groq"
+    TOGETHER = "together"
+    OPENAI_COMPATIBLE = "openai-compatible"
+
+
+class DataRetention(enum.StrEnum):
+    """What the provider keeps of a request, as contracted: a route can require ``none``."""
+
+    NONE = "none"
+    LIMITED = "limited"
+    STANDARD = "standard"
+
+
+class _Spec(BaseModel):
+    """Shared config: camelCase on the wire, unknown fields refused (the CRD schema is structural too)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class SecretKeyRef(_Spec):
+    """A key inside a Secret in the same namespace as the object that references it."""
+
+    name: Annotated[str, Field(pattern=K8S_NAME_PATTERN, max_length=253)]
+    key: Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)] = "apiKey"
+
+
+class AzureOptions(_Spec):
+    """Azure OpenAI addressing: the classic deployment path or the v1 path."""
+
+    api: Literal["deployments", "v1"] = "deployments"
+    api_version: Annotated[str, Field(alias="apiVersion", pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?$")] = (
+        "2024-10-21"
+    )
+    deployment: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = None
+
+
+class ProviderCredentialSpec(_Spec):
+    """Where a provider lives, how to authenticate, and facts a route can filter on."""
+
+    provider: Provider
+    base_url: Annotated[str | None, Field(alias="baseURL", pattern=r"^https?://[!-~]+$", max_length=2048)] = None
+    secret_ref: Annotated[SecretKeyRef | None, Field(alias="secretRef")] = None
+    azure: AzureOptions | None = None
+    headers: Annotated[dict[str, Annotated[str, Field(max_length=4096)]], Field(max_length=32)] = Field(
+        default_factory=dict
+    )
+    region: Annotated[str | None, Field(max_length=64)] = None
+    jurisdiction: Annotated[str | None, Field(max_length=64)] = None
+    data_retention: Annotated[DataRetention | None, Field(alias="dataRetention")] = None
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_are_safe(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name in headers:
+            if not re.fullmatch(HEADER_NAME_PATTERN, name):
+                msg = f"header name {name!r} is not a valid HTTP token"
+                raise ValueError(msg)
+            if name.lower() in RESERVED_HEADERS:
+                msg = f"header {name!r} is reserved: the gateway sets it from the secretRef"
+                raise ValueError(msg)
+        return headers
+
+    @model_validator(mode="after")
+    def _provider_rules(self) -> ProviderCredentialSpec:
+        if self.provider in {Provider.AZURE_OPENAI, Provider.OPENAI_COMPATIBLE} and self.base_url is None:
+            msg = f"provider {self.provider.value} needs baseURL"
+            raise ValueError(msg)
+        if self.azure is not None and self.provider is not Provider.AZURE_OPENAI:
+            msg = "azure options apply only to provider azure-openai"
+            raise ValueError(msg)
+        if self.secret_ref is None and self.provider is not Provider.OPENAI_COMPATIBLE:
+            msg = f"provider {self.provider.value} needs secretRef (only openai-compatible may be keyless)"
+            raise ValueError(msg)
+        return self
+
+
+class CredentialRef(_Spec):
+    """A ProviderCredential in the route's own namespace (cross-namespace references are refused)."""
+
+    name: Annotated[str, Field(pattern=K8S_NAME_PATTERN, max_length=253)]
+
+
+class TargetSpec(_Spec):
+    """One upstream a route can send to: a credential and the provider's own model name."""
+
+    credential_ref: Annotated[CredentialRef, Field(alias="credentialRef")]
+    model: Annotated[str, Field(min_length=1, max_length=256)]
+    weight: Annotated[int, Field(ge=0, le=1000)] = 1
+    priority: Annotated[int, Field(ge=0, le=100)] = 0
+
+
+class ModelRouteSpec(_Spec):
+    """A public model name (plus aliases) and the ordered upstream targets that serve it."""
+
+    model: Annotated[str, Field(pattern=MODEL_NAME_PATTERN, max_length=MODEL_NAME_MAX_LENGTH)]
+    aliases: Annotated[
+        list[Annotated[str, Field(pattern=MODEL_NAME_PATTERN, max_length=MODEL_NAME_MAX_LENGTH)]], Field(max_length=16)
+    ] = Field(default_factory=list)
+    targets: Annotated[list[TargetSpec], Field(min_length=1, max_length=32)]
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> ModelRouteSpec:
+        names = [self.model, *self.aliases]
+        if len(set(names)) != len(names):
+            msg = "model and aliases must be distinct"
+            raise ValueError(msg)
+        return self
+
+    def public_names(self) -> list[str]:
+        """Every name a client may send to reach this route."""
+        return [self.model, *self.aliases]
+
+
+KIND_TO_SPEC: dict[str, type[BaseModel]] = {
+    "ModelRoute": ModelRouteSpec,
+    "ProviderCredential": ProviderCredentialSpec,
+}
+
+
+def parse_spec(kind: str, spec: Any) -> BaseModel:
+    """Validate a raw ``spec`` mapping for ``kind``; raises pydantic's ValidationError."""
+    return KIND_TO_SPEC[kind].model_validate(spec)

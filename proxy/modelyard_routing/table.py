@@ -1,0 +1,121 @@
+"""The routing table: the one contract between the control plane and every proxy pod.
+
+It is compiled from manifests, carries the resolved provider keys, and is hashed over its content so two
+compilations of the same inputs agree on the hash whatever their generation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer
+from pydantic_core.core_schema import SerializationInfo
+
+from modelyard_routing.specs import AzureOptions, DataRetention, Provider
+
+#: Bumped on any change a proxy of the previous version could misread; proxies refuse unknown versions.
+SCHEMA_VERSION = 1
+#: Context flag that reveals secrets in a dump; without it, they stay masked (logs, reprs, status).
+REVEAL_SECRETS = "reveal_secrets"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Credential(_Frozen):
+    """A resolved ProviderCredential: where to call and with which key."""
+
+    id: str
+    provider: Provider
+    base_url: str
+    api_key: SecretStr | None = None
+    azure: AzureOptions | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    region: str | None = None
+    jurisdiction: str | None = None
+    data_retention: DataRetention | None = None
+
+    @field_serializer("api_key")
+    def _dump_key(self, key: SecretStr | None, info: SerializationInfo) -> str | None:
+        if key is None:
+            return None
+        context = info.context or {}
+        return key.get_secret_value() if context.get(REVEAL_SECRETS) else str(key)
+
+
+class Target(_Frozen):
+    """One upstream of a route, with the stable id health state is keyed by."""
+
+    id: str
+    credential: str
+    model: str
+    weight: Annotated[int, Field(ge=0)] = 1
+    priority: Annotated[int, Field(ge=0)] = 0
+
+
+class Route(_Frozen):
+    """A public model name, its aliases, and its targets in the order the manifest gave them."""
+
+    id: str
+    model: str
+    aliases: tuple[str, ...] = ()
+    targets: tuple[Target, ...]
+
+
+class RoutingTable(_Frozen):
+    """Everything a proxy pod needs to serve: routes, credentials, and hashes of the gateway API keys."""
+
+    schema_version: int = SCHEMA_VERSION
+    generation: int = 0
+    sha256: str = ""
+    routes: tuple[Route, ...] = ()
+    credentials: tuple[Credential, ...] = ()
+    api_key_sha256: tuple[str, ...] = ()
+
+    def content_hash(self) -> str:
+        """sha256 over the canonical content, secrets included, generation and hash excluded."""
+        content = self.model_dump(mode="json", exclude={"generation", "sha256"}, context={REVEAL_SECRETS: True})
+        return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+    def sealed(self, generation: int) -> RoutingTable:
+        """This table stamped with a generation and its content hash."""
+        return self.model_copy(update={"generation": generation, "sha256": self.content_hash()})
+
+    def to_wire(self) -> bytes:
+        """The full serialisation (secrets revealed) for the proxy push and the mounted Secret only."""
+        return orjson.dumps(self.model_dump(mode="json", context={REVEAL_SECRETS: True}))
+
+    @classmethod
+    def from_wire(cls, data: bytes | str | dict[str, Any]) -> RoutingTable:
+        """Parse a wire table; raises IncompatibleTableError or pydantic's ValidationError."""
+        raw = data if isinstance(data, dict) else orjson.loads(data)
+        version = raw.get("schema_version") if isinstance(raw, dict) else None
+        if version != SCHEMA_VERSION:
+            raise IncompatibleTableError(version)
+        table = cls.model_validate(raw)
+        if table.sha256 and table.sha256 != table.content_hash():
+            msg = "routing table hash does not match its content"
+            raise InvalidTableError(msg)
+        return table
+
+
+class InvalidTableError(ValueError):
+    """A table that parses but cannot be served as it stands."""
+
+
+class IncompatibleTableError(InvalidTableError):
+    """A table written for a schema version this proxy does not understand."""
+
+    def __init__(self, version: object) -> None:
+        super().__init__(
+            f"routing table schema version {version!r} is not supported (this proxy reads {SCHEMA_VERSION})"
+        )
+        self.version = version
+
+
+def hash_api_key(key: str) -> str:
+    """The form gateway API keys take in a table: plaintext keys never leave the Secret they came from."""
+    return hashlib.sha256(key.encode()).hexdigest()

@@ -1,0 +1,68 @@
+"""The aiohttp application: routes for every simulated provider, plus the control endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from modelyard_simulator import anthropic_dialect, azure_dialect, gemini_dialect, openai_dialect
+from modelyard_simulator.behaviour import ScenarioBook
+from modelyard_simulator.engine import SCENARIOS
+from modelyard_simulator.log import REQUEST_LOG, RequestLog, clear_requests, list_requests, record_requests
+
+logger = logging.getLogger(__name__)
+
+# Requests with inline images or documents are large; real providers accept tens of MB.
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
+
+
+async def _models(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/models`` is shared by OpenAI and Anthropic; ``anthropic-version`` tells them apart."""
+    if "anthropic-version" in request.headers:
+        return await anthropic_dialect.models(request)
+    return await openai_dialect.models(request)
+
+
+def create_app(scenarios: ScenarioBook | None = None) -> web.Application:
+    """Build the simulator; ``app[REQUEST_LOG]`` and ``app[SCENARIOS]`` stay mutable for tests."""
+    book = scenarios if scenarios is not None else ScenarioBook()
+    app = web.Application(middlewares=[record_requests], client_max_size=MAX_REQUEST_BYTES)
+    app[SCENARIOS] = book
+    app[REQUEST_LOG] = RequestLog(book.record_limit)
+
+    router = app.router
+    router.add_post("/v1/chat/completions", openai_dialect.chat_completions)
+    router.add_post("/v1/embeddings", openai_dialect.embeddings)
+    router.add_get("/v1/models", _models)
+
+    router.add_post("/openai/deployments/{deployment}/chat/completions", azure_dialect.deployment_chat)
+    router.add_post("/openai/deployments/{deployment}/embeddings", azure_dialect.deployment_embeddings)
+    router.add_post("/openai/v1/chat/completions", azure_dialect.v1_chat)
+    router.add_post("/openai/v1/embeddings", azure_dialect.v1_embeddings)
+    router.add_get("/openai/v1/models", azure_dialect.v1_models)
+
+    router.add_post("/v1/messages", anthropic_dialect.messages)
+    router.add_post("/v1/messages/count_tokens", anthropic_dialect.count_tokens)
+
+    for version in ("v1beta", "v1"):
+        router.add_post(f"/{version}/models/{{model_action}}", gemini_dialect.dispatch)
+    router.add_get("/v1beta/models", gemini_dialect.list_models)
+
+    router.add_get("/_simulator/requests", list_requests)
+    router.add_delete("/_simulator/requests", clear_requests)
+    return app
+
+
+async def serve(host: str, port: int, scenarios: ScenarioBook | None) -> None:
+    """Serve until cancelled (the ``modelyard simulate`` entry point)."""
+    runner = web.AppRunner(create_app(scenarios))
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        logger.info("provider simulator listening on %s", ", ".join(map(str, runner.addresses)))
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

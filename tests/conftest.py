@@ -1,0 +1,64 @@
+"""Shared fixtures: the simulator and the gateway on real loopback sockets, and official SDK clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import openai
+import pytest
+from aiohttp import test_utils
+
+from modelyard_proxy.app import create_app
+from modelyard_proxy.settings import ProxySettings
+from modelyard_proxy.store import TableStore
+from modelyard_routing import compile_inventory
+from modelyard_simulator import REQUEST_LOG, RequestLog
+from modelyard_simulator import create_app as create_simulator
+from tests.harness import DEMO_KEY, GatewayFactory, example_inventory, start_server
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[test_utils.TestServer]:
+    """The provider simulator on a real socket."""
+    server = await start_server(create_simulator())
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+def upstream_log(simulator: test_utils.TestServer) -> RequestLog:
+    """What the simulated providers received."""
+    return simulator.app[REQUEST_LOG]
+
+
+@pytest.fixture
+async def gateway_factory(simulator: test_utils.TestServer) -> AsyncIterator[GatewayFactory]:
+    """Start gateways serving the examples (optionally with extra manifests) against the simulator."""
+    servers: list[test_utils.TestServer] = []
+
+    async def start(*extra_docs: dict[str, object], settings: ProxySettings | None = None) -> test_utils.TestServer:
+        inventory = example_inventory(str(simulator.make_url("")).rstrip("/"))
+        for doc in extra_docs:
+            inventory.add_document(doc, "test")
+        store = TableStore()
+        store.apply(compile_inventory(inventory, generation=1).table)
+        server = await start_server(create_app(settings or ProxySettings(host="127.0.0.1", port=0), store))
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.close()
+
+
+@pytest.fixture
+async def gateway(gateway_factory: GatewayFactory) -> test_utils.TestServer:
+    """A gateway serving the examples."""
+    return await gateway_factory()
+
+
+@pytest.fixture
+async def client(gateway: test_utils.TestServer) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The official OpenAI SDK pointed at the gateway, with retries off so failures show as they are."""
+    async with openai.AsyncOpenAI(base_url=str(gateway.make_url("/v1")), api_key=DEMO_KEY, max_retries=0) as sdk:
+        yield sdk

@@ -1,0 +1,158 @@
+"""The same OpenAI SDK code reaches every provider schema by changing only ``model``."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+from openai.types.chat import ChatCompletionChunk
+
+from modelyard_simulator import RequestLog
+
+#: Public model name -> the path the simulated upstream must have been called on.
+PROVIDERS = {
+    "gpt-4o": "/v1/chat/completions",
+    "azure-gpt-4o": "/openai/deployments/gpt-4o-deployment/chat/completions",
+    "claude-sonnet": "/v1/messages",
+    "gemini-flash": "/v1beta/models/gemini-2.5-flash:generateContent",
+}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+@pytest.mark.parametrize("model", PROVIDERS)
+async def test_chat(client: openai.AsyncOpenAI, upstream_log: RequestLog, model: str) -> None:
+    completion = await client.chat.completions.create(
+        model=model,
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}],
+        max_tokens=50,
+    )
+    choice = completion.choices[0]
+    assert "hello there" in (choice.message.content or "")
+    assert choice.finish_reason == "stop"
+    assert completion.usage is not None
+    assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens > 0
+    assert upstream_log.last().path == PROVIDERS[model]
+
+
+@pytest.mark.parametrize("model", PROVIDERS)
+async def test_streaming_with_usage(client: openai.AsyncOpenAI, upstream_log: RequestLog, model: str) -> None:
+    stream = await client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "stream these words please"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, finish, usage = "", None, None
+    async for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            finish = choice.finish_reason or finish
+    assert "stream these words please" in text
+    assert finish == "stop"
+    assert usage is not None
+    assert usage.completion_tokens > 0
+    path = upstream_log.last().path
+    expected = PROVIDERS[model].replace(":generateContent", ":streamGenerateContent")
+    assert path == expected
+
+
+@pytest.mark.parametrize("model", PROVIDERS)
+async def test_tool_call_round_trip(client: openai.AsyncOpenAI, model: str) -> None:
+    messages: list[dict[str, object]] = [
+        {"role": "user", "content": "weather in Oslo? [simulate tool-call=get_weather]"}
+    ]
+    first = await client.chat.completions.create(model=model, messages=messages, tools=[WEATHER_TOOL])  # type: ignore[arg-type]
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.tool_calls
+    call = choice.message.tool_calls[0]
+    assert call.function.name == "get_weather"  # type: ignore[union-attr]
+    assert isinstance(json.loads(call.function.arguments), dict)  # type: ignore[union-attr]
+    messages += [
+        choice.message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": '{"temp_c": 21}'},
+        {"role": "user", "content": "thanks"},
+    ]
+    second = await client.chat.completions.create(model=model, messages=messages, tools=[WEATHER_TOOL])  # type: ignore[arg-type]
+    assert second.choices[0].finish_reason == "stop"
+
+
+@pytest.mark.parametrize("model", PROVIDERS)
+async def test_streamed_tool_calls(client: openai.AsyncOpenAI, model: str) -> None:
+    stream = await client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "weather? [simulate tool-call=get_weather]"}],
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        stream=True,
+    )
+    names, arguments, finish = [], "", None
+    async for chunk in stream:
+        for choice in chunk.choices:
+            for delta in choice.delta.tool_calls or []:
+                if delta.function and delta.function.name:
+                    names.append(delta.function.name)
+                arguments += (delta.function.arguments or "") if delta.function else ""
+            finish = choice.finish_reason or finish
+    assert names == ["get_weather"]
+    assert isinstance(json.loads(arguments), dict)
+    assert finish == "tool_calls"
+
+
+@pytest.mark.parametrize("model", ["text-embedding-3-small"])
+async def test_embeddings(client: openai.AsyncOpenAI, model: str) -> None:
+    result = await client.embeddings.create(model=model, input=["one", "two"])
+    assert [d.index for d in result.data] == [0, 1]
+    assert all(len(d.embedding) > 0 for d in result.data)
+    assert result.usage.prompt_tokens > 0
+
+
+@pytest.mark.parametrize("model", PROVIDERS)
+async def test_upstream_rate_limit_is_429_with_retry_after(client: openai.AsyncOpenAI, model: str) -> None:
+    with pytest.raises(openai.RateLimitError) as caught:
+        await client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "hi [simulate status=429 retry-after=7]"}]
+        )
+    assert caught.value.response.headers["retry-after"] == "7"
+    assert caught.value.code == "rate_limit_exceeded"
+
+
+@pytest.mark.parametrize(("status", "expected"), [(500, 502), (503, 503), (529, 503), (504, 504), (401, 502)])
+async def test_upstream_failures_map_to_gateway_statuses(
+    client: openai.AsyncOpenAI, status: int, expected: int
+) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        await client.chat.completions.create(
+            model="claude-sonnet", messages=[{"role": "user", "content": f"hi [simulate status={status}]"}]
+        )
+    assert caught.value.status_code == expected
+    assert "upstream anthropic (default/sim-anthropic)" in caught.value.message
+    assert "sk-ant-sim" not in caught.value.message
+
+
+@pytest.mark.parametrize("model", PROVIDERS)
+async def test_stream_cut_mid_way_is_an_in_band_error(client: openai.AsyncOpenAI, model: str) -> None:
+    stream = await client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "a long answer with many words [simulate cut-after-chunks=2]"}],
+        stream=True,
+    )
+    received: list[str] = []
+    with pytest.raises(openai.APIError):
+        await collect_text(stream, received)
+    assert received  # the client saw the first chunks, then an error rather than a clean end
+
+
+async def collect_text(stream: openai.AsyncStream[ChatCompletionChunk], into: list[str]) -> None:
+    """Append each content delta to ``into`` until the stream ends (or raises)."""
+    async for chunk in stream:
+        into.extend(choice.delta.content or "" for choice in chunk.choices)

@@ -1,0 +1,38 @@
+"""Helpers the tests share: example manifests pointed at a live simulator, and loopback servers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import yaml
+from aiohttp import test_utils, web
+
+from modelyard_routing import Inventory
+from modelyard_routing.manifests import manifest_files
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples" / "standalone"
+DEMO_KEY = "sk-modelyard-demo"
+EXAMPLE_SIMULATOR_URL = "http://127.0.0.1:9100"
+
+
+async def start_server(app: web.Application) -> test_utils.TestServer:
+    """Serve ``app`` on a free loopback port."""
+    server = test_utils.TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    return server
+
+
+def example_inventory(simulator_url: str, directory: Path = EXAMPLES) -> Inventory:
+    """The standalone examples, pointed at ``simulator_url`` instead of the demo's fixed port."""
+    inventory = Inventory()
+    for path in manifest_files(directory):
+        text = path.read_text().replace(EXAMPLE_SIMULATOR_URL, simulator_url)
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                inventory.add_document(doc, str(path))
+    return inventory
+
+
+GatewayFactory = Callable[..., Awaitable[test_utils.TestServer]]

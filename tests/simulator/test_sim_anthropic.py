@@ -1,0 +1,253 @@
+"""The official Anthropic SDK against the simulator's Messages API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+import anthropic
+import httpx2
+import pytest
+from aiohttp import test_utils
+
+from modelyard_simulator import Behaviour, RequestLog, ScenarioBook, ToolCall
+
+USER: Any = [{"role": "user", "content": "Weather in Oslo?"}]
+TOOLS: Any = [
+    {"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+]
+TOOL_HEADER = {"x-simulator-tool-call": json.dumps({"name": "get_weather", "arguments": {"city": "Oslo"}})}
+
+
+async def test_create_echoes_with_usage_and_request_id(
+    claude: anthropic.AsyncAnthropic, sim_log: RequestLog, api_key: str
+) -> None:
+    raw = await claude.messages.with_raw_response.create(model="claude-sim", max_tokens=100, messages=USER)
+    message = await raw.parse()
+    assert message.id.startswith("msg_01")
+    assert message.type == "message"
+    assert message.role == "assistant"
+    assert message.model == "claude-sim"
+    assert [b.type for b in message.content] == ["text"]
+    assert message.content[0].type == "text"
+    assert message.content[0].text == "echo: Weather in Oslo?"
+    assert message.stop_reason == "end_turn"
+    assert message.stop_sequence is None
+    assert message.usage.input_tokens == 3
+    assert message.usage.output_tokens == 4
+    assert message.usage.cache_creation_input_tokens == 0
+    assert message.usage.cache_read_input_tokens == 0
+    assert raw.headers["request-id"].startswith("req_")
+    assert raw.headers["anthropic-ratelimit-requests-remaining"] == "3999"
+    received = sim_log.last()
+    # anthropic 2.x sends the API key as a Bearer token, not x-api-key; the simulator accepts both.
+    assert received.header("authorization") == f"Bearer {api_key}"
+    assert received.header("anthropic-version")
+
+
+async def test_stream_text_and_final_message(claude: anthropic.AsyncAnthropic) -> None:
+    async with claude.messages.stream(model="claude-sim", max_tokens=100, messages=USER) as stream:
+        pieces = [text async for text in stream.text_stream]
+        final = await stream.get_final_message()
+    assert "".join(pieces) == "echo: Weather in Oslo?"
+    assert len(pieces) == 4
+    assert final.content[0].type == "text"
+    assert final.content[0].text == "echo: Weather in Oslo?"
+    assert final.stop_reason == "end_turn"
+    assert final.usage.output_tokens == 4
+    assert final.usage.input_tokens == 3
+
+
+async def test_stream_event_order(claude: anthropic.AsyncAnthropic) -> None:
+    stream = await claude.messages.create(model="claude-sim", max_tokens=100, messages=USER, stream=True)
+    kinds = [event.type async for event in stream]
+    assert kinds[:2] == ["message_start", "content_block_start"]
+    assert kinds[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    assert kinds.count("content_block_delta") == 4
+
+
+async def test_tool_use_create_and_stream(claude: anthropic.AsyncAnthropic) -> None:
+    message = await claude.messages.create(
+        model="claude-sim", max_tokens=100, messages=USER, tools=TOOLS, extra_headers=TOOL_HEADER
+    )
+    assert message.stop_reason == "tool_use"
+    block = message.content[-1]
+    assert block.type == "tool_use"
+    assert block.id.startswith("toolu_01")
+    assert block.name == "get_weather"
+    assert block.input == {"city": "Oslo"}
+
+    async with claude.messages.stream(
+        model="claude-sim", max_tokens=100, messages=USER, tools=TOOLS, extra_headers=TOOL_HEADER
+    ) as stream:
+        final = await stream.get_final_message()
+    streamed = final.content[-1]
+    assert streamed.type == "tool_use"
+    assert streamed.input == {"city": "Oslo"}
+    assert final.stop_reason == "tool_use"
+
+
+async def test_tool_result_turn_gets_a_text_answer(claude: anthropic.AsyncAnthropic, sim_log: RequestLog) -> None:
+    messages: Any = [
+        *USER,
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "4C"},
+                {"type": "tool_result", "tool_use_id": "toolu_2", "content": [{"type": "text", "text": "windy"}]},
+            ],
+        },
+    ]
+    message = await claude.messages.create(
+        model="claude-sim", max_tokens=100, messages=messages, tools=TOOLS, extra_headers=TOOL_HEADER
+    )
+    assert message.stop_reason == "end_turn"
+    assert message.content[0].type == "text"
+    assert message.content[0].text == "echo: 4C\nwindy"
+    blocks = sim_log.last().body["messages"][-1]["content"]
+    assert [b["type"] for b in blocks] == ["tool_result", "tool_result"]
+
+
+async def test_thinking_blocks_stream_with_signature(claude: anthropic.AsyncAnthropic) -> None:
+    async with claude.messages.stream(
+        model="claude-sim",
+        max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=USER,
+    ) as stream:
+        final = await stream.get_final_message()
+    thinking, text = final.content
+    assert thinking.type == "thinking"
+    assert thinking.thinking == "The user said: Weather in Oslo?"
+    assert thinking.signature
+    assert text.type == "text"
+    assert text.text == "echo: Weather in Oslo?"
+    assert final.usage.output_tokens == 4 + 6  # text + thinking tokens
+
+
+async def test_stop_sequence_and_max_tokens(claude: anthropic.AsyncAnthropic) -> None:
+    stopped = await claude.messages.create(
+        model="claude-sim", max_tokens=100, messages=USER, stop_sequences=["Oslo"]
+    )
+    assert stopped.stop_reason == "stop_sequence"
+    assert stopped.stop_sequence == "Oslo"
+    assert stopped.content[0].type == "text"
+    assert stopped.content[0].text == "echo: Weather in "
+
+    limited = await claude.messages.create(model="claude-sim", max_tokens=1, messages=USER)
+    assert limited.stop_reason == "max_tokens"
+    assert limited.usage.output_tokens == 1
+
+
+async def test_output_config_json_schema(claude: anthropic.AsyncAnthropic) -> None:
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    message = await claude.messages.create(
+        model="claude-sim",
+        max_tokens=100,
+        messages=USER,
+        output_config={"format": {"type": "json_schema", "schema": schema}},
+    )
+    assert message.content[0].type == "text"
+    assert json.loads(message.content[0].text) == {"answer": "Weather in Oslo?"}
+
+
+@pytest.mark.parametrize(
+    ("status", "exception", "error_type"),
+    [
+        (400, anthropic.BadRequestError, "invalid_request_error"),
+        (401, anthropic.AuthenticationError, "authentication_error"),
+        (403, anthropic.PermissionDeniedError, "permission_error"),
+        (404, anthropic.NotFoundError, "not_found_error"),
+        (429, anthropic.RateLimitError, "rate_limit_error"),
+        (500, anthropic.InternalServerError, "api_error"),
+        (529, anthropic.OverloadedError, "overloaded_error"),
+        (418, anthropic.APIStatusError, "invalid_request_error"),
+    ],
+)
+async def test_error_statuses(
+    claude: anthropic.AsyncAnthropic, status: int, exception: type[anthropic.APIStatusError], error_type: str
+) -> None:
+    with pytest.raises(exception) as caught:
+        await claude.messages.create(
+            model="claude-sim",
+            max_tokens=100,
+            messages=USER,
+            extra_headers={"x-simulator-status": str(status), "x-simulator-retry-after": "1"},
+        )
+    assert caught.value.status_code == status
+    body = caught.value.body
+    assert isinstance(body, dict)
+    assert body["type"] == "error"
+    assert body["error"]["type"] == error_type
+    assert body["request_id"] == caught.value.request_id
+    assert caught.value.response.headers["retry-after"] == "1"
+
+
+async def test_mid_stream_overloaded_error(claude: anthropic.AsyncAnthropic) -> None:
+    seen: list[str] = []
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        async with claude.messages.stream(
+            model="claude-sim", max_tokens=100, messages=USER, extra_headers={"x-simulator-mid-stream-error": "1"}
+        ) as stream:
+            async for text in stream.text_stream:
+                seen.append(text)
+    assert seen == ["echo:"]
+    body = caught.value.body
+    assert isinstance(body, dict)
+    assert body["error"]["type"] == "overloaded_error"
+
+
+async def test_cut_stream_raises(claude: anthropic.AsyncAnthropic) -> None:
+    # The Anthropic SDK does not wrap transport errors raised while iterating a stream.
+    with pytest.raises(httpx2.RemoteProtocolError, match="incomplete chunked read"):
+        async with claude.messages.stream(
+            model="claude-sim", max_tokens=100, messages=USER, extra_headers={"x-simulator-cut-after-chunks": "1"}
+        ) as stream:
+            await stream.get_final_message()
+
+
+async def test_count_tokens(claude: anthropic.AsyncAnthropic) -> None:
+    counted = await claude.messages.count_tokens(model="claude-sim", messages=USER, system="Be brief.")
+    assert counted.input_tokens == 5
+
+
+async def test_wrong_key(claude: anthropic.AsyncAnthropic, book: ScenarioBook) -> None:
+    book.models = {"claude-*": Behaviour(require_key="other")}
+    with pytest.raises(anthropic.AuthenticationError) as caught:
+        await claude.messages.create(model="claude-sim", max_tokens=10, messages=USER)
+    assert "invalid x-api-key" in caught.value.message
+
+
+async def test_tool_call_from_directive(claude: anthropic.AsyncAnthropic) -> None:
+    prompt: Any = [{"role": "user", "content": "[simulate tool-call=get_weather] go"}]
+    message = await claude.messages.create(model="claude-sim", max_tokens=100, messages=prompt, tools=TOOLS)
+    assert message.content[-1].type == "tool_use"
+    assert message.content[-1].input == {}
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "message"),
+    [
+        ({}, {"model": "m", "max_tokens": 5, "messages": USER}, "anthropic-version: header is required"),
+        ({"anthropic-version": "2023-06-01"}, {"model": "m", "messages": USER}, "max_tokens: Field required"),
+        (
+            {"anthropic-version": "2023-06-01"},
+            {"model": "m", "max_tokens": 5, "messages": USER, "thinking": {"type": "enabled", "budget_tokens": 1024}},
+            "`max_tokens` must be greater than `thinking.budget_tokens`.",
+        ),
+    ],
+)
+async def test_request_validation(
+    sim: test_utils.TestServer, headers: dict[str, str], body: dict[str, Any], message: str
+) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(sim.make_url("/v1/messages"), json=body, headers=headers) as response,
+    ):
+        assert response.status == 400
+        payload = await response.json()
+    assert payload["type"] == "error"
+    assert payload["error"] == {"type": "invalid_request_error", "message": message}
+    assert payload["request_id"] == response.headers["request-id"]
