@@ -43,6 +43,7 @@ def call_context(inbound: Inbound, route_name: str, resolved: ResolvedTarget, re
         include_usage=include_usage,
         created=int(time.time()),
         completion_id=f"chatcmpl-{request_id}",
+        encoding_format="base64" if body.get("encoding_format") == "base64" else "float",
     )
 
 

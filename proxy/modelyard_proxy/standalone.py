@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Protocol
 
 from aiohttp import web
 
@@ -70,6 +71,7 @@ class ManifestFolder:
             log.warning("serving without %s", problem)
         current = self.store.current
         if current is not None and current.table.sha256 == result.table.sha256:
+            self.store.last_error = None  # the folder is back to what is being served
             return result
         try:
             self.store.apply(result.table)
@@ -84,20 +86,40 @@ class ManifestFolder:
 
     async def watch(self, interval: float, on_reload: Callable[[], None] | None = None) -> None:
         """Poll forever, reloading on change."""
-        while True:
-            await asyncio.sleep(interval)
-            if self.changed():
-                log.info("manifests in %s changed, recompiling", self.directory)
-                self.reload()
-                if on_reload is not None:
-                    on_reload()
+        await poll_for_changes(self, interval, on_reload)
+
+    def __str__(self) -> str:
+        return f"manifests in {self.directory}"
 
 
-def watch_folder(folder: ManifestFolder, interval: float = 1.0) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A ``cleanup_ctx`` entry that runs the folder watcher for the app's lifetime."""
+class Reloadable(Protocol):
+    """A table source polled for changes: a manifest folder, or the table file mounted from a Secret."""
+
+    def changed(self) -> bool:
+        """Whether the source differs from what was last loaded."""
+        ...
+
+    def reload(self) -> object:
+        """Load the source into the store (keeping the served table if the source is bad)."""
+        ...
+
+
+async def poll_for_changes(source: Reloadable, interval: float, on_reload: Callable[[], None] | None = None) -> None:
+    """Poll ``source`` forever, reloading it whenever it changed."""
+    while True:
+        await asyncio.sleep(interval)
+        if source.changed():
+            log.info("%s changed, reloading", source)
+            source.reload()
+            if on_reload is not None:
+                on_reload()
+
+
+def watch_source(source: Reloadable, interval: float = 1.0) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A ``cleanup_ctx`` entry that polls ``source`` for the app's lifetime."""
 
     async def context(_: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(folder.watch(interval))
+        task = asyncio.create_task(poll_for_changes(source, interval))
         yield
         task.cancel()
 

@@ -108,12 +108,79 @@ async def test_streamed_tool_calls(client: openai.AsyncOpenAI, model: str) -> No
     assert finish == "tool_calls"
 
 
-@pytest.mark.parametrize("model", ["text-embedding-3-small"])
+@pytest.mark.parametrize("model", ["text-embedding-3-small", "gemini-embedding"])
 async def test_embeddings(client: openai.AsyncOpenAI, model: str) -> None:
-    result = await client.embeddings.create(model=model, input=["one", "two"])
-    assert [d.index for d in result.data] == [0, 1]
-    assert all(len(d.embedding) > 0 for d in result.data)
-    assert result.usage.prompt_tokens > 0
+    floats = await client.embeddings.create(model=model, input=["one", "two"], encoding_format="float")
+    assert [d.index for d in floats.data] == [0, 1]
+    assert all(len(d.embedding) > 0 for d in floats.data)
+    # The SDK asks for base64 by default and decodes it itself: the vectors must survive the round trip.
+    decoded = await client.embeddings.create(model=model, input=["one", "two"])
+    for base64_item, float_item in zip(decoded.data, floats.data, strict=True):
+        assert base64_item.embedding == pytest.approx(float_item.embedding, rel=1e-6)
+
+
+async def test_embeddings_refused_by_a_chat_only_provider(client: openai.AsyncOpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.embeddings.create(model="claude-sonnet", input="one")
+    assert "embeddings" in caught.value.message
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+    "required": ["city", "days"],
+    "additionalProperties": False,
+}
+#: Where each provider's native structured-output switch must appear in the upstream request.
+NATIVE_SCHEMA = {
+    "gpt-4o": lambda body: body["response_format"]["json_schema"]["schema"],
+    "azure-gpt-4o": lambda body: body["response_format"]["json_schema"]["schema"],
+    "claude-sonnet": lambda body: body["output_config"]["format"]["schema"],
+    "gemini-flash": lambda body: body["generationConfig"]["responseJsonSchema"],
+}
+
+
+@pytest.mark.parametrize("model", PROVIDERS)
+async def test_structured_output_uses_each_providers_native_mechanism(
+    client: openai.AsyncOpenAI, upstream_log: RequestLog, model: str
+) -> None:
+    completion = await client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "plan a trip"}],
+        response_format={"type": "json_schema", "json_schema": {"name": "trip", "schema": SCHEMA, "strict": True}},
+    )
+    assert isinstance(json.loads(completion.choices[0].message.content or ""), dict)
+    assert NATIVE_SCHEMA[model](upstream_log.last().body) == SCHEMA
+
+
+#: Where each provider's thinking control must appear for ``reasoning_effort="high"``.
+NATIVE_REASONING = {
+    "gpt-4o": lambda body: body["reasoning_effort"] == "high",
+    "azure-gpt-4o": lambda body: body["reasoning_effort"] == "high",
+    "claude-sonnet": lambda body: body["thinking"]["type"] == "enabled" and body["thinking"]["budget_tokens"] >= 1024,
+    "gemini-flash": lambda body: body["generationConfig"]["thinkingConfig"]["thinkingBudget"] > 0,
+}
+
+
+@pytest.mark.parametrize("model", PROVIDERS)
+async def test_reasoning_effort_maps_to_each_providers_thinking_control(
+    client: openai.AsyncOpenAI, upstream_log: RequestLog, model: str
+) -> None:
+    completion = await client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "think hard"}], reasoning_effort="high"
+    )
+    assert completion.choices[0].message.content
+    assert NATIVE_REASONING[model](upstream_log.last().body)
+
+
+@pytest.mark.parametrize("model", ["claude-sonnet"])
+async def test_parameter_a_provider_cannot_honour_is_refused_not_dropped(
+    client: openai.AsyncOpenAI, model: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], logprobs=True)
+    assert caught.value.code == "unsupported_parameter"
+    assert caught.value.param == "logprobs"
 
 
 @pytest.mark.parametrize("model", PROVIDERS)
@@ -143,7 +210,12 @@ async def test_upstream_failures_map_to_gateway_statuses(
 async def test_stream_cut_mid_way_is_an_in_band_error(client: openai.AsyncOpenAI, model: str) -> None:
     stream = await client.chat.completions.create(
         model=model,
-        messages=[{"role": "user", "content": "a long answer with many words [simulate cut-after-chunks=2]"}],
+        messages=[
+            {
+                "role": "user",
+                "content": "a long answer with many words [simulate cut-after-chunks=2 token-interval-ms=30]",
+            }
+        ],
         stream=True,
     )
     received: list[str] = []

@@ -37,6 +37,8 @@ class CallContext:
     include_usage: bool = False
     created: int = 0
     completion_id: str = "chatcmpl-modelyard"
+    #: Embeddings only: ``float`` or ``base64``, for adapters that must encode vectors themselves.
+    encoding_format: str = "float"
 
 
 @dataclasses.dataclass(slots=True)

@@ -15,7 +15,7 @@ import orjson
 
 from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.providers.base import CallContext, Inbound, ProviderAdapter, StreamTranslator, UpstreamCall
-from modelyard_proxy.providers.gemini_embeddings import embeddings_body, embeddings_list, encoding_format
+from modelyard_proxy.providers.gemini_embeddings import embeddings_body, embeddings_list
 from modelyard_proxy.providers.gemini_errors import error_from_body
 from modelyard_proxy.providers.gemini_request import chat_body
 from modelyard_proxy.providers.gemini_response import chat_completion
@@ -43,10 +43,7 @@ class GeminiAdapter(ProviderAdapter):
         return _call(ctx, "batchEmbedContents", embeddings_body(inbound.body, model_path(ctx.upstream_model)))
 
     def embeddings_result(self, payload: bytes, ctx: CallContext) -> bytes:
-        # The client's encoding_format must reach here through the context; until CallContext carries it,
-        # answers are floats (what OpenAI sends when none was asked for).
-        encoding = getattr(ctx, "encoding_format", None) or "float"
-        return embeddings_list(payload, ctx.upstream_model, encoding_format({"encoding_format": encoding}))
+        return embeddings_list(payload, ctx.upstream_model, ctx.encoding_format)
 
     def error_from(self, status: int, headers: Mapping[str, str], payload: bytes, ctx: CallContext) -> GatewayError:
         return error_from_body(status, headers, payload, ctx.credential)

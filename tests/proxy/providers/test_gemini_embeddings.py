@@ -31,13 +31,6 @@ VALUES = [[0.015625, -0.5, 0.25], [1.0, 0.0, -0.125]]
 GEMINI_ANSWER = orjson.dumps({"embeddings": [{"values": v} for v in VALUES]})
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class EncodingContext(CallContext):
-    """The context as the relay is asked to build it: carrying the client's encoding_format."""
-
-    encoding_format: str = "float"
-
-
 def upstream(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     call = GeminiAdapter().embeddings_call(Inbound(body, orjson.dumps(body)), CTX)
     return call.url, orjson.loads(call.body)
@@ -81,9 +74,7 @@ def test_float_answer() -> None:
 
 
 def test_base64_answer_is_little_endian_float32() -> None:
-    context = EncodingContext(
-        **{f.name: getattr(CTX, f.name) for f in dataclasses.fields(CTX)}, encoding_format="base64"
-    )
+    context = dataclasses.replace(CTX, encoding_format="base64")
     result = orjson.loads(GeminiAdapter().embeddings_result(GEMINI_ANSWER, context))
     decoded = [list(struct.unpack("<3f", base64.b64decode(item["embedding"]))) for item in result["data"]]
     assert decoded == VALUES  # the fixture's values are exact in float32

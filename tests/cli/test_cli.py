@@ -1,0 +1,187 @@
+"""The ``modelyard`` command as users run it: real processes, real ports, the README's own snippets."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import DEMO_KEY, EXAMPLE_SIMULATOR_URL, EXAMPLES, REPO
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def modelyard(*args: str) -> list[str]:
+    return [sys.executable, "-m", "modelyard", *args]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def get_json(url: str, key: str | None = None) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def wait_for(predicate: object, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if predicate():  # type: ignore[operator]
+                return
+        time.sleep(0.1)
+    pytest.fail("condition not reached in time")
+
+
+@contextlib.contextmanager
+def process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``args`` for the block's duration, its output in ``log`` (a pipe could fill and stall it)."""
+    with log.open("wb") as output:
+        proc = subprocess.Popen(args, cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """``make run`` on free ports: the simulator plus ``modelyard serve`` on a copy of the examples."""
+    sim_port, gw_port = free_port(), free_port()
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    for path in EXAMPLES.glob("*.yaml"):
+        (folder / path.name).write_text(path.read_text().replace(EXAMPLE_SIMULATOR_URL, f"http://127.0.0.1:{sim_port}"))
+    with (
+        process(modelyard("simulate", "--port", str(sim_port)), tmp_path / "simulator.log"),
+        process(
+            modelyard(
+                "serve",
+                "--manifests",
+                str(folder),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(gw_port),
+                "--reload-interval",
+                "0.2",
+            ),
+            tmp_path / "gateway.log",
+        ),
+    ):
+        base = f"http://127.0.0.1:{gw_port}"
+        wait_for(lambda: get_json(f"{base}/readyz")[0] == 200)
+        wait_for(lambda: get_json(f"http://127.0.0.1:{sim_port}/v1/models")[0] == 200)
+        yield base, folder
+
+
+def readme_block(language: str) -> str:
+    match = re.search(rf"```{language}\n(.*?)```", (REPO / "README.md").read_text(), re.DOTALL)
+    assert match, f"README has no {language} block"
+    return match.group(1)
+
+
+def test_readme_python_snippet_reaches_every_provider(demo: tuple[str, Path]) -> None:
+    base, _ = demo
+    code = readme_block("python").replace("http://127.0.0.1:8080", base)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    for model in ("gpt-4o", "azure-gpt-4o", "claude-sonnet", "gemini-flash"):
+        assert f"{model} -> echo: Hello!" in result.stdout
+
+
+def test_readme_curl_snippet(demo: tuple[str, Path]) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    base, _ = demo
+    blocks = re.findall(r"```sh\n(.*?)```", (REPO / "README.md").read_text(), re.DOTALL)
+    curl = next(block for block in blocks if block.startswith("curl"))
+    result = subprocess.run(
+        ["bash", "-c", curl.replace("http://127.0.0.1:8080", base)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["object"] == "chat.completion"
+    assert body["choices"][0]["message"]["content"] == "echo: Hello!"
+
+
+def test_serve_reloads_on_change_and_keeps_the_last_good_table(demo: tuple[str, Path]) -> None:
+    base, folder = demo
+    routes = folder / "routes.yaml"
+    routes.write_text(routes.read_text().replace("model: gemini-flash\n", "model: gemini-fast\n"))
+
+    def served() -> set[str]:
+        status, body = get_json(f"{base}/v1/models", DEMO_KEY)
+        assert status == 200
+        return {str(m["id"]) for m in body["data"]}  # type: ignore[index, union-attr]
+
+    wait_for(lambda: "gemini-fast" in served())
+    (folder / "broken.yaml").write_text(
+        "apiVersion: modelyard.io/v1alpha1\nkind: ModelRoute\nmetadata: {name: b}\nspec: {model: b}\n"
+    )
+    wait_for(lambda: get_json(f"{base}/readyz")[1]["lastError"] is not None)
+    _, ready = get_json(f"{base}/readyz")
+    assert "ModelRoute default/b" in str(ready["lastError"])
+    assert "gemini-fast" in served()
+    assert ready["generation"] == 2
+
+
+def test_compile_prints_the_table_with_keys_masked() -> None:
+    result = subprocess.run(
+        modelyard("compile", "--manifests", str(EXAMPLES)), capture_output=True, text=True, check=False, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert len(report["table"]["routes"]) == 6
+    assert "sk-ant-sim" not in result.stdout
+    assert report["table"]["credentials"][0]["api_key"] == "**********"
+
+
+def test_compile_exits_non_zero_on_unresolved_references() -> None:
+    result = subprocess.run(
+        modelyard("compile", "--manifests", str(REPO / "examples" / "providers")),
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+    )
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    conditions = report["conditions"]["ModelRoute default/claude"]
+    assert {"type": "ResolvedRefs", "status": "False"}.items() <= conditions[1].items()
+
+
+def test_serve_refuses_a_missing_folder(tmp_path: Path) -> None:
+    result = subprocess.run(
+        modelyard("serve", "--manifests", str(tmp_path / "missing")),
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+    )
+    assert result.returncode == 2
+    assert "is not a folder" in result.stderr
