@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 
 import openai
 import pytest
+import pytest_asyncio
 from aiohttp import test_utils
 
 from modelyard_proxy.app import create_app
@@ -15,6 +17,24 @@ from modelyard_routing import compile_inventory
 from modelyard_simulator import REQUEST_LOG, RequestLog
 from modelyard_simulator import create_app as create_simulator
 from tests.harness import DEMO_KEY, GatewayFactory, example_inventory, start_server
+
+
+@pytest.fixture(autouse=True)
+def _event_loop_for_sync_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Give each sync test a loop that is closed afterwards.
+
+    looptime's ``pytest_pyfunc_call`` asks the event-loop policy for a loop even in sync tests; without one
+    set, the policy creates a loop nobody closes, and its ResourceWarning (an error here) surfaces in
+    whichever later test the garbage collector happens to run in.
+    """
+    if pytest_asyncio.is_async_test(request.node):
+        yield
+        return
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    asyncio.set_event_loop(None)
+    loop.close()
 
 
 @pytest.fixture

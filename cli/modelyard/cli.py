@@ -7,21 +7,44 @@ import dataclasses
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from modelyard_proxy.server import build_standalone_app, run_event_loop, serve_until_stopped  # noqa: PLC0415
+    from modelyard_proxy import server  # noqa: PLC0415
     from modelyard_proxy.settings import ProxySettings  # noqa: PLC0415
+    from modelyard_routing.push import AdminToken  # noqa: PLC0415
 
     settings = ProxySettings()
-    for name in ("host", "port", "max_body_bytes"):
+    for name in ("host", "port", "max_body_bytes", "admin_port", "admin_token_file"):
         if getattr(args, name) is not None:
             settings = dataclasses.replace(settings, **{name: getattr(args, name)})
-    if not args.manifests.is_dir():
-        print(f"modelyard serve: {args.manifests} is not a folder", file=sys.stderr)
-        return 2
-    app = build_standalone_app(settings, args.manifests, args.reload_interval)
-    run_event_loop(serve_until_stopped(app, settings.host, settings.port, access_log=settings.access_log))
+    also: list[tuple[web.Application, int]] = []
+    if args.manifests is not None:
+        if not args.manifests.is_dir():
+            print(f"modelyard serve: {args.manifests} is not a folder", file=sys.stderr)
+            return 2
+        if args.admin_port is not None:
+            print("modelyard serve: --admin-port takes pushes from the operator; use it with --table", file=sys.stderr)
+            return 2
+        app = server.build_standalone_app(settings, args.manifests, args.reload_interval)
+    else:
+        app = server.build_table_app(settings, args.table, args.reload_interval)
+        if settings.admin_port is not None:
+            token = AdminToken.from_env(settings.admin_token_file, "MODELYARD_ADMIN_TOKEN")
+            if not token.value():
+                print(
+                    "modelyard serve: the admin port needs a token (--admin-token-file or MODELYARD_ADMIN_TOKEN)",
+                    file=sys.stderr,
+                )
+                return 2
+            also.append((server.build_admin_app(app, token), settings.admin_port))
+    server.run_event_loop(
+        server.serve_until_stopped(app, settings.host, settings.port, access_log=settings.access_log, also=also)
+    )
     return 0
 
 
@@ -60,20 +83,44 @@ def _compile(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _operator(args: argparse.Namespace) -> int:
+    from modelyard_operator.run import main as run_operator  # noqa: PLC0415
+    from modelyard_operator.settings import OperatorSettings  # noqa: PLC0415
+
+    settings = OperatorSettings()
+    if args.all_namespaces:
+        settings = dataclasses.replace(settings, watch_namespaces=())
+    elif args.watch_namespace:
+        settings = dataclasses.replace(settings, watch_namespaces=tuple(args.watch_namespace))
+    for name in ("namespace", "kubeconfig", "proxy_service", "table_secret", "admin_token_file"):
+        if getattr(args, name) is not None:
+            settings = dataclasses.replace(settings, **{name: getattr(args, name)})
+    run_operator(settings)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``modelyard`` argument parser."""
     parser = argparse.ArgumentParser(prog="modelyard", description=__doc__)
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="serve the OpenAI-compatible API from a folder of manifests")
-    serve.add_argument(
-        "--manifests", type=Path, required=True, help="folder of ModelRoute/ProviderCredential/Secret YAML"
+    serve = commands.add_parser("serve", help="serve the OpenAI-compatible API from manifests or the operator's table")
+    source = serve.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--manifests", type=Path, help="standalone: folder of ModelRoute/ProviderCredential/Secret YAML"
     )
+    source.add_argument("--table", type=Path, help="operator mode: the routing-table file mounted from its Secret")
     serve.add_argument("--host", default=None, help="listen address (default 0.0.0.0, env MODELYARD_HOST)")
     serve.add_argument("--port", type=int, default=None, help="listen port (default 8080, env MODELYARD_PORT)")
     serve.add_argument("--max-body-bytes", type=int, default=None, help="request body limit (default 32 MiB)")
-    serve.add_argument("--reload-interval", type=float, default=1.0, help="seconds between manifest checks")
+    serve.add_argument("--reload-interval", type=float, default=1.0, help="seconds between manifest/table checks")
+    serve.add_argument(
+        "--admin-port", type=int, default=None, help="port for operator pushes (env MODELYARD_ADMIN_PORT)"
+    )
+    serve.add_argument(
+        "--admin-token-file", type=Path, default=None, help="admin bearer token file (env MODELYARD_ADMIN_TOKEN_FILE)"
+    )
     serve.set_defaults(run=_serve)
 
     simulate = commands.add_parser("simulate", help="serve simulated OpenAI, Anthropic and Gemini APIs")
@@ -81,6 +128,24 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--port", type=int, default=9100)
     simulate.add_argument("--scenarios", type=Path, default=None, help="YAML scenario book (per-model behaviour)")
     simulate.set_defaults(run=_simulate)
+
+    operator = commands.add_parser("operator", help="run the control plane: compile routes, program the proxies")
+    scope = operator.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--watch-namespace",
+        action="append",
+        metavar="NS",
+        help="serve routes of this namespace (repeatable; default all, env MODELYARD_WATCH_NAMESPACES)",
+    )
+    scope.add_argument("--all-namespaces", action="store_true", help="serve routes of every namespace")
+    operator.add_argument("--namespace", help="where the proxies and the table Secret live (env MODELYARD_NAMESPACE)")
+    operator.add_argument("--kubeconfig", type=Path, help="kubeconfig outside the cluster (env KUBECONFIG)")
+    operator.add_argument("--proxy-service", help="the proxies' Service (env MODELYARD_PROXY_SERVICE)")
+    operator.add_argument("--table-secret", help="the Secret the table is written to (env MODELYARD_TABLE_SECRET)")
+    operator.add_argument(
+        "--admin-token-file", type=Path, help="admin bearer token file (env MODELYARD_ADMIN_TOKEN_FILE)"
+    )
+    operator.set_defaults(run=_operator)
 
     compile_ = commands.add_parser("compile", help="compile manifests and print the routing table (keys masked)")
     compile_.add_argument("--manifests", type=Path, required=True, help="a manifest file or folder")

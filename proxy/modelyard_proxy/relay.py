@@ -11,6 +11,7 @@ import asyncio
 import io
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import orjson
@@ -47,40 +48,48 @@ def call_context(inbound: Inbound, route_name: str, resolved: ResolvedTarget, re
     )
 
 
+Attempt = Callable[[ResolvedTarget, CallContext], Awaitable[web.StreamResponse]]
+
+
 async def relay_chat(request: web.Request, inbound: Inbound, name: str, route: ResolvedRoute) -> web.StreamResponse:
     """Serve one chat completion over the route's targets."""
+
+    async def attempt(resolved: ResolvedTarget, ctx: CallContext) -> web.StreamResponse:
+        call = resolved.adapter.chat_call(inbound, ctx)
+        if ctx.stream:
+            return await _stream(request, resolved, call, ctx)
+        payload = await _exchange(request, resolved, call, ctx)
+        return _json_response(resolved.adapter.chat_result(payload, ctx))
+
+    return await _over_targets(request, inbound, name, route, attempt)
+
+
+async def relay_embeddings(
+    request: web.Request, inbound: Inbound, name: str, route: ResolvedRoute
+) -> web.StreamResponse:
+    """Serve one embeddings request over the route's targets."""
+
+    async def attempt(resolved: ResolvedTarget, ctx: CallContext) -> web.StreamResponse:
+        payload = await _exchange(request, resolved, resolved.adapter.embeddings_call(inbound, ctx), ctx)
+        return _json_response(resolved.adapter.embeddings_result(payload, ctx))
+
+    return await _over_targets(request, inbound, name, route, attempt)
+
+
+async def _over_targets(
+    request: web.Request, inbound: Inbound, name: str, route: ResolvedRoute, attempt: Attempt
+) -> web.StreamResponse:
+    """Try targets in order until one answers; only a retryable failure moves on to the next."""
     last: GatewayError | None = None
     for resolved in route.targets:
-        ctx = call_context(inbound, name, resolved, request[REQUEST_ID])
-        call = resolved.adapter.chat_call(inbound, ctx)
         try:
-            if ctx.stream:
-                return await _stream(request, resolved, call, ctx)
-            payload = await _exchange(request, resolved, call, ctx)
-            return _json_response(resolved.adapter.chat_result(payload, ctx))
+            return await attempt(resolved, call_context(inbound, name, resolved, request[REQUEST_ID]))
         except GatewayError as exc:
             if not exc.retryable:
                 raise
             last = exc
             log.warning("target %s failed (%s), trying the next one", resolved.target.id, exc.code)
-    assert last is not None
-    raise last
-
-
-async def relay_embeddings(request: web.Request, inbound: Inbound, name: str, route: ResolvedRoute) -> web.Response:
-    """Serve one embeddings request over the route's targets."""
-    last: GatewayError | None = None
-    for resolved in route.targets:
-        ctx = call_context(inbound, name, resolved, request[REQUEST_ID])
-        call = resolved.adapter.embeddings_call(inbound, ctx)
-        try:
-            payload = await _exchange(request, resolved, call, ctx)
-            return _json_response(resolved.adapter.embeddings_result(payload, ctx))
-        except GatewayError as exc:
-            if not exc.retryable:
-                raise
-            last = exc
-    assert last is not None
+    assert last is not None  # a compiled route always has at least one target
     raise last
 
 

@@ -1,4 +1,8 @@
-"""Runs the proxy: one event loop (uvloop when installed), graceful shutdown on SIGTERM."""
+"""Runs the proxy: one event loop (uvloop when installed), graceful shutdown on SIGTERM.
+
+Two ways to get a table: standalone mode compiles a manifest folder; operator mode follows the table file
+mounted from the operator's Secret and takes pushes on the admin port. Both serve the same public app.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,20 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from modelyard_proxy.admin import create_admin_app
 from modelyard_proxy.app import create_app
+from modelyard_proxy.keys import STORE
 from modelyard_proxy.settings import ProxySettings
-from modelyard_proxy.standalone import ManifestFolder, watch_folder
+from modelyard_proxy.standalone import ManifestFolder, watch_source
 from modelyard_proxy.store import TableStore
+from modelyard_proxy.tablefile import TableFile
+from modelyard_routing.push import AdminToken
 
 log = logging.getLogger(__name__)
 
@@ -26,28 +34,56 @@ def build_standalone_app(settings: ProxySettings, manifests: Path, reload_interv
     folder = ManifestFolder(manifests, store)
     folder.reload()
     app = create_app(settings, store)
-    app.cleanup_ctx.append(watch_folder(folder, reload_interval))
+    app.cleanup_ctx.append(watch_source(folder, reload_interval))
     return app
 
 
-async def serve_until_stopped(app: web.Application, host: str, port: int, *, access_log: bool = True) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM; a client disconnect cancels its handler (and upstream call)."""
-    runner = web.AppRunner(
-        app, handler_cancellation=True, access_log=logging.getLogger("aiohttp.access") if access_log else None
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
-    log.info("serving on http://%s:%d", host, port)
+def build_table_app(settings: ProxySettings, table: Path, reload_interval: float) -> web.Application:
+    """The public app serving the operator's table file (which may not exist yet), re-read when it changes."""
+    store = TableStore(settings.api_keys)
+    source = TableFile(table, store)
+    source.reload()
+    app = create_app(settings, store)
+    app.cleanup_ctx.append(watch_source(source, reload_interval))
+    return app
+
+
+def build_admin_app(public: web.Application, token: AdminToken) -> web.Application:
+    """The admin app loading pushed tables into the store ``public`` serves."""
+    return create_admin_app(public[STORE], token)
+
+
+async def serve_until_stopped(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    access_log: bool = True,
+    also: Sequence[tuple[web.Application, int]] = (),
+) -> None:
+    """Serve ``app`` (and each ``(app, port)`` in ``also``, without access log) until SIGINT or SIGTERM.
+
+    A client disconnect cancels its handler, and so its upstream call.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    runners: list[web.AppRunner] = []
     try:
+        for served, served_port, logged in [(app, port, access_log), *((a, p, False) for a, p in also)]:
+            runner = web.AppRunner(
+                served, handler_cancellation=True, access_log=logging.getLogger("aiohttp.access") if logged else None
+            )
+            runners.append(runner)
+            await runner.setup()
+            await web.TCPSite(runner, host, served_port, reuse_address=True).start()
+            log.info("serving on http://%s:%d", host, served_port)
         await stop.wait()
     finally:
-        await runner.cleanup()
+        for runner in reversed(runners):
+            await runner.cleanup()
 
 
 def run_event_loop(main: Coroutine[Any, Any, None]) -> None:

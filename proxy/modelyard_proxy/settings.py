@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 MiB = 1024 * 1024
 
@@ -38,3 +39,9 @@ class ProxySettings:
         )
     )
     access_log: bool = dataclasses.field(default_factory=lambda: os.environ.get("MODELYARD_ACCESS_LOG", "1") != "0")
+    #: Port of the admin app the operator pushes tables to (operator mode only); None serves no admin port.
+    admin_port: int | None = dataclasses.field(default_factory=lambda: _env_int("MODELYARD_ADMIN_PORT", 0) or None)
+    #: File holding the admin bearer token (a mounted Secret, re-read on change); else MODELYARD_ADMIN_TOKEN.
+    admin_token_file: Path | None = dataclasses.field(
+        default_factory=lambda: Path(p) if (p := os.environ.get("MODELYARD_ADMIN_TOKEN_FILE")) else None
+    )

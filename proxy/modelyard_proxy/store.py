@@ -73,6 +73,14 @@ class CompiledTable:
         )
 
 
+class StaleTableError(InvalidTableError):
+    """A table no newer than the one served (an older generation, or the same one with other content)."""
+
+    def __init__(self, message: str, *, conflict: bool) -> None:
+        super().__init__(message)
+        self.conflict = conflict
+
+
 class TableStore:
     """Holds the current compiled table and the reason the last rejected one was refused."""
 
@@ -97,6 +105,25 @@ class TableStore:
             len(table.routes),
         )
         return compiled
+
+    def apply_newer(self, table: RoutingTable) -> bool:
+        """Apply ``table`` only if its generation is newer; False if it is exactly the table being served.
+
+        Pushes and the mounted file can arrive in any order, so generations only move forward: an older one
+        raises StaleTableError (and is not recorded as ``last_error``, since nothing is wrong with the served one).
+        """
+        served = self.current.table if self.current else None
+        if served is not None and table.generation <= served.generation:
+            if table.generation == served.generation and table.sha256 == served.sha256:
+                return False
+            conflict = table.generation == served.generation
+            msg = (
+                f"generation {table.generation} {'has other content than' if conflict else 'is older than'} "
+                f"the served generation {served.generation}"
+            )
+            raise StaleTableError(msg, conflict=conflict)
+        self.apply(table)
+        return True
 
     def reject(self, reason: str) -> None:
         """Record why a candidate table was refused; the current one keeps serving."""

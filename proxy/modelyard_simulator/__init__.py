@@ -1,6 +1,15 @@
 """Provider simulator: OpenAI, Azure OpenAI, Anthropic and Gemini wire formats with scripted behaviour.
 
 Used by the test suite, the ``make run`` demo and ``modelyard simulate`` for rehearsing outages.
+Behaviour comes from a scenario book (YAML, camelCase keys, model names may be globs)::
+
+    default: {latencyMs: 20, tokenIntervalMs: 5}
+    models:
+      claude-*: {status: 529, retryAfter: 2}
+
+and per request from ``x-simulator-<field>`` headers (``x-simulator-status: 429``) or a
+``[simulate status=503 retry-after=1]`` directive in the last user message, which gateways
+forward. Precedence: header > directive > per-model > default.
 """
 
 from modelyard_simulator.app import create_app, serve

@@ -37,6 +37,7 @@ class AzureDialect(OpenAIDialect):
     """Azure's differences from OpenAI: key header, 401 wording, headers, content-filter annotations."""
 
     content_filter_annotations = True
+    key_required = True
 
     def presented_key(self, request: web.Request) -> str | None:
         return request.headers.get("api-key") or bearer(request)

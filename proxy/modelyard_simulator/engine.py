@@ -39,6 +39,8 @@ class Dialect(ABC):
     """A provider's conventions that are not part of any one payload."""
 
     invalid_json_message = "Invalid JSON body."
+    # Whether a request without any credential is rejected even when no key is scripted.
+    key_required = False
     # The in-stream error a provider sends when generation fails after the 200.
     stream_failure_status = 500
     stream_error_event: str | None = None
@@ -129,7 +131,8 @@ async def serve_exchange(
         retry_after = behaviour.retry_after
         await sleep_ms(behaviour.latency_ms)
         presented = dialect.presented_key(request)
-        if behaviour.require_key is not None and presented != behaviour.require_key:
+        wrong_key = behaviour.require_key is not None and presented != behaviour.require_key
+        if wrong_key or (dialect.key_required and not presented):
             raise dialect.auth_failure(presented)
         if not 200 <= behaviour.status < 300:
             raise Failure(behaviour.status, behaviour.error_message)

@@ -8,6 +8,7 @@ provider fails the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -68,8 +69,9 @@ async def send_body(
     response.content_type = content_type
     response.content_length = len(body)
     await response.prepare(request)
-    await response.write(body[: len(body) // 2])
-    cut_connection(request)
+    with contextlib.suppress(ConnectionError):  # the client may already be gone
+        await response.write(body[: len(body) // 2])
+        cut_connection(request)
     return response
 
 
@@ -94,45 +96,54 @@ async def send_stream(
     response.headers["Cache-Control"] = "no-cache"
     await response.prepare(request)
 
-    stop_at = _failure_position(events, behaviour)
-    sent_content = 0
-    corrupted = False
-    for position, event in enumerate(events):
-        if position == stop_at:
-            return await _fail(request, response, behaviour, error_event, newline)
-        outgoing = event
-        if event.content:
-            await sleep_ms(behaviour.ttft_ms if sent_content == 0 else behaviour.token_interval_ms)
-            sent_content += 1
-            if behaviour.malformed and not corrupted:
-                outgoing, corrupted = replace(event, data=corrupt(event.data)), True
-        await response.write(outgoing.encode(newline))
-    if stop_at == len(events):
-        return await _fail(request, response, behaviour, error_event, newline)
-    await response.write_eof()
+    writer = _EventWriter(request, response, behaviour, error_event, newline)
+    with contextlib.suppress(ConnectionError):  # the client went away; nothing left to simulate
+        await writer.run(events)
     return response
 
 
-def _failure_position(events: Sequence[SseEvent], behaviour: Behaviour) -> int | None:
-    if behaviour.cut_after_chunks is None and not behaviour.mid_stream_error:
-        return None
-    after = behaviour.cut_after_chunks if behaviour.cut_after_chunks is not None else 1
-    content = [i for i, event in enumerate(events) if event.content]
-    if after < len(content):
-        return content[after]
-    return content[-1] + 1 if content else len(events)
+@dataclass(frozen=True, slots=True)
+class _EventWriter:
+    request: web.Request
+    response: web.StreamResponse
+    behaviour: Behaviour
+    error_event: SseEvent
+    newline: bytes
 
+    async def run(self, events: Sequence[SseEvent]) -> None:
+        stop_at = self._failure_position(events)
+        sent_content = 0
+        corrupted = False
+        for position, event in enumerate(events):
+            if position == stop_at:
+                await self._fail()
+                return
+            outgoing = event
+            if event.content:
+                await sleep_ms(self.behaviour.ttft_ms if sent_content == 0 else self.behaviour.token_interval_ms)
+                sent_content += 1
+                if self.behaviour.malformed and not corrupted:
+                    outgoing, corrupted = replace(event, data=corrupt(event.data)), True
+            await self.response.write(outgoing.encode(self.newline))
+        if stop_at == len(events):
+            await self._fail()
+        else:
+            await self.response.write_eof()
 
-async def _fail(
-    request: web.Request,
-    response: web.StreamResponse,
-    behaviour: Behaviour,
-    error_event: SseEvent,
-    newline: bytes,
-) -> web.StreamResponse:
-    if behaviour.mid_stream_error:
-        await response.write(error_event.encode(newline))
-        await response.write_eof()
-    else:
-        cut_connection(request)
-    return response
+    def _failure_position(self, events: Sequence[SseEvent]) -> int | None:
+        """Index of the event the failure replaces, or None when the stream completes."""
+        behaviour = self.behaviour
+        if behaviour.cut_after_chunks is None and not behaviour.mid_stream_error:
+            return None
+        after = behaviour.cut_after_chunks if behaviour.cut_after_chunks is not None else 1
+        content = [i for i, event in enumerate(events) if event.content]
+        if after < len(content):
+            return content[after]
+        return content[-1] + 1 if content else len(events)
+
+    async def _fail(self) -> None:
+        if self.behaviour.mid_stream_error:
+            await self.response.write(self.error_event.encode(self.newline))
+            await self.response.write_eof()
+        else:
+            cut_connection(self.request)

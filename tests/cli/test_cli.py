@@ -137,7 +137,9 @@ def test_serve_reloads_on_change_and_keeps_the_last_good_table(demo: tuple[str, 
     def served() -> set[str]:
         status, body = get_json(f"{base}/v1/models", DEMO_KEY)
         assert status == 200
-        return {str(m["id"]) for m in body["data"]}  # type: ignore[index, union-attr]
+        models = body["data"]
+        assert isinstance(models, list)
+        return {str(m["id"]) for m in models}
 
     wait_for(lambda: "gemini-fast" in served())
     (folder / "broken.yaml").write_text(

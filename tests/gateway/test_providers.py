@@ -6,7 +6,12 @@ import json
 
 import openai
 import pytest
-from openai.types.chat import ChatCompletionChunk
+from openai.types.chat import (
+    ChatCompletionChunk,
+    ChatCompletionFunctionToolParam,
+    ChatCompletionMessageFunctionToolCall,
+    ChatCompletionMessageParam,
+)
 
 from modelyard_simulator import RequestLog
 
@@ -17,7 +22,7 @@ PROVIDERS = {
     "claude-sonnet": "/v1/messages",
     "gemini-flash": "/v1beta/models/gemini-2.5-flash:generateContent",
 }
-WEATHER_TOOL = {
+WEATHER_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -68,22 +73,23 @@ async def test_streaming_with_usage(client: openai.AsyncOpenAI, upstream_log: Re
 
 @pytest.mark.parametrize("model", PROVIDERS)
 async def test_tool_call_round_trip(client: openai.AsyncOpenAI, model: str) -> None:
-    messages: list[dict[str, object]] = [
+    messages: list[ChatCompletionMessageParam] = [
         {"role": "user", "content": "weather in Oslo? [simulate tool-call=get_weather]"}
     ]
-    first = await client.chat.completions.create(model=model, messages=messages, tools=[WEATHER_TOOL])  # type: ignore[arg-type]
+    first = await client.chat.completions.create(model=model, messages=messages, tools=[WEATHER_TOOL])
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert choice.message.tool_calls
     call = choice.message.tool_calls[0]
-    assert call.function.name == "get_weather"  # type: ignore[union-attr]
-    assert isinstance(json.loads(call.function.arguments), dict)  # type: ignore[union-attr]
+    assert isinstance(call, ChatCompletionMessageFunctionToolCall)
+    assert call.function.name == "get_weather"
+    assert isinstance(json.loads(call.function.arguments), dict)
     messages += [
-        choice.message.model_dump(exclude_none=True),
+        choice.message.model_dump(exclude_none=True),  # type: ignore[list-item]  # the SDK's own echo of its reply
         {"role": "tool", "tool_call_id": call.id, "content": '{"temp_c": 21}'},
         {"role": "user", "content": "thanks"},
     ]
-    second = await client.chat.completions.create(model=model, messages=messages, tools=[WEATHER_TOOL])  # type: ignore[arg-type]
+    second = await client.chat.completions.create(model=model, messages=messages, tools=[WEATHER_TOOL])
     assert second.choices[0].finish_reason == "stop"
 
 
@@ -92,7 +98,7 @@ async def test_streamed_tool_calls(client: openai.AsyncOpenAI, model: str) -> No
     stream = await client.chat.completions.create(
         model=model,
         messages=[{"role": "user", "content": "weather? [simulate tool-call=get_weather]"}],
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL],
         stream=True,
     )
     names, arguments, finish = [], "", None

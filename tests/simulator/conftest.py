@@ -15,9 +15,6 @@ from modelyard_simulator import REQUEST_LOG, SCENARIOS, RequestLog, ScenarioBook
 
 KEY = "sk-sim-test-key"
 
-# google-genai subclasses aiohttp.ClientSession, which aiohttp deprecates; nothing to fix on our side.
-GENAI_SESSION_WARNING = "ignore:Inheritance class AiohttpClientSession from ClientSession is discouraged"
-
 
 @pytest.fixture
 def api_key() -> str:

@@ -11,12 +11,19 @@ import httpx2
 import pytest
 from aiohttp import test_utils
 
-from modelyard_simulator import Behaviour, RequestLog, ScenarioBook, ToolCall
+from modelyard_simulator import Behaviour, RequestLog, ScenarioBook
 
 USER: Any = [{"role": "user", "content": "Weather in Oslo?"}]
-TOOLS: Any = [
-    {"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
-]
+TOOLS: Any = [{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+
+
+async def stream_text(claude: anthropic.AsyncAnthropic, headers: dict[str, str], into: list[str]) -> None:
+    """Stream the default prompt, collecting text until the stream ends or fails."""
+    async with claude.messages.stream(model="claude-sim", max_tokens=100, messages=USER, extra_headers=headers) as s:
+        async for text in s.text_stream:
+            into.append(text)
+
+
 TOOL_HEADER = {"x-simulator-tool-call": json.dumps({"name": "get_weather", "arguments": {"city": "Oslo"}})}
 
 
@@ -128,9 +135,7 @@ async def test_thinking_blocks_stream_with_signature(claude: anthropic.AsyncAnth
 
 
 async def test_stop_sequence_and_max_tokens(claude: anthropic.AsyncAnthropic) -> None:
-    stopped = await claude.messages.create(
-        model="claude-sim", max_tokens=100, messages=USER, stop_sequences=["Oslo"]
-    )
+    stopped = await claude.messages.create(model="claude-sim", max_tokens=100, messages=USER, stop_sequences=["Oslo"])
     assert stopped.stop_reason == "stop_sequence"
     assert stopped.stop_sequence == "Oslo"
     assert stopped.content[0].type == "text"
@@ -142,7 +147,7 @@ async def test_stop_sequence_and_max_tokens(claude: anthropic.AsyncAnthropic) ->
 
 
 async def test_output_config_json_schema(claude: anthropic.AsyncAnthropic) -> None:
-    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    schema: dict[str, Any] = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
     message = await claude.messages.create(
         model="claude-sim",
         max_tokens=100,
@@ -188,11 +193,7 @@ async def test_error_statuses(
 async def test_mid_stream_overloaded_error(claude: anthropic.AsyncAnthropic) -> None:
     seen: list[str] = []
     with pytest.raises(anthropic.APIStatusError) as caught:
-        async with claude.messages.stream(
-            model="claude-sim", max_tokens=100, messages=USER, extra_headers={"x-simulator-mid-stream-error": "1"}
-        ) as stream:
-            async for text in stream.text_stream:
-                seen.append(text)
+        await stream_text(claude, {"x-simulator-mid-stream-error": "1"}, seen)
     assert seen == ["echo:"]
     body = caught.value.body
     assert isinstance(body, dict)
@@ -201,11 +202,10 @@ async def test_mid_stream_overloaded_error(claude: anthropic.AsyncAnthropic) -> 
 
 async def test_cut_stream_raises(claude: anthropic.AsyncAnthropic) -> None:
     # The Anthropic SDK does not wrap transport errors raised while iterating a stream.
+    seen: list[str] = []
     with pytest.raises(httpx2.RemoteProtocolError, match="incomplete chunked read"):
-        async with claude.messages.stream(
-            model="claude-sim", max_tokens=100, messages=USER, extra_headers={"x-simulator-cut-after-chunks": "1"}
-        ) as stream:
-            await stream.get_final_message()
+        await stream_text(claude, {"x-simulator-cut-after-chunks": "1"}, seen)
+    assert seen == ["echo:"]
 
 
 async def test_count_tokens(claude: anthropic.AsyncAnthropic) -> None:

@@ -8,11 +8,12 @@ import aiohttp
 import openai
 import pytest
 from aiohttp import test_utils
+from openai.types.chat import ChatCompletionMessageParam
 
 from modelyard_simulator import Behaviour, RequestLog, ScenarioBook
 
 API_VERSION = "2024-10-21"
-USER = [{"role": "user", "content": "hello azure"}]
+USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello azure"}]
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ async def azure(sim: test_utils.TestServer, api_key: str) -> AsyncIterator[opena
 async def test_deployment_chat_records_deployment_key_and_version(
     azure: openai.AsyncAzureOpenAI, sim_log: RequestLog, api_key: str
 ) -> None:
-    raw = await azure.chat.completions.with_raw_response.create(model="my-gpt", messages=USER)  # type: ignore[arg-type]
+    raw = await azure.chat.completions.with_raw_response.create(model="my-gpt", messages=USER)
     completion = raw.parse()
     assert completion.choices[0].message.content == "echo: hello azure"
     assert raw.headers["apim-request-id"]
@@ -41,7 +42,7 @@ async def test_deployment_chat_records_deployment_key_and_version(
 async def test_deployment_stream_starts_with_a_prompt_filter_chunk(azure: openai.AsyncAzureOpenAI) -> None:
     stream = await azure.chat.completions.create(
         model="my-gpt",
-        messages=USER,  # type: ignore[arg-type]
+        messages=USER,
         stream=True,
     )
     chunks = [chunk async for chunk in stream]
@@ -55,10 +56,12 @@ async def test_deployment_embeddings(azure: openai.AsyncAzureOpenAI, sim_log: Re
     assert sim_log.last().path == "/openai/deployments/my-embedder/embeddings"
 
 
-async def test_per_deployment_behaviour_and_azure_rate_limit(azure: openai.AsyncAzureOpenAI, book: ScenarioBook) -> None:
+async def test_per_deployment_behaviour_and_azure_rate_limit(
+    azure: openai.AsyncAzureOpenAI, book: ScenarioBook
+) -> None:
     book.models = {"busy": Behaviour(status=429, retry_after=3)}
     with pytest.raises(openai.RateLimitError) as caught:
-        await azure.chat.completions.create(model="busy", messages=USER)  # type: ignore[arg-type]
+        await azure.chat.completions.create(model="busy", messages=USER)
     assert caught.value.response.headers["retry-after"] == "3"
     assert caught.value.response.headers["retry-after-ms"] == "3000"
     assert caught.value.code == "rate_limit_exceeded"
@@ -68,14 +71,14 @@ async def test_per_deployment_behaviour_and_azure_rate_limit(azure: openai.Async
 async def test_unknown_deployment_is_not_found(azure: openai.AsyncAzureOpenAI, book: ScenarioBook) -> None:
     book.deployments = ["known"]
     with pytest.raises(openai.NotFoundError) as caught:
-        await azure.chat.completions.create(model="unknown", messages=USER)  # type: ignore[arg-type]
+        await azure.chat.completions.create(model="unknown", messages=USER)
     assert caught.value.code == "DeploymentNotFound"
 
 
 async def test_wrong_api_key_gets_azure_wording(azure: openai.AsyncAzureOpenAI, book: ScenarioBook) -> None:
     book.default = Behaviour(require_key="other")
     with pytest.raises(openai.AuthenticationError) as caught:
-        await azure.chat.completions.create(model="my-gpt", messages=USER)  # type: ignore[arg-type]
+        await azure.chat.completions.create(model="my-gpt", messages=USER)
     assert "Access denied due to invalid subscription key" in caught.value.message
 
 
@@ -85,14 +88,29 @@ async def test_missing_api_version_is_resource_not_found(sim: test_utils.TestSer
         async with session.post(url, json={"messages": USER}, headers={"api-key": "k"}) as response:
             assert response.status == 404
             assert await response.json() == {
-                "error": {"message": "Resource not found", "type": "invalid_request_error", "param": None, "code": "404"}
+                "error": {
+                    "message": "Resource not found",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "404",
+                }
             }
+
+
+async def test_a_credential_is_always_required(sim: test_utils.TestServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        url = sim.make_url("/openai/deployments/my-gpt/chat/completions").with_query({"api-version": API_VERSION})
+        async with session.post(url, json={"messages": USER}) as response:
+            assert response.status == 401
+            payload = await response.json()
+    assert payload["error"]["code"] == "401"
+    assert "missing subscription key" in payload["error"]["message"]
 
 
 async def test_v1_path_with_the_plain_openai_client(sim: test_utils.TestServer, sim_log: RequestLog) -> None:
     base_url = str(sim.make_url("/openai/v1"))
     async with openai.AsyncOpenAI(base_url=base_url, api_key="azure-key", max_retries=0) as client:
-        completion = await client.chat.completions.create(model="my-gpt", messages=USER)  # type: ignore[arg-type]
+        completion = await client.chat.completions.create(model="my-gpt", messages=USER)
         embedding = await client.embeddings.create(model="my-embedder", input="x")
     assert completion.choices[0].message.content == "echo: hello azure"
     assert len(embedding.data[0].embedding) == 16

@@ -35,7 +35,12 @@ def test_text_without_directive_is_untouched() -> None:
 
 @pytest.mark.parametrize(
     ("key", "name"),
-    [("retry-after", "retry_after"), ("retryAfter", "retry_after"), ("retry_after", "retry_after"), ("ttftMs", "ttft_ms")],
+    [
+        ("retry-after", "retry_after"),
+        ("retryAfter", "retry_after"),
+        ("retry_after", "retry_after"),
+        ("ttftMs", "ttft_ms"),
+    ],
 )
 def test_field_names_accept_kebab_camel_and_snake(key: str, name: str) -> None:
     assert field_name(key) == name
@@ -84,7 +89,10 @@ def test_overrides_are_validated() -> None:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ('{"name": "get_weather", "arguments": {"city": "Oslo"}}', ToolCall(name="get_weather", arguments={"city": "Oslo"})),
+        (
+            '{"name": "get_weather", "arguments": {"city": "Oslo"}}',
+            ToolCall(name="get_weather", arguments={"city": "Oslo"}),
+        ),
         ("lookup", ToolCall(name="lookup")),
     ],
 )
@@ -121,7 +129,10 @@ def test_tokens_concatenate_back_to_the_text(text: str) -> None:
 
 
 def test_prompt_tokens_skip_protocol_structure() -> None:
-    messages = [{"role": "user", "content": [{"type": "text", "text": "one two"}]}, {"role": "tool", "content": "three"}]
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "one two"}]},
+        {"role": "tool", "content": "three"},
+    ]
     assert count_prompt_tokens([messages]) == 3
 
 

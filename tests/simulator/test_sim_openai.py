@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import AsyncIterable
+from typing import Any, TypeVar
 
 import openai
 import pytest
-from openai.types.chat import ChatCompletionChunk
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionToolParam
 
 from modelyard_simulator import Behaviour, RequestLog, ScenarioBook, ToolCall
 
-USER = [{"role": "user", "content": "What is the weather in Oslo?"}]
-TOOLS: Any = [
+USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What is the weather in Oslo?"}]
+TOOLS: list[ChatCompletionToolParam] = [
     {
         "type": "function",
         "function": {
@@ -22,11 +23,20 @@ TOOLS: Any = [
         },
     }
 ]
+T = TypeVar("T")
+
+
+async def drain(stream: AsyncIterable[T], into: list[T]) -> None:
+    """Collect items until the stream ends or fails, so a test can inspect what came first."""
+    async for item in stream:
+        into.append(item)
+
+
 TOOL_HEADER = {"x-simulator-tool-call": json.dumps({"name": "get_weather", "arguments": {"city": "Oslo"}})}
 
 
 async def test_chat_completion_echoes_the_prompt_with_usage_and_headers(oai: openai.AsyncOpenAI) -> None:
-    raw = await oai.chat.completions.with_raw_response.create(model="gpt-sim", messages=USER)  # type: ignore[arg-type]
+    raw = await oai.chat.completions.with_raw_response.create(model="gpt-sim", messages=USER)
     completion = raw.parse()
 
     assert completion.id.startswith("chatcmpl-")
@@ -49,7 +59,7 @@ async def test_chat_completion_echoes_the_prompt_with_usage_and_headers(oai: ope
 async def test_stream_with_include_usage(oai: openai.AsyncOpenAI) -> None:
     stream = await oai.chat.completions.create(
         model="gpt-sim",
-        messages=USER,  # type: ignore[arg-type]
+        messages=USER,
         stream=True,
         stream_options={"include_usage": True},
     )
@@ -70,7 +80,7 @@ async def test_stream_with_include_usage(oai: openai.AsyncOpenAI) -> None:
 
 
 async def test_stream_without_include_usage_has_no_usage_chunk(oai: openai.AsyncOpenAI) -> None:
-    stream = await oai.chat.completions.create(model="gpt-sim", messages=USER, stream=True)  # type: ignore[arg-type]
+    stream = await oai.chat.completions.create(model="gpt-sim", messages=USER, stream=True)
     chunks = [chunk async for chunk in stream]
     assert all(c.choices for c in chunks)
     assert chunks[-1].choices[0].finish_reason == "stop"
@@ -79,7 +89,7 @@ async def test_stream_without_include_usage_has_no_usage_chunk(oai: openai.Async
 async def test_tool_call_non_stream(oai: openai.AsyncOpenAI) -> None:
     completion = await oai.chat.completions.create(
         model="gpt-sim",
-        messages=USER,  # type: ignore[arg-type]
+        messages=USER,
         tools=TOOLS,
         extra_headers=TOOL_HEADER,
     )
@@ -97,7 +107,7 @@ async def test_tool_call_non_stream(oai: openai.AsyncOpenAI) -> None:
 async def test_tool_call_stream_fragments_reassemble(oai: openai.AsyncOpenAI) -> None:
     stream = await oai.chat.completions.create(
         model="gpt-sim",
-        messages=USER,  # type: ignore[arg-type]
+        messages=USER,
         tools=TOOLS,
         stream=True,
         extra_headers=TOOL_HEADER,
@@ -115,12 +125,14 @@ async def test_tool_call_stream_fragments_reassemble(oai: openai.AsyncOpenAI) ->
 
 
 async def test_after_a_tool_result_the_model_answers_with_text(oai: openai.AsyncOpenAI) -> None:
-    messages: Any = [
+    messages: list[ChatCompletionMessageParam] = [
         *USER,
         {
             "role": "assistant",
             "content": None,
-            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}],
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+            ],
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "4C and sunny"},
     ]
@@ -132,10 +144,13 @@ async def test_after_a_tool_result_the_model_answers_with_text(oai: openai.Async
 
 
 async def test_json_schema_response_format_returns_valid_json(oai: openai.AsyncOpenAI) -> None:
-    schema = {"type": "object", "properties": {"city": {"type": "string"}, "celsius": {"type": "number"}}}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "celsius": {"type": "number"}},
+    }
     completion = await oai.chat.completions.create(
         model="gpt-sim",
-        messages=USER,  # type: ignore[arg-type]
+        messages=USER,
         response_format={"type": "json_schema", "json_schema": {"name": "weather", "schema": schema}},
     )
     content = completion.choices[0].message.content
@@ -183,7 +198,7 @@ async def test_error_statuses_map_to_sdk_exceptions(
     with pytest.raises(exception) as caught:
         await oai.chat.completions.create(
             model="gpt-sim",
-            messages=USER,  # type: ignore[arg-type]
+            messages=USER,
             extra_headers={"x-simulator-status": str(status)},
         )
     assert caught.value.status_code == status
@@ -195,7 +210,7 @@ async def test_rate_limit_carries_retry_after(oai: openai.AsyncOpenAI) -> None:
     with pytest.raises(openai.RateLimitError) as caught:
         await oai.chat.completions.create(
             model="gpt-sim",
-            messages=USER,  # type: ignore[arg-type]
+            messages=USER,
             extra_headers={"x-simulator-status": "429", "x-simulator-retry-after": "2"},
         )
     assert caught.value.response.headers["retry-after"] == "2"
@@ -205,9 +220,11 @@ async def test_rate_limit_carries_retry_after(oai: openai.AsyncOpenAI) -> None:
 
 
 async def test_directive_in_the_prompt_scripts_an_outage(oai: openai.AsyncOpenAI, sim_log: RequestLog) -> None:
-    prompt = [{"role": "user", "content": "[simulate status=503 retry-after=1] hello"}]
+    prompt: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": "[simulate status=503 retry-after=1] hello"}
+    ]
     with pytest.raises(openai.InternalServerError) as caught:
-        await oai.chat.completions.create(model="gpt-sim", messages=prompt)  # type: ignore[arg-type]
+        await oai.chat.completions.create(model="gpt-sim", messages=prompt)
     assert caught.value.status_code == 503
     assert caught.value.response.headers["retry-after"] == "1"
     assert sim_log.last().body["messages"] == prompt
@@ -216,53 +233,50 @@ async def test_directive_in_the_prompt_scripts_an_outage(oai: openai.AsyncOpenAI
 async def test_wrong_key_is_rejected_natively(oai: openai.AsyncOpenAI, book: ScenarioBook, api_key: str) -> None:
     book.default = Behaviour(require_key="sk-other")
     with pytest.raises(openai.AuthenticationError) as caught:
-        await oai.chat.completions.create(model="gpt-sim", messages=USER)  # type: ignore[arg-type]
+        await oai.chat.completions.create(model="gpt-sim", messages=USER)
     assert caught.value.code == "invalid_api_key"
     assert api_key not in caught.value.message
 
     book.default = Behaviour(require_key=api_key)
-    completion = await oai.chat.completions.create(model="gpt-sim", messages=USER)  # type: ignore[arg-type]
+    completion = await oai.chat.completions.create(model="gpt-sim", messages=USER)
     assert completion.choices[0].message.content
 
 
 async def test_cut_stream_raises_in_the_sdk(oai: openai.AsyncOpenAI) -> None:
     stream = await oai.chat.completions.create(
         model="gpt-sim",
-        messages=USER,  # type: ignore[arg-type]
+        messages=USER,
         stream=True,
         extra_headers={"x-simulator-cut-after-chunks": "2"},
     )
-    received: list[str] = []
+    chunks: list[ChatCompletionChunk] = []
     with pytest.raises(openai.APIConnectionError):
-        async for chunk in stream:
-            received.extend(c.delta.content for c in chunk.choices if c.delta.content)
-    assert received == ["echo:", " What"]
+        await drain(stream, chunks)
+    assert [c.choices[0].delta.content for c in chunks] == ["", "echo:", " What"]
 
 
 async def test_mid_stream_error_raises_api_error(oai: openai.AsyncOpenAI) -> None:
     stream = await oai.chat.completions.create(
         model="gpt-sim",
-        messages=USER,  # type: ignore[arg-type]
+        messages=USER,
         stream=True,
         extra_headers={"x-simulator-mid-stream-error": "true", "x-simulator-cut-after-chunks": "3"},
     )
-    received = 0
+    chunks: list[ChatCompletionChunk] = []
     with pytest.raises(openai.APIError, match="server had an error"):
-        async for _ in stream:
-            received += 1
-    assert received == 4  # role chunk + 3 content chunks
+        await drain(stream, chunks)
+    assert len(chunks) == 4  # role chunk + 3 content chunks
 
 
 async def test_malformed_stream_event_fails_to_parse(oai: openai.AsyncOpenAI) -> None:
     stream = await oai.chat.completions.create(
         model="gpt-sim",
-        messages=USER,  # type: ignore[arg-type]
+        messages=USER,
         stream=True,
         extra_headers={"x-simulator-malformed": "true"},
     )
     with pytest.raises(json.JSONDecodeError):
-        async for _ in stream:
-            pass
+        await drain(stream, [])
 
 
 async def test_ttft_and_token_interval_pace_the_stream(oai: openai.AsyncOpenAI) -> None:
@@ -283,7 +297,7 @@ async def test_ttft_and_token_interval_pace_the_stream(oai: openai.AsyncOpenAI) 
 async def test_max_tokens_truncates_with_length(oai: openai.AsyncOpenAI) -> None:
     completion = await oai.chat.completions.create(
         model="gpt-sim",
-        messages=USER,  # type: ignore[arg-type]
+        messages=USER,
         max_completion_tokens=2,
     )
     assert completion.choices[0].finish_reason == "length"
@@ -293,16 +307,17 @@ async def test_max_tokens_truncates_with_length(oai: openai.AsyncOpenAI) -> None
 async def test_scripted_reply_and_latency(oai: openai.AsyncOpenAI, book: ScenarioBook) -> None:
     book.models = {"slow": Behaviour(latency_ms=40, reply="fixed answer")}
     started = time.monotonic()
-    completion = await oai.chat.completions.create(model="slow", messages=USER)  # type: ignore[arg-type]
+    completion = await oai.chat.completions.create(model="slow", messages=USER)
     assert time.monotonic() - started >= 0.04
     assert completion.choices[0].message.content == "fixed answer"
 
 
 async def test_tool_call_from_scenario_book(oai: openai.AsyncOpenAI, book: ScenarioBook) -> None:
     book.default = Behaviour(tool_call=ToolCall(name="get_weather", arguments={"city": "Bergen"}))
-    completion = await oai.chat.completions.create(model="m", messages=USER, tools=TOOLS)  # type: ignore[arg-type]
-    plain = await oai.chat.completions.create(model="m", messages=USER)  # type: ignore[arg-type]
+    completion = await oai.chat.completions.create(model="m", messages=USER, tools=TOOLS)
+    plain = await oai.chat.completions.create(model="m", messages=USER)
     tool_calls = completion.choices[0].message.tool_calls
     assert tool_calls is not None
+    assert tool_calls[0].type == "function"
     assert json.loads(tool_calls[0].function.arguments) == {"city": "Bergen"}
     assert plain.choices[0].message.tool_calls is None

@@ -7,6 +7,7 @@ the upstream's wording.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import re
 import time
@@ -28,6 +29,31 @@ QUOTA_PATTERNS = re.compile(r"insufficient_quota|exceeded your current quota|ins
 KEY_ECHO = re.compile(r"(api[ _-]?key[^:]*:\s*)\S+", re.IGNORECASE)
 KEY_LIKE = re.compile(r"\b(sk|key|AIza)[-_A-Za-z0-9]{12,}")
 MAX_MESSAGE = 1000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UpstreamFault:
+    """How an upstream status that is not the client's fault reaches the client."""
+
+    status: int
+    code: str
+    what: str
+    retryable: bool
+
+
+_AUTH = UpstreamFault(502, "upstream_auth_failed", "rejected the gateway's credential", retryable=False)
+_TIMEOUT = UpstreamFault(504, "upstream_timeout", "timed out", retryable=True)
+_OVERLOADED = UpstreamFault(503, "upstream_unavailable", "is overloaded", retryable=True)
+UPSTREAM_FAULTS: dict[int, UpstreamFault] = {
+    401: _AUTH,
+    403: _AUTH,
+    402: UpstreamFault(502, "upstream_billing", "refused for billing", retryable=False),
+    404: UpstreamFault(502, "upstream_not_found", "does not know the model", retryable=False),
+    408: _TIMEOUT,
+    504: _TIMEOUT,
+    503: _OVERLOADED,
+    529: _OVERLOADED,
+}
 
 
 def classify(
@@ -58,47 +84,24 @@ def classify(
             retryable=not quota,
             retry_after=retry_after,
         )
-    if status in {401, 403}:
+    if QUOTA_PATTERNS.search(upstream_type or ""):
+        status = 402
+    fault = UPSTREAM_FAULTS.get(status)
+    if fault is None:
         return GatewayError(
             502,
-            f"{where} rejected the gateway's credential: {reason}",
+            f"{where} failed with HTTP {status}: {reason}",
             type="upstream_error",
-            code="upstream_auth_failed",
-        )
-    if status == 402 or QUOTA_PATTERNS.search(upstream_type or ""):
-        return GatewayError(
-            502, f"{where} refused for billing: {reason}", type="upstream_error", code="upstream_billing"
-        )
-    if status == 404:
-        return GatewayError(
-            502,
-            f"{where} does not know the model: {reason}",
-            type="upstream_error",
-            code="upstream_not_found",
-        )
-    if status in {408, 504}:
-        return GatewayError(
-            504,
-            f"{where} timed out: {reason}",
-            type="upstream_error",
-            code="upstream_timeout",
-            retryable=True,
-        )
-    if status in {503, 529}:
-        return GatewayError(
-            503,
-            f"{where} is overloaded: {reason}",
-            type="upstream_error",
-            code="upstream_unavailable",
-            retryable=True,
-            retry_after=retry_after,
+            code="upstream_error",
+            retryable=status in RETRYABLE or status >= 500,
         )
     return GatewayError(
-        502,
-        f"{where} failed with HTTP {status}: {reason}",
+        fault.status,
+        f"{where} {fault.what}: {reason}",
         type="upstream_error",
-        code="upstream_error",
-        retryable=status in RETRYABLE or status >= 500,
+        code=fault.code,
+        retryable=fault.retryable,
+        retry_after=retry_after if fault.retryable else None,
     )
 
 

@@ -1,0 +1,3 @@
+"""The Modelyard operator: watches ModelRoutes, ProviderCredentials, their Secrets and the proxy pods,
+compiles one routing table, delivers it to every proxy, and reports in each object's status what is live.
+"""

@@ -1,0 +1,59 @@
+"""The operator-wide context kopf hands to every handler as ``memo``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from typing import Any
+
+from modelyard_operator.debounce import Debouncer
+from modelyard_operator.kube import KubeClient
+from modelyard_operator.publisher import Publisher
+from modelyard_operator.reconciler import Indices, Reconciler
+from modelyard_operator.settings import OperatorSettings
+from modelyard_routing.push import AdminToken
+
+
+@dataclasses.dataclass(eq=False)
+class OperatorContext:
+    """Settings, the API client, the change trigger and the control loop, shared by every handler.
+
+    kopf copies the memo for each object; ``__copy__`` returns this very object, so all share one.
+    """
+
+    settings: OperatorSettings
+    kube: KubeClient
+    trigger: Debouncer
+    reconciler: Reconciler | None = None
+    _task: asyncio.Task[None] | None = None
+    _publisher: Publisher | None = None
+
+    @classmethod
+    def create(cls, settings: OperatorSettings) -> OperatorContext:
+        """A context for ``settings``; nothing runs until :meth:`start`."""
+        return cls(settings, KubeClient(settings.kubeconfig), Debouncer(settings.debounce, settings.max_debounce))
+
+    def __copy__(self) -> OperatorContext:
+        return self
+
+    def start(self, indices: Indices) -> None:
+        """Start the control loop over kopf's live indexes."""
+        token = AdminToken.from_env(self.settings.admin_token_file, "MODELYARD_ADMIN_TOKEN")
+        self._publisher = Publisher(self.settings, self.kube, token)
+        self.reconciler = Reconciler(self.settings, self.kube, self.trigger, indices, self._publisher)
+        self._task = asyncio.create_task(self.reconciler.run(), name="modelyard reconciler")
+
+    async def stop(self) -> None:
+        """Stop the control loop and close connections; the proxies keep serving what they have."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._publisher is not None:
+            await self._publisher.close()
+        await self.kube.close()
+
+    def probe(self) -> dict[str, Any]:
+        """The liveness probe's report."""
+        return self.reconciler.probe() if self.reconciler is not None else {}

@@ -1,0 +1,99 @@
+"""From watched objects to the compiler's ``Inventory``: what the kopf indexes store, and how it is read back.
+
+Index values are small frozen records copied out of the watch events, so the reconciler can compile from a
+consistent snapshot whenever it likes (level-based), without ever calling the API.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from modelyard_routing import Inventory, Manifest, ObjectRef, SecretData
+from modelyard_routing.manifests import API_KEYS_LABEL, DEFAULT_NAMESPACE
+
+#: The key of every per-object index: (namespace, name).
+Key = tuple[str, str]
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Observed:
+    """A ModelRoute or ProviderCredential as last seen: what the compiler reads, plus what its status needs."""
+
+    manifest: Manifest
+    uid: str
+    status: Mapping[str, Any]
+
+    @property
+    def ref(self) -> ObjectRef:
+        """The object's identity."""
+        return self.manifest.ref
+
+
+def _ref(kind: str, body: Mapping[str, Any]) -> ObjectRef:
+    # The kind is passed in: list responses do not always repeat it in each item.
+    metadata = body.get("metadata") or {}
+    return ObjectRef(kind, str(metadata.get("namespace") or DEFAULT_NAMESPACE), str(metadata["name"]))
+
+
+def key_of(body: Mapping[str, Any]) -> Key:
+    """The index key of an object."""
+    ref = _ref("", body)
+    return (ref.namespace, ref.name)
+
+
+def observe(kind: str, body: Mapping[str, Any]) -> Observed:
+    """The index record of a ModelRoute or ProviderCredential (deep-copied: watch bodies are reused)."""
+    metadata = body.get("metadata") or {}
+    manifest = Manifest(
+        ref=_ref(kind, body),
+        spec=copy.deepcopy(dict(body.get("spec") or {})),
+        generation=int(metadata.get("generation") or 1),
+        created=str(metadata.get("creationTimestamp") or ""),
+    )
+    return Observed(manifest, str(metadata.get("uid") or ""), copy.deepcopy(dict(body.get("status") or {})))
+
+
+def secret_values(body: Mapping[str, Any]) -> SecretData:
+    """A Secret's decoded text values; keys that are not base64 text are left out (a reference to one fails)."""
+    values: dict[str, str] = {}
+    for key, encoded in (body.get("data") or {}).items():
+        try:
+            values[str(key)] = base64.b64decode(str(encoded), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            continue
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    return SecretData(_ref("Secret", body), values, str(labels.get(API_KEYS_LABEL, "")).lower() == "true")
+
+
+def secret_reference(body: Mapping[str, Any]) -> Key | None:
+    """The Secret a ProviderCredential reads its key from, if any (same namespace by construction)."""
+    secret_ref = (body.get("spec") or {}).get("secretRef")
+    if not isinstance(secret_ref, Mapping) or not isinstance(secret_ref.get("name"), str):
+        return None
+    return (key_of(body)[0], secret_ref["name"])
+
+
+def flatten(index: Mapping[Any, Iterable[T]]) -> list[T]:
+    """Every value of a kopf index (each key maps to a store of values)."""
+    return [value for store in index.values() for value in store]
+
+
+def build_inventory(
+    routes: Iterable[Observed], credentials: Iterable[Observed], secrets: Iterable[SecretData]
+) -> Inventory:
+    """The compiler's input, in a stable order so that equal clusters give equal tables."""
+
+    def by_ref(observed: Observed) -> tuple[str, str]:
+        return (observed.ref.namespace, observed.ref.name)
+
+    return Inventory(
+        routes=[o.manifest for o in sorted(routes, key=by_ref)],
+        credentials=[o.manifest for o in sorted(credentials, key=by_ref)],
+        secrets=sorted(secrets, key=lambda s: (s.ref.namespace, s.ref.name)),
+    )

@@ -1,0 +1,146 @@
+"""What each object's status says, computed from the compile and from what the proxies report (pure).
+
+``Programmed`` is the condition no anchor project offers: it turns True only when every ready proxy pod
+has acknowledged (or, on resync, reported) a table generation that contains the route as it now stands.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from modelyard_operator.inventory import Observed
+from modelyard_operator.tables import TableStep
+from modelyard_routing import Condition
+from modelyard_routing.compiler import ACCEPTED
+from modelyard_routing.conditions import ConditionStatus
+
+PROGRAMMED = "Programmed"
+#: Longest condition message written (the CRD allows 32 KiB; a status is read by people).
+MAX_MESSAGE = 4096
+#: How many lagging proxies a message names before summarising.
+NAMED_PROXIES = 5
+
+Status = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rollout:
+    """Which ready proxies serve which table generation, as the publisher last learned it."""
+
+    generation: int
+    ready: tuple[str, ...] = ()
+    loaded: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    problems: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    refused: frozenset[str] = frozenset()
+
+    def serving(self, since: int) -> list[str]:
+        """The ready proxies serving a generation at or after ``since``."""
+        return [name for name in self.ready if self.loaded.get(name, -1) >= since]
+
+    def replicas(self, since: int) -> str:
+        """``serving/ready``, as ``kubectl get`` shows it."""
+        return f"{len(self.serving(since))}/{len(self.ready)}"
+
+
+def programmed(
+    observed_generation: int, *, accepted: bool, since: int | None, retained: bool, rollout: Rollout
+) -> Condition:
+    """The Programmed condition of a route the table serves from generation ``since`` (None: not served)."""
+
+    def condition(status: ConditionStatus, reason: str, message: str) -> Condition:
+        return Condition(PROGRAMMED, status, reason, message, observed_generation)
+
+    if since is None:
+        if not accepted:
+            return condition("False", "NotAccepted", "the route is not accepted, so no proxy serves it")
+        return condition("False", "UnresolvedRefs", "no target resolves, so no proxy serves this route")
+    if retained:
+        return condition(
+            "False",
+            "LastGoodServed",
+            f"{rollout.replicas(since)} ready proxy replicas keep serving the last good version of this route "
+            f"(table generation {since}) until the problem above is fixed",
+        )
+    if not rollout.ready:
+        return condition("False", "NoReadyReplicas", "no ready proxy replica was found to serve this route")
+    serving = rollout.serving(since)
+    summary = f"{len(serving)}/{len(rollout.ready)} ready proxy replicas serve table generation {rollout.generation}"
+    if len(serving) == len(rollout.ready):
+        return condition("True", PROGRAMMED, summary)
+    waiting = [name for name in rollout.ready if name not in serving]
+    details = [f"{name}: {rollout.problems.get(name, 'push in progress')}" for name in waiting[:NAMED_PROXIES]]
+    if len(waiting) > NAMED_PROXIES:
+        details.append(f"and {len(waiting) - NAMED_PROXIES} more")
+    reason = "Refused" if rollout.refused & set(waiting) else "Pending"
+    return condition("False", reason, f"{summary}; waiting for {'; '.join(details)}")
+
+
+def route_status(
+    observed: Observed, conditions: Sequence[Condition], step: TableStep, rollout: Rollout
+) -> tuple[Status, tuple[Condition, ...]]:
+    """The status of a ModelRoute (conditions still without transition times) and its full condition list."""
+    generation = observed.manifest.generation
+    route_id = f"{observed.ref.namespace}/{observed.ref.name}"
+    since = step.since.get(route_id)
+    accepted = any(c.type == ACCEPTED and c.ok for c in conditions)
+    full = (
+        *conditions,
+        programmed(generation, accepted=accepted, since=since, retained=observed.ref in step.retained, rollout=rollout),
+    )
+    status: Status = {
+        "observedGeneration": generation,
+        "programmedReplicas": rollout.replicas(since if since is not None else step.table.generation),
+        "tableGeneration": step.table.generation if since is not None else None,
+        "tableHash": step.table.sha256 if since is not None else None,
+    }
+    return status, full
+
+
+def credential_status(observed: Observed) -> Status:
+    """The status of a ProviderCredential besides its conditions."""
+    return {"observedGeneration": observed.manifest.generation}
+
+
+def render_conditions(conditions: Iterable[Condition], current: Sequence[Any], now: str) -> list[dict[str, Any]]:
+    """Conditions in the API's shape; ``lastTransitionTime`` moves only when a condition's status does."""
+    before = {c.get("type"): c for c in current if isinstance(c, Mapping)}
+    rendered = []
+    for condition in conditions:
+        old = before.get(condition.type)
+        unchanged = old is not None and old.get("status") == condition.status and old.get("lastTransitionTime")
+        rendered.append(
+            {
+                "type": condition.type,
+                "status": condition.status,
+                "observedGeneration": condition.observed_generation,
+                "lastTransitionTime": old["lastTransitionTime"] if unchanged and old is not None else now,
+                "reason": condition.reason,
+                "message": condition.message[:MAX_MESSAGE],
+            }
+        )
+    return rendered
+
+
+def changed_fields(desired: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """Whether patching ``desired`` would change ``current`` (a missing key equals None)."""
+    return any(current.get(key) != value for key, value in desired.items())
+
+
+def transitions(conditions: Iterable[Condition], current: Sequence[Any]) -> list[tuple[str, Condition]]:
+    """The Events to post: (type, condition) for each condition that newly failed, or newly got Programmed.
+
+    Pending is a normal state on the way to Programmed, not a failure, so it posts nothing.
+    """
+    before = {c.get("type"): c for c in current if isinstance(c, Mapping)}
+    events = []
+    for condition in conditions:
+        old = before.get(condition.type) or {}
+        if old.get("status") == condition.status and old.get("reason") == condition.reason:
+            continue
+        if condition.ok and condition.type == PROGRAMMED:
+            events.append(("Normal", condition))
+        elif condition.status == "False" and condition.reason not in {"Pending", "NotAccepted", "UnresolvedRefs"}:
+            events.append(("Warning", condition))
+    return events

@@ -1,0 +1,124 @@
+"""The operator's pure step: the cluster's objects plus the last published table in, the next table out.
+
+It adds two things to the shared compiler. Generations: a table whose content did not change keeps its
+generation, any change gets the next one. And last-good retention, per route: a route whose object still
+exists but stopped compiling cleanly (an invalid edit, a deleted Secret, a missing key) keeps its previous
+version in the table, so one team's mistake neither takes its own traffic down nor blocks anyone else's
+change. Deleting the route is what removes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping
+
+import orjson
+
+from modelyard_routing import CompileResult, Condition, Inventory, ObjectRef, Route, RoutingTable, compile_inventory
+from modelyard_routing.table import REVEAL_SECRETS
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TableStep:
+    """One compile: the sealed table, each object's conditions, and what the table keeps from before."""
+
+    table: RoutingTable
+    conditions: Mapping[ObjectRef, tuple[Condition, ...]]
+    #: Routes served in their last good version, with the generation that version was published in.
+    retained: Mapping[ObjectRef, int]
+    #: Per route id: the table generation from which this route's current content has been served.
+    since: Mapping[str, int]
+
+
+def route_ref(route: Route) -> ObjectRef:
+    """The ModelRoute a table route was compiled from (route ids are ``namespace/name``)."""
+    namespace, _, name = route.id.partition("/")
+    return ObjectRef("ModelRoute", namespace, name)
+
+
+def route_fingerprints(table: RoutingTable) -> dict[str, str]:
+    """Per route id, a hash of what serving the route depends on: the route and the credentials (keys) it uses."""
+    credentials = {c.id: c.model_dump(mode="json", context={REVEAL_SECRETS: True}) for c in table.credentials}
+    fingerprints = {}
+    for route in table.routes:
+        used = sorted({target.credential for target in route.targets})
+        content = {"route": route.model_dump(mode="json"), "credentials": [credentials.get(c) for c in used]}
+        fingerprints[route.id] = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return fingerprints
+
+
+def retain_last_good(
+    result: CompileResult, previous: RoutingTable | None, live: set[ObjectRef]
+) -> tuple[RoutingTable, set[ObjectRef]]:
+    """``result.table`` plus the previous version of each live route that no longer compiles cleanly."""
+    table = result.table
+    if previous is None:
+        return table, set()
+    routes = {route.id: route for route in table.routes}
+    credentials = {c.id: c for c in table.credentials}
+    previous_credentials = {c.id: c for c in previous.credentials}
+    names = {name: route.id for route in table.routes for name in (route.model, *route.aliases)}
+    retained: set[ObjectRef] = set()
+    for old in previous.routes:
+        ref = route_ref(old)
+        if ref not in live or all(c.ok for c in result.conditions.get(ref, ())):
+            continue
+        if any(names.get(name, old.id) != old.id for name in (old.model, *old.aliases)):
+            continue  # another route serves one of its names now
+        used = {target.credential for target in old.targets}
+        if not used <= previous_credentials.keys():
+            continue  # not a table this operator wrote; nothing sound to keep
+        routes[old.id] = old
+        for credential in sorted(used):
+            credentials.setdefault(credential, previous_credentials[credential])
+        retained.add(ref)
+    merged = table.model_copy(
+        update={
+            "routes": tuple(routes[key] for key in sorted(routes)),
+            "credentials": tuple(credentials[key] for key in sorted(credentials)),
+        }
+    )
+    return merged, retained
+
+
+def next_table(
+    inventory: Inventory,
+    previous: RoutingTable | None,
+    previous_since: Mapping[str, int],
+    floor: int = 0,
+) -> TableStep:
+    """Compile ``inventory``; the generation moves past ``previous`` (and ``floor``) only if content changed.
+
+    ``floor`` is the highest generation any proxy reported, so an operator that lost its Secret still
+    numbers past what the proxies serve.
+    """
+    result = compile_inventory(inventory, generation=0)
+    live = {manifest.ref for manifest in inventory.routes}
+    merged, retained = retain_last_good(result, previous, live)
+    if previous is not None and merged.content_hash() == previous.sha256 and previous.generation >= floor:
+        table = previous
+    else:
+        table = merged.sealed(max(previous_generation(previous), floor) + 1)
+    if table is previous:
+        unchanged = {route.id for route in table.routes}
+    else:
+        before = route_fingerprints(previous) if previous is not None else {}
+        unchanged = {rid for rid, fingerprint in route_fingerprints(table).items() if before.get(rid) == fingerprint}
+    since = {
+        route.id: previous_since.get(route.id, previous_generation(previous))
+        if route.id in unchanged
+        else table.generation
+        for route in table.routes
+    }
+    return TableStep(
+        table=table,
+        conditions=result.conditions,
+        retained={ref: since[f"{ref.namespace}/{ref.name}"] for ref in retained},
+        since=since,
+    )
+
+
+def previous_generation(table: RoutingTable | None) -> int:
+    """The generation of ``table``, 0 for none."""
+    return table.generation if table is not None else 0

@@ -1,0 +1,99 @@
+"""The admin app: where the operator pushes routing tables, on its own port and behind a bearer token.
+
+It is a separate app on a separate port so the public port never exposes table loading and a
+NetworkPolicy can admit only the operator. Every request, even to an unknown path, needs the token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from pydantic import ValidationError
+
+from modelyard_proxy.keys import STORE
+from modelyard_proxy.store import StaleTableError, TableStore
+from modelyard_routing import IncompatibleTableError, InvalidTableError, RoutingTable
+from modelyard_routing.conditions import describe_validation_error
+from modelyard_routing.push import ADMIN_TABLE_PATH, REFUSAL_STATUS, AdminToken, PushRefused, Refusal, TableState
+from modelyard_routing.table import SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
+
+TOKEN = web.AppKey("admin_token", AdminToken)
+#: Tables carry every route and credential; far above aiohttp's 1 MiB default, and only the operator sends.
+MAX_TABLE_BYTES = 64 * 1024 * 1024
+
+
+def create_admin_app(store: TableStore, token: AdminToken) -> web.Application:
+    """The admin app serving (and loading into) the same ``store`` as the public app."""
+    app = web.Application(client_max_size=MAX_TABLE_BYTES, middlewares=[_require_token])
+    app[STORE] = store
+    app[TOKEN] = token
+    app.router.add_get(ADMIN_TABLE_PATH, get_table)
+    app.router.add_put(ADMIN_TABLE_PATH, put_table)
+    return app
+
+
+@web.middleware
+async def _require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """401 unless ``Authorization: Bearer <token>`` matches; an unset token refuses everyone."""
+    expected = request.app[TOKEN].value()
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if not expected or scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), expected.encode()):
+        return web.json_response(
+            {"message": "a valid admin bearer token is required"},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="modelyard-admin"'},
+        )
+    return await handler(request)
+
+
+def _state(store: TableStore) -> TableState:
+    table = store.current.table if store.current else None
+    return TableState(
+        generation=table.generation if table else None,
+        sha256=table.sha256 if table else None,
+        schema_version=SCHEMA_VERSION,
+    )
+
+
+async def get_table(request: web.Request) -> web.Response:
+    """What this proxy serves: generation and hash only, never the table (it holds provider keys)."""
+    return web.json_response(_state(request.app[STORE]).model_dump())
+
+
+async def put_table(request: web.Request) -> web.Response:
+    """Load a pushed table if it is newer and valid; otherwise refuse and keep the served one."""
+    store = request.app[STORE]
+    try:
+        raw = orjson.loads(await request.read())
+        if not isinstance(raw, dict):
+            return _refuse(store, Refusal.INVALID_TABLE, "the body is not a JSON object")
+        table = RoutingTable.from_wire(raw)
+    except IncompatibleTableError as exc:
+        return _refuse(store, Refusal.UNSUPPORTED_SCHEMA, str(exc))
+    except orjson.JSONDecodeError as exc:
+        return _refuse(store, Refusal.INVALID_TABLE, f"the body is not JSON: {exc}")
+    except ValidationError as exc:
+        return _refuse(store, Refusal.INVALID_TABLE, describe_validation_error(exc, prefix="table"))
+    except InvalidTableError as exc:
+        return _refuse(store, Refusal.INVALID_TABLE, str(exc))
+    try:
+        store.apply_newer(table)
+    except StaleTableError as exc:
+        reason = Refusal.GENERATION_CONFLICT if exc.conflict else Refusal.STALE_GENERATION
+        return _refuse(store, reason, str(exc))
+    except InvalidTableError as exc:
+        return _refuse(store, Refusal.INVALID_TABLE, str(exc))
+    return web.json_response(_state(store).model_dump())
+
+
+def _refuse(store: TableStore, reason: Refusal, message: str) -> web.Response:
+    state = _state(store)
+    log.warning("pushed routing table refused (%s), keeping generation %s: %s", reason, state.generation, message)
+    body = PushRefused(reason=reason, message=message, generation=state.generation, sha256=state.sha256)
+    return web.json_response(body.model_dump(mode="json"), status=REFUSAL_STATUS[reason])
