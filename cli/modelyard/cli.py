@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 def _serve(args: argparse.Namespace) -> int:
     from modelyard_proxy import server  # noqa: PLC0415
     from modelyard_proxy.settings import ProxySettings  # noqa: PLC0415
+    from modelyard_proxy.standalone import ManifestFolder  # noqa: PLC0415
+    from modelyard_proxy.tablefile import TableFile  # noqa: PLC0415
     from modelyard_routing.push import AdminToken  # noqa: PLC0415
 
     settings = ProxySettings()
@@ -30,9 +33,9 @@ def _serve(args: argparse.Namespace) -> int:
         if args.admin_port is not None:
             print("modelyard serve: --admin-port takes pushes from the operator; use it with --table", file=sys.stderr)
             return 2
-        app = server.build_standalone_app(settings, args.manifests, args.reload_interval)
+        app = server.build_public_app(settings, functools.partial(ManifestFolder, args.manifests), args.reload_interval)
     else:
-        app = server.build_table_app(settings, args.table, args.reload_interval)
+        app = server.build_public_app(settings, functools.partial(TableFile, args.table), args.reload_interval)
         if settings.admin_port is not None:
             token = AdminToken.from_env(settings.admin_token_file, "MODELYARD_ADMIN_TOKEN")
             if not token.value():

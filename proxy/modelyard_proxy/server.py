@@ -10,8 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Coroutine, Sequence
-from pathlib import Path
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -20,28 +19,22 @@ from modelyard_proxy.admin import create_admin_app
 from modelyard_proxy.app import create_app
 from modelyard_proxy.keys import STORE
 from modelyard_proxy.settings import ProxySettings
-from modelyard_proxy.standalone import ManifestFolder, watch_source
+from modelyard_proxy.standalone import Reloadable, watch_source
 from modelyard_proxy.store import TableStore
-from modelyard_proxy.tablefile import TableFile
 from modelyard_routing.push import AdminToken
 
 log = logging.getLogger(__name__)
 
 
-def build_standalone_app(settings: ProxySettings, manifests: Path, reload_interval: float) -> web.Application:
-    """The public app serving a manifest folder, recompiled whenever it changes."""
-    store = TableStore(settings.api_keys)
-    folder = ManifestFolder(manifests, store)
-    folder.reload()
-    app = create_app(settings, store)
-    app.cleanup_ctx.append(watch_source(folder, reload_interval))
-    return app
+def build_public_app(
+    settings: ProxySettings, source_for: Callable[[TableStore], Reloadable], reload_interval: float
+) -> web.Application:
+    """The public app serving what ``source_for(store)`` loads (a manifest folder or the operator's table file).
 
-
-def build_table_app(settings: ProxySettings, table: Path, reload_interval: float) -> web.Application:
-    """The public app serving the operator's table file (which may not exist yet), re-read when it changes."""
+    The source is read once before serving and polled for changes for the app's lifetime.
+    """
     store = TableStore(settings.api_keys)
-    source = TableFile(table, store)
+    source = source_for(store)
     source.reload()
     app = create_app(settings, store)
     app.cleanup_ctx.append(watch_source(source, reload_interval))

@@ -84,10 +84,6 @@ class ManifestFolder:
         """Whether the folder differs from what was last compiled."""
         return folder_signature(self.directory) != self._signature
 
-    async def watch(self, interval: float, on_reload: Callable[[], None] | None = None) -> None:
-        """Poll forever, reloading on change."""
-        await poll_for_changes(self, interval, on_reload)
-
     def __str__(self) -> str:
         return f"manifests in {self.directory}"
 
@@ -104,15 +100,13 @@ class Reloadable(Protocol):
         ...
 
 
-async def poll_for_changes(source: Reloadable, interval: float, on_reload: Callable[[], None] | None = None) -> None:
+async def poll_for_changes(source: Reloadable, interval: float) -> None:
     """Poll ``source`` forever, reloading it whenever it changed."""
     while True:
         await asyncio.sleep(interval)
         if source.changed():
             log.info("%s changed, reloading", source)
             source.reload()
-            if on_reload is not None:
-                on_reload()
 
 
 def watch_source(source: Reloadable, interval: float = 1.0) -> Callable[[web.Application], AsyncIterator[None]]:
