@@ -31,7 +31,38 @@ from modelyard_routing.specs import API_GROUP, HEADER_NAME_PATTERN
 
 KINDS = sorted(CRD_FILES)
 K8S_VERSIONS = ["1.33", kubernetes_validate.utils.latest_version()]
-SHORT_NAMES = {"ModelRoute": "mr", "ProviderCredential": "pc"}
+SHORT_NAMES = {"ModelRoute": "mr", "ProviderCredential": "pcred"}
+#: Short names built-in resources already own; reusing one would make ``kubectl get <name>`` ambiguous.
+BUILTIN_SHORT_NAMES = {
+    "cm",
+    "cs",
+    "csr",
+    "crd",
+    "crds",
+    "deploy",
+    "ds",
+    "ep",
+    "ev",
+    "hpa",
+    "ing",
+    "limits",
+    "netpol",
+    "no",
+    "ns",
+    "pc",
+    "pdb",
+    "po",
+    "psp",
+    "pv",
+    "pvc",
+    "quota",
+    "rc",
+    "rs",
+    "sa",
+    "sc",
+    "sts",
+    "svc",
+}
 
 Node = tuple[str, dict[str, Any]]
 
@@ -68,6 +99,7 @@ def test_names_scope_and_version(kind: str) -> None:
     assert names["plural"] == f"{kind.lower()}s"
     assert crd["metadata"]["name"] == f"{names['plural']}.{API_GROUP}"
     assert SHORT_NAMES[kind] in names["shortNames"]
+    assert not BUILTIN_SHORT_NAMES & set(names["shortNames"])
     assert names["categories"] == ["modelyard"]
     assert spec["group"] == API_GROUP
     assert spec["scope"] == "Namespaced"
