@@ -190,22 +190,10 @@ def media_block(url: Any, where: str) -> JSONObject:
 def assistant_blocks(message: JSONObject, where: str) -> list[JSONObject]:
     text = params.text_content(message.get("content"), where)
     blocks = [text_block(text)] if text else []
-    calls = message.get("tool_calls") or []
-    if not isinstance(calls, list):
-        raise bad_request(f"{where}.tool_calls must be a list", param="messages")
-    for j, call in enumerate(calls):
-        call_where = f"{where}.tool_calls[{j}]"
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict) or not isinstance(call.get("id"), str):
-            raise bad_request(f"{call_where} needs an id and a function", param="messages")
-        blocks.append(
-            {
-                "type": "tool_use",
-                "id": call["id"],
-                "name": function.get("name"),
-                "input": params.tool_call_arguments(function.get("arguments"), call_where),
-            }
-        )
+    blocks.extend(
+        {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
+        for call in params.assistant_tool_calls(message, where)
+    )
     return blocks
 
 

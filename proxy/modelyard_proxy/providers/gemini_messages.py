@@ -15,7 +15,7 @@ import orjson
 
 from modelyard_proxy.errors import bad_request
 from modelyard_proxy.providers.base import JSONObject
-from modelyard_proxy.providers.params import parse_data_url, text_content, tool_call_arguments
+from modelyard_proxy.providers.params import assistant_tool_calls, parse_data_url, text_content
 
 #: Google's documented stand-in for a function call that carries no thought signature (a history written
 #: by another model, or by a client that dropped ``extra_content``); Gemini 3 refuses unsigned calls.
@@ -116,25 +116,11 @@ def _model_parts(message: JSONObject, where: str, names: dict[str, str], sign_ca
     parts: list[JSONObject] = []
     if text := text_content(message.get("content"), where):
         parts.append({"text": text})
-    calls = message.get("tool_calls") or []
-    if not isinstance(calls, list):
-        raise bad_request(f"{where}.tool_calls must be a list", param="messages")
-    for k, call in enumerate(calls):
-        call_where = f"{where}.tool_calls[{k}]"
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise bad_request(f"{call_where} must be a function call with a name", param="messages")
-        if not isinstance(call.get("id"), str):
-            raise bad_request(f"{call_where}.id must be a string", param="messages")
-        names[call["id"]] = function["name"]
-        part: JSONObject = {
-            "functionCall": {
-                "name": function["name"],
-                "args": tool_call_arguments(function.get("arguments"), call_where),
-            }
-        }
+    for k, call in enumerate(assistant_tool_calls(message, where)):
+        names[call.id] = call.name
+        part: JSONObject = {"functionCall": {"name": call.name, "args": call.arguments}}
         # Only the first call of a step carries Gemini's signature (parallel calls share it).
-        signature = _signature(call) or (SKIP_SIGNATURE if k == 0 and sign_calls else None)
+        signature = _signature(call.raw) or (SKIP_SIGNATURE if k == 0 and sign_calls else None)
         if signature:
             part["thoughtSignature"] = signature
         parts.append(part)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 from typing import Any
 
 import orjson
@@ -129,6 +130,34 @@ def tool_call_arguments(arguments: Any, where: str) -> JSONObject:
         raise bad_request(f"{where}.function.arguments is not valid JSON", param="messages") from exc
     if not isinstance(parsed, dict):
         raise bad_request(f"{where}.function.arguments must encode a JSON object", param="messages")
+    return parsed
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One validated ``tool_calls`` entry of an assistant message; ``raw`` keeps provider-specific extras."""
+
+    id: str
+    name: str
+    arguments: JSONObject
+    raw: JSONObject
+
+
+def assistant_tool_calls(message: JSONObject, where: str) -> list[ToolCall]:
+    """An assistant message's tool calls, each with an id, a function name and object arguments; else 400."""
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise bad_request(f"{where}.tool_calls must be a list", param="messages")
+    parsed = []
+    for index, call in enumerate(calls):
+        call_where = f"{where}.tool_calls[{index}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise bad_request(f"{call_where} must be a function call with a name", param="messages")
+        if not isinstance(call.get("id"), str):
+            raise bad_request(f"{call_where}.id must be a string", param="messages")
+        arguments = tool_call_arguments(function.get("arguments"), call_where)
+        parsed.append(ToolCall(call["id"], function["name"], arguments, call))
     return parsed
 
 
