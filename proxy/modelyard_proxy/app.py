@@ -8,8 +8,9 @@ import aiohttp
 from aiohttp import web
 
 from modelyard_proxy import handlers
-from modelyard_proxy.keys import HTTP_SESSION, SETTINGS, STORE
+from modelyard_proxy.keys import HEALTH, HTTP_SESSION, SETTINGS, STORE
 from modelyard_proxy.middlewares import auth_middleware, error_middleware, request_id_middleware
+from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.settings import ProxySettings
 from modelyard_proxy.store import TableStore
 
@@ -22,6 +23,7 @@ def create_app(settings: ProxySettings, store: TableStore) -> web.Application:
     )
     app[SETTINGS] = settings
     app[STORE] = store
+    app[HEALTH] = HealthRegistry()
     app.cleanup_ctx.append(_upstream_session)
     app.router.add_post("/v1/chat/completions", handlers.chat_completions)
     app.router.add_post("/v1/embeddings", handlers.embeddings)

@@ -33,6 +33,8 @@ class GatewayError(Exception):
         self.param = param
         self.retryable = retryable
         self.retry_after = retry_after
+        #: Response headers the relay adds (which route and how many attempts served the request).
+        self.extra_headers: dict[str, str] = {}
 
     def payload(self) -> dict[str, dict[str, str | None]]:
         """The error object as OpenAI sends it."""
@@ -45,8 +47,8 @@ class GatewayError(Exception):
     def headers(self) -> Mapping[str, str]:
         """Extra response headers: ``Retry-After`` when the upstream asked for a pause."""
         if self.retry_after is None:
-            return {}
-        return {"Retry-After": str(max(1, round(self.retry_after)))}
+            return self.extra_headers
+        return {**self.extra_headers, "Retry-After": str(max(1, round(self.retry_after)))}
 
 
 def bad_request(message: str, *, param: str | None = None, code: str | None = None) -> GatewayError:

@@ -32,7 +32,7 @@ def lookup_route(request: web.Request, body: dict[str, Any]) -> tuple[str, Resol
     if not isinstance(model, str) or not model:
         raise bad_request("'model' is required and must be a string", param="model")
     compiled = request.app[STORE].current
-    route = compiled.routes.get(model) if compiled else None
+    route = compiled.lookup(model) if compiled else None
     if route is None:
         raise GatewayError(
             404,

@@ -7,6 +7,7 @@ table that fails to compile never replaces the good one.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import logging
 from collections.abc import Iterable
 
@@ -27,13 +28,33 @@ class ResolvedTarget:
     credential: Credential
     adapter: ProviderAdapter
 
+    @property
+    def target_id(self) -> str:
+        """The stable id health state is keyed by."""
+        return self.target.id
+
+    @property
+    def weight(self) -> int:
+        """Share of traffic among its priority."""
+        return self.target.weight
+
+    @property
+    def priority(self) -> int:
+        """Failover order, lowest first."""
+        return self.target.priority
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ResolvedRoute:
-    """A route with its targets in the order attempts try them (lowest priority value first)."""
+    """A route with its targets (lowest priority value first) and each profile's targets."""
 
     route: Route
     targets: tuple[ResolvedTarget, ...]
+    profiles: dict[str, tuple[ResolvedTarget, ...]] = dataclasses.field(default_factory=dict)
+
+    def targets_for(self, profile: str | None) -> tuple[ResolvedTarget, ...]:
+        """The profile's targets when it names one the route has, else the route's own."""
+        return self.profiles.get(profile, self.targets) if profile else self.targets
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -44,21 +65,37 @@ class CompiledTable:
     routes: dict[str, ResolvedRoute]
     key_hashes: frozenset[str]
     models_body: bytes
+    #: Wildcard names, most specific (longest) first.
+    patterns: tuple[tuple[str, ResolvedRoute], ...] = ()
+
+    def lookup(self, model: str) -> ResolvedRoute | None:
+        """The route for ``model``: an exact name or alias, else the longest wildcard pattern that matches."""
+        route = self.routes.get(model)
+        if route is not None:
+            return route
+        return next((r for pattern, r in self.patterns if fnmatch.fnmatchcase(model, pattern)), None)
 
     @classmethod
     def from_table(cls, table: RoutingTable, extra_keys: Iterable[str] = ()) -> CompiledTable:
         """Bind every target; raises InvalidTableError if the table contradicts itself."""
         credentials = {c.id: c for c in table.credentials}
         routes: dict[str, ResolvedRoute] = {}
-        for route in table.routes:
-            targets = []
-            for target in sorted(route.targets, key=lambda t: t.priority):
+        patterns: list[tuple[str, ResolvedRoute]] = []
+
+        def bind(route: Route, targets: Iterable[Target]) -> tuple[ResolvedTarget, ...]:
+            bound = []
+            for target in sorted(targets, key=lambda t: t.priority):
                 credential = credentials.get(target.credential)
                 if credential is None:
                     msg = f"route {route.id} names credential {target.credential} that the table does not carry"
                     raise InvalidTableError(msg)
-                targets.append(ResolvedTarget(target, credential, adapter_for(credential.provider)))
-            resolved = ResolvedRoute(route, tuple(targets))
+                bound.append(ResolvedTarget(target, credential, adapter_for(credential.provider)))
+            return tuple(bound)
+
+        for route in table.routes:
+            profiles = {profile.name: bind(route, profile.targets) for profile in route.profiles}
+            resolved = ResolvedRoute(route, bind(route, route.targets), profiles)
+            patterns.extend((pattern, resolved) for pattern in route.patterns)
             for name in (route.model, *route.aliases):
                 if name in routes:
                     msg = f"model name {name!r} appears in two routes"
@@ -70,6 +107,7 @@ class CompiledTable:
             routes=routes,
             key_hashes=frozenset(table.api_key_sha256) | {hash_api_key(k) for k in extra_keys},
             models_body=orjson.dumps({"object": "list", "data": models}),
+            patterns=tuple(sorted(patterns, key=lambda p: (-len(p[0].replace("*", "")), p[0]))),
         )
 
 

@@ -13,8 +13,8 @@ from pydantic import SecretStr, ValidationError
 from modelyard_routing.conditions import Condition, describe_validation_error
 from modelyard_routing.defaults import DEFAULT_BASE_URLS
 from modelyard_routing.manifests import Inventory, Manifest, ObjectRef
-from modelyard_routing.specs import ModelRouteSpec, ProviderCredentialSpec
-from modelyard_routing.table import Credential, Route, RoutingTable, Target, hash_api_key
+from modelyard_routing.specs import ModelRouteSpec, ProviderCredentialSpec, RequireSpec, TargetSpec, duration_ms
+from modelyard_routing.table import Credential, Faults, Policy, Profile, Route, RoutingTable, Target, hash_api_key
 
 ACCEPTED = "Accepted"
 RESOLVED_REFS = "ResolvedRefs"
@@ -47,7 +47,14 @@ def compile_inventory(inventory: Inventory, generation: int) -> CompileResult:
         if route is not None:
             routes.append(route)
     by_id = {o.credential.id: o.credential for o in outcomes.values() if o.credential is not None}
-    used = sorted({target.credential for route in routes for target in route.targets})
+    used = sorted(
+        {
+            target.credential
+            for route in routes
+            for targets in (route.targets, *(profile.targets for profile in route.profiles))
+            for target in targets
+        }
+    )
     keys = sorted({hash_api_key(v) for s in inventory.secrets if s.is_api_keys for v in s.values.values() if v})
     table = RoutingTable(
         routes=tuple(sorted(routes, key=lambda r: r.id)),
@@ -118,7 +125,8 @@ def _compile_route(
             Condition(RESOLVED_REFS, "Unknown", "InvalidSpec", "spec is not valid", gen),
         )
         return None
-    taken = [(name, claimed[name]) for name in spec.public_names() if name in claimed]
+    names = [*spec.public_names(), *spec.model_patterns]
+    taken = [(name, claimed[name]) for name in names if name in claimed]
     if taken:
         message = "; ".join(
             f"model name {name!r} is already served by ModelRoute {o.namespace}/{o.name}" for name, o in taken
@@ -128,28 +136,23 @@ def _compile_route(
             Condition(RESOLVED_REFS, "Unknown", "NotAccepted", "route was not accepted", gen),
         )
         return None
-    for name in spec.public_names():
+    for name in names:
         claimed[name] = ref
     accepted = Condition(ACCEPTED, "True", "Accepted", "spec is valid", gen)
-    targets: list[Target] = []
     problems: list[str] = []
-    for index, target in enumerate(spec.targets):
-        cred_ref = ObjectRef("ProviderCredential", ref.namespace, target.credential_ref.name)
-        outcome = outcomes.get(cred_ref)
-        if outcome is None:
-            problems.append(f"targets[{index}]: ProviderCredential {ref.namespace}/{cred_ref.name} not found")
-        elif outcome.credential is None:
-            problems.append(f"targets[{index}]: {outcome.problem}")
-        else:
-            targets.append(
-                Target(
-                    id=f"{outcome.credential.id}|{target.model}",
-                    credential=outcome.credential.id,
-                    model=target.model,
-                    weight=target.weight,
-                    priority=target.priority,
-                )
-            )
+    targets = _compile_targets(spec.targets, "targets", ref, require=spec.require, outcomes=outcomes, problems=problems)
+    profiles = []
+    for index, profile in enumerate(spec.profiles):
+        chosen = _compile_targets(
+            profile.targets,
+            f"profiles[{index}].targets",
+            ref,
+            require=spec.require,
+            outcomes=outcomes,
+            problems=problems,
+        )
+        if chosen:
+            profiles.append(Profile(name=profile.name, targets=tuple(chosen)))
     if problems:
         reason = "PartiallyResolved" if targets else "UnresolvedRefs"
         resolved = Condition(RESOLVED_REFS, "False", reason, "; ".join(problems), gen)
@@ -162,5 +165,108 @@ def _compile_route(
         id=f"{ref.namespace}/{ref.name}",
         model=spec.model,
         aliases=tuple(spec.aliases),
+        patterns=tuple(spec.model_patterns),
         targets=tuple(targets),
+        profiles=tuple(profiles),
+        policy=compile_policy(spec),
     )
+
+
+def _compile_targets(
+    specs: list[TargetSpec],
+    where: str,
+    ref: ObjectRef,
+    *,
+    require: RequireSpec | None,
+    outcomes: dict[ObjectRef, _CredentialOutcome],
+    problems: list[str],
+) -> list[Target]:
+    """The targets whose credential resolves and passes the route's guard rails; the rest go to ``problems``."""
+    targets: list[Target] = []
+    for index, target in enumerate(specs):
+        cred_ref = ObjectRef("ProviderCredential", ref.namespace, target.credential_ref.name)
+        outcome = outcomes.get(cred_ref)
+        if outcome is None:
+            problems.append(f"{where}[{index}]: ProviderCredential {ref.namespace}/{cred_ref.name} not found")
+        elif outcome.credential is None:
+            problems.append(f"{where}[{index}]: {outcome.problem}")
+        elif refusal := guard_rail_refusal(require, outcome.credential, target):
+            problems.append(f"{where}[{index}]: excluded by require: {refusal}")
+        else:
+            targets.append(
+                Target(
+                    id=f"{outcome.credential.id}|{target.model}",
+                    credential=outcome.credential.id,
+                    model=target.model,
+                    weight=target.weight,
+                    priority=target.priority,
+                    context_window=target.context_window,
+                )
+            )
+    return targets
+
+
+def guard_rail_refusal(require: RequireSpec | None, credential: Credential, target: TargetSpec) -> str:
+    """Why ``require`` forbids sending to this target through ``credential``; empty when it may."""
+    if require is None:
+        return ""
+    facts = (
+        ("jurisdiction", credential.jurisdiction, require.jurisdictions),
+        ("region", credential.region, require.regions),
+        (
+            "dataRetention",
+            credential.data_retention.value if credential.data_retention else None,
+            [r.value for r in require.data_retention],
+        ),
+    )
+    for name, value, allowed in facts:
+        if allowed and value not in allowed:
+            return f"{name} {value or 'unset'} of {credential.id} is not one of {', '.join(allowed)}"
+    cap = require.max_price_per_m_tokens
+    if cap is not None and (target.price_per_m_tokens is None or target.price_per_m_tokens > cap):
+        price = "unset" if target.price_per_m_tokens is None else f"{target.price_per_m_tokens:g}"
+        return f"pricePerMTokens {price} is above maxPricePerMTokens {cap:g}"
+    return ""
+
+
+def compile_policy(spec: ModelRouteSpec) -> Policy:
+    """The route's resilience settings with every duration in milliseconds."""
+
+    def ms(value: str | None) -> int | None:
+        return None if value is None else duration_ms(value)
+
+    policy: dict[str, object] = {"fallback_on": tuple(t.value for t in spec.fallback_on)}
+    if spec.strategy is not None:
+        policy |= {"strategy": spec.strategy.type.value, "hedge_delay_ms": ms(spec.strategy.hedge_delay)}
+    if spec.retry is not None:
+        policy |= {"attempts": spec.retry.attempts, "max_total_attempts": spec.retry.max_total_attempts}
+        if spec.retry.backoff is not None:
+            policy |= {
+                "backoff_initial_ms": duration_ms(spec.retry.backoff.initial),
+                "backoff_max_ms": duration_ms(spec.retry.backoff.max),
+            }
+    if spec.timeouts is not None:
+        t = spec.timeouts
+        policy |= {
+            "connect_ms": ms(t.connect),
+            "first_token_ms": ms(t.first_token),
+            "idle_ms": ms(t.idle),
+            "total_ms": ms(t.total),
+        }
+    if spec.circuit_breaker is not None:
+        b = spec.circuit_breaker
+        policy |= {
+            "breaker_failure_rate_percent": b.failure_rate_percent,
+            "breaker_min_requests": b.min_requests,
+            "breaker_window_ms": duration_ms(b.window),
+            "breaker_cooldown_ms": duration_ms(b.cooldown),
+        }
+    if spec.faults is not None:
+        f = spec.faults
+        policy["faults"] = Faults(
+            abort_percent=f.abort_percent,
+            abort_status=f.abort_status,
+            delay_ms=ms(f.delay) or 0,
+            delay_percent=f.delay_percent,
+        )
+    return Policy.model_validate(policy)

@@ -139,6 +139,126 @@ class TargetSpec(_Spec):
     model: Annotated[str, Field(min_length=1, max_length=256)]
     weight: Annotated[int, Field(ge=0, le=1000)] = 1
     priority: Annotated[int, Field(ge=0, le=100)] = 0
+    context_window: Annotated[int | None, Field(alias="contextWindow", ge=1, le=100_000_000)] = None
+    price_per_m_tokens: Annotated[float | None, Field(alias="pricePerMTokens", ge=0, le=1_000_000)] = None
+
+
+class FallbackTrigger(enum.StrEnum):
+    """Failure classes that move a request on to the next target."""
+
+    RATE_LIMIT = "rateLimit"
+    QUOTA = "quotaExhausted"
+    SERVER_ERROR = "serverError"
+    OVERLOADED = "overloaded"
+    CONNECT_ERROR = "connectError"
+    TIMEOUT = "timeout"
+    CONTEXT_LENGTH = "contextLength"
+    CONTENT_POLICY = "contentPolicy"
+
+
+DEFAULT_FALLBACK_ON = [
+    FallbackTrigger.RATE_LIMIT,
+    FallbackTrigger.QUOTA,
+    FallbackTrigger.SERVER_ERROR,
+    FallbackTrigger.OVERLOADED,
+    FallbackTrigger.CONNECT_ERROR,
+    FallbackTrigger.TIMEOUT,
+]
+
+
+class StrategyType(enum.StrEnum):
+    """How a route picks the first target (the others follow as fallbacks)."""
+
+    PRIORITY = "priority"
+    WEIGHTED = "weighted"
+    LATENCY = "latency"
+    HEDGE = "hedge"
+
+
+#: A Gateway API style duration: ``150ms``, ``30s``, ``1m30s``, ``1h``.
+DURATION_PATTERN = r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
+_DURATION_PART = re.compile(r"([0-9]+)(ms|h|m|s)")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+def duration_ms(value: str) -> int:
+    """Milliseconds in a duration string that matched :data:`DURATION_PATTERN`."""
+    return sum(int(amount) * _UNIT_MS[unit] for amount, unit in _DURATION_PART.findall(value))
+
+
+class StrategySpec(_Spec):
+    """Balancing: priority order, weighted split, lowest observed latency, or hedged requests."""
+
+    type: StrategyType = StrategyType.PRIORITY
+    hedge_delay: Annotated[Duration | None, Field(alias="hedgeDelay")] = None
+
+
+class BackoffSpec(_Spec):
+    """Exponential backoff with jitter between retries of one target."""
+
+    initial: Duration = "100ms"
+    max: Duration = "2s"
+
+
+class RetrySpec(_Spec):
+    """Retries of the same target for transient failures (429 rate limits, 5xx, timeouts, connect errors)."""
+
+    attempts: Annotated[int, Field(ge=1, le=10)] = 1
+    max_total_attempts: Annotated[int | None, Field(alias="maxTotalAttempts", ge=1, le=50)] = None
+    backoff: BackoffSpec | None = None
+
+
+class TimeoutsSpec(_Spec):
+    """Deadlines: per attempt (connect, first token, idle between chunks) and for the whole request."""
+
+    connect: Duration | None = None
+    first_token: Annotated[Duration | None, Field(alias="firstToken")] = None
+    idle: Duration | None = None
+    total: Duration | None = None
+
+
+class RequireSpec(_Spec):
+    """Guard rails on where a route may send data and what a target may cost."""
+
+    jurisdictions: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=16)] = Field(
+        default_factory=list
+    )
+    regions: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=32)] = Field(default_factory=list)
+    data_retention: Annotated[list[DataRetention], Field(alias="dataRetention", max_length=3)] = Field(
+        default_factory=list
+    )
+    max_price_per_m_tokens: Annotated[float | None, Field(alias="maxPricePerMTokens", ge=0, le=1_000_000)] = None
+
+
+class CircuitBreakerSpec(_Spec):
+    """Per-target breaker: opens at a failure rate over a window, probes again after the cooldown."""
+
+    failure_rate_percent: Annotated[int, Field(alias="failureRatePercent", ge=1, le=100)] = 50
+    min_requests: Annotated[int, Field(alias="minRequests", ge=1, le=1000)] = 5
+    window: Duration = "30s"
+    cooldown: Duration = "10s"
+
+
+class FaultsSpec(_Spec):
+    """Outage rehearsal: fail or slow a share of requests' first attempts as if the upstream had."""
+
+    abort_percent: Annotated[int, Field(alias="abortPercent", ge=0, le=100)] = 0
+    abort_status: Annotated[int, Field(alias="abortStatus", ge=400, le=599)] = 503
+    delay: Duration | None = None
+    delay_percent: Annotated[int, Field(alias="delayPercent", ge=0, le=100)] = 100
+
+
+PROFILE_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+#: A wildcard public name: the model-name alphabet plus ``*``, with at least one ``*``.
+MODEL_PATTERN_PATTERN = r"^[A-Za-z0-9._:/@+-]*[*][A-Za-z0-9._:/@+*-]*$"
+
+
+class ProfileSpec(_Spec):
+    """Targets chosen instead of the route's when a request names this profile."""
+
+    name: Annotated[str, Field(pattern=PROFILE_NAME_PATTERN, max_length=63)]
+    targets: Annotated[list[TargetSpec], Field(min_length=1, max_length=32)]
 
 
 class ModelRouteSpec(_Spec):
@@ -148,13 +268,46 @@ class ModelRouteSpec(_Spec):
     aliases: Annotated[
         list[Annotated[str, Field(pattern=MODEL_NAME_PATTERN, max_length=MODEL_NAME_MAX_LENGTH)]], Field(max_length=16)
     ] = Field(default_factory=list)
+    model_patterns: Annotated[
+        list[Annotated[str, Field(pattern=MODEL_PATTERN_PATTERN, max_length=MODEL_NAME_MAX_LENGTH)]],
+        Field(alias="modelPatterns", max_length=16),
+    ] = Field(default_factory=list)
     targets: Annotated[list[TargetSpec], Field(min_length=1, max_length=32)]
+    profiles: Annotated[list[ProfileSpec], Field(max_length=16)] = Field(default_factory=list)
+    strategy: StrategySpec | None = None
+    retry: RetrySpec | None = None
+    timeouts: TimeoutsSpec | None = None
+    fallback_on: Annotated[list[FallbackTrigger], Field(alias="fallbackOn", max_length=8)] = Field(
+        default=DEFAULT_FALLBACK_ON
+    )
+    require: RequireSpec | None = None
+    circuit_breaker: Annotated[CircuitBreakerSpec | None, Field(alias="circuitBreaker")] = None
+    faults: FaultsSpec | None = None
 
     @model_validator(mode="after")
     def _names_unique(self) -> ModelRouteSpec:
         names = [self.model, *self.aliases]
         if len(set(names)) != len(names):
             msg = "model and aliases must be distinct"
+            raise ValueError(msg)
+        if len(set(self.model_patterns)) != len(self.model_patterns):
+            msg = "modelPatterns must be distinct"
+            raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _profiles_unique(self) -> ModelRouteSpec:
+        names = [profile.name for profile in self.profiles]
+        if len(set(names)) != len(names):
+            msg = "profile names must be distinct"
+            raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _hedge_needs_delay(self) -> ModelRouteSpec:
+        strategy = self.strategy
+        if strategy is not None and (strategy.hedge_delay is not None) != (strategy.type is StrategyType.HEDGE):
+            msg = "strategy.hedgeDelay is set exactly when strategy.type is hedge"
             raise ValueError(msg)
         return self
 

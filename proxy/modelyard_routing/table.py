@@ -54,6 +54,52 @@ class Target(_Frozen):
     model: str
     weight: Annotated[int, Field(ge=0)] = 1
     priority: Annotated[int, Field(ge=0)] = 0
+    #: Tokens the model accepts; a prompt estimated larger is not sent here.
+    context_window: int | None = None
+
+
+class Profile(_Frozen):
+    """Targets a request gets instead of the route's when it names this profile."""
+
+    name: str
+    targets: tuple[Target, ...]
+
+
+class Faults(_Frozen):
+    """Injected failures and latency, per attempt (outage rehearsal)."""
+
+    abort_percent: int = 0
+    abort_status: int = 503
+    delay_ms: int = 0
+    delay_percent: int = 100
+
+
+class Policy(_Frozen):
+    """How the proxy spends a request on a route's targets: order, retries, deadlines, fallbacks, health."""
+
+    strategy: str = "priority"
+    hedge_delay_ms: int | None = None
+    attempts: int = 1
+    max_total_attempts: int | None = None
+    backoff_initial_ms: int = 100
+    backoff_max_ms: int = 2000
+    connect_ms: int | None = None
+    first_token_ms: int | None = None
+    idle_ms: int | None = None
+    total_ms: int | None = None
+    fallback_on: tuple[str, ...] = (
+        "rateLimit",
+        "quotaExhausted",
+        "serverError",
+        "overloaded",
+        "connectError",
+        "timeout",
+    )
+    breaker_failure_rate_percent: int = 50
+    breaker_min_requests: int = 5
+    breaker_window_ms: int = 30_000
+    breaker_cooldown_ms: int = 10_000
+    faults: Faults | None = None
 
 
 class Route(_Frozen):
@@ -62,7 +108,10 @@ class Route(_Frozen):
     id: str
     model: str
     aliases: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
     targets: tuple[Target, ...]
+    profiles: tuple[Profile, ...] = ()
+    policy: Policy = Field(default_factory=Policy)
 
 
 class RoutingTable(_Frozen):

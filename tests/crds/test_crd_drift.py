@@ -141,7 +141,9 @@ VALIDATOR_TO_CEL: dict[tuple[str, str], set[str]] = {
         "azure options apply only to provider azure-openai",
         "secretRef is required (only openai-compatible may be keyless)",
     },
-    ("ModelRouteSpec", "_names_unique"): {"model and aliases must be distinct"},
+    ("ModelRouteSpec", "_names_unique"): {"model and aliases must be distinct", "modelPatterns must be distinct"},
+    ("ModelRouteSpec", "_profiles_unique"): {"profile names must be distinct"},
+    ("ModelRouteSpec", "_hedge_needs_delay"): {"strategy.hedgeDelay is set exactly when strategy.type is hedge"},
 }
 
 

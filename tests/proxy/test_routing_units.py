@@ -1,0 +1,160 @@
+"""Balancer distributions, the circuit breaker's state machine, and the retry policy's arithmetic."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import random
+
+import pytest
+
+from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.routing import policy
+from modelyard_proxy.routing.balancers import plan
+from modelyard_proxy.routing.health import BreakerState, HealthRegistry, TargetHealth
+from modelyard_routing import Policy
+
+
+@dataclasses.dataclass(frozen=True)
+class T:
+    target_id: str
+    weight: int = 1
+    priority: int = 0
+
+
+def state(health: TargetHealth) -> BreakerState:
+    """The breaker state, read through a call so mypy does not narrow it across transitions."""
+    return health.state
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def firsts(strategy: str, targets: list[T], health: HealthRegistry, n: int = 4000) -> collections.Counter[str]:
+    rng = random.Random(7)
+    return collections.Counter(plan(strategy, targets, health, rng)[0].target_id for _ in range(n))
+
+
+def test_priority_tries_lower_priorities_first_and_splits_by_weight_within_one() -> None:
+    targets = [T("backup", priority=1), T("a", weight=3), T("b", weight=1)]
+    counts = firsts("priority", targets, HealthRegistry())
+    assert set(counts) == {"a", "b"}
+    assert counts["a"] / 4000 == pytest.approx(0.75, abs=0.03)
+    assert plan("priority", targets, HealthRegistry())[-1].target_id == "backup"
+
+
+def test_weighted_splits_over_all_targets_for_canaries() -> None:
+    targets = [T("stable", weight=95, priority=0), T("canary", weight=5, priority=1), T("off", weight=0)]
+    counts = firsts("weighted", targets, HealthRegistry())
+    assert counts["canary"] / 4000 == pytest.approx(0.05, abs=0.015)
+    assert counts["off"] == 0
+    assert len(plan("weighted", targets, HealthRegistry())) == 3  # the others stay as fallbacks
+
+
+def test_latency_prefers_the_faster_target_by_power_of_two_choices() -> None:
+    health = HealthRegistry()
+    health["fast"].latency, health["slow"].latency, health["slower"].latency = 0.1, 0.5, 0.9
+    counts = firsts("latency", [T("slow"), T("fast"), T("slower")], health, n=3000)
+    # p2c: the fastest wins every pair it is in (2/3), the middle one only against the slowest (1/3).
+    assert counts["fast"] / 3000 == pytest.approx(2 / 3, abs=0.03)
+    assert counts["slower"] == 0
+
+
+def test_ewma_latency_moves_toward_new_samples() -> None:
+    health = HealthRegistry()
+    target = health["t"]
+    target.record(Policy(), ok=True, latency=1.0)
+    target.record(Policy(), ok=True, latency=0.0)
+    assert target.latency == pytest.approx(0.7)
+
+
+BREAKER = Policy(
+    breaker_failure_rate_percent=50, breaker_min_requests=4, breaker_window_ms=10_000, breaker_cooldown_ms=5_000
+)
+
+
+def test_breaker_opens_at_the_failure_rate_then_half_opens_and_closes_on_a_good_probe() -> None:
+    clock = Clock()
+    health = HealthRegistry(clock)["t"]
+    for ok in (True, False, True):
+        health.record(BREAKER, ok=ok)
+    assert state(health) is BreakerState.CLOSED  # 3 requests: below minRequests
+    health.record(BREAKER, ok=False)
+    assert state(health) is BreakerState.OPEN
+    assert not health.available()
+    clock.now = 4.9
+    assert not health.available()
+    assert health.reopens_in() == pytest.approx(0.1)
+    clock.now = 5.0
+    assert health.available()
+    assert state(health) is BreakerState.HALF_OPEN
+    health.begin()
+    assert not health.available()  # one probe at a time
+    health.record(BREAKER, ok=True)
+    assert state(health) is BreakerState.CLOSED
+    assert health.available()
+
+
+def test_a_failed_probe_reopens_for_another_cooldown() -> None:
+    clock = Clock()
+    health = HealthRegistry(clock)["t"]
+    for _ in range(4):
+        health.record(BREAKER, ok=False)
+    clock.now = 5.0
+    assert health.available()
+    health.begin()
+    health.record(BREAKER, ok=False)
+    assert state(health) is BreakerState.OPEN
+    clock.now = 9.9
+    assert not health.available()
+
+
+def test_old_outcomes_leave_the_window() -> None:
+    clock = Clock()
+    health = HealthRegistry(clock)["t"]
+    for _ in range(3):
+        health.record(BREAKER, ok=False)
+    clock.now = 11.0
+    health.record(BREAKER, ok=False)
+    assert state(health) is BreakerState.CLOSED  # the first three are older than the window
+
+
+def test_open_targets_are_skipped_but_all_open_still_tries_the_one_closest_to_probing() -> None:
+    clock = Clock()
+    registry = HealthRegistry(clock)
+    for name, at in (("a", 0.0), ("b", 2.0)):
+        clock.now = at
+        for _ in range(4):
+            registry[name].record(BREAKER, ok=False)
+    clock.now = 3.0
+    assert [t.target_id for t in plan("priority", [T("a"), T("b"), T("c", priority=1)], registry)] == ["c"]
+    assert [t.target_id for t in plan("priority", [T("b"), T("a")], registry)] == ["a"]
+
+
+def test_retry_classification() -> None:
+    limited = GatewayError(429, "slow down", code="rate_limit_exceeded", retryable=True)
+    quota = GatewayError(429, "quota", code="insufficient_quota")
+    auth = GatewayError(502, "bad key", code="upstream_auth_failed")
+    context = GatewayError(400, "too long", code="context_length_exceeded")
+    assert policy.retries_same_target(limited)
+    assert not any(policy.retries_same_target(e) for e in (quota, auth, context))
+    defaults = Policy()
+    assert policy.falls_back(quota, defaults)
+    assert not policy.falls_back(auth, defaults)
+    assert not policy.falls_back(context, defaults)
+    assert policy.falls_back(context, Policy(fallback_on=("contextLength",)))
+
+
+def test_backoff_is_capped_jittered_and_honours_retry_after() -> None:
+    rng = random.Random(1)
+    spec = Policy(backoff_initial_ms=100, backoff_max_ms=400)
+    for retry, step in ((0, 0.1), (1, 0.2), (2, 0.4), (5, 0.4)):
+        delays = [policy.backoff(spec, retry, rng) for _ in range(200)]
+        assert step / 2 <= min(delays)
+        assert max(delays) <= step
+    assert policy.backoff(spec, 0, rng, retry_after=3.0) == 3.0
