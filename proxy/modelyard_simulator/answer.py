@@ -20,7 +20,7 @@ import orjson
 from modelyard_simulator.behaviour import Behaviour, parse_directives
 from modelyard_simulator.tokens import count_tokens, tokenize
 
-Finish = Literal["end", "length", "stop_sequence", "tool"]
+Finish = Literal["end", "length", "stop_sequence", "tool", "refusal"]
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -83,6 +83,17 @@ def compose(prompt: Prompt, behaviour: Behaviour) -> Answer:
     thinking = f"The user said: {clean}" if prompt.thinking else None
     thinking_tokens = count_tokens(thinking) if thinking else 0
 
+    if behaviour.refusal:
+        return Answer(
+            text="",
+            tool=None,
+            thinking=None,
+            finish="refusal",
+            stop_sequence=None,
+            prompt_tokens=prompt.prompt_tokens,
+            output_tokens=0,
+            thinking_tokens=0,
+        )
     if behaviour.tool_call is not None and prompt.tools and not prompt.after_tool_result:
         call = behaviour.tool_call
         arguments = orjson.dumps(call.arguments).decode()

@@ -27,7 +27,13 @@ from modelyard_simulator.errors import Failure, error_kind
 from modelyard_simulator.streaming import SseEvent
 from modelyard_simulator.tokens import count_prompt_tokens, tokenize
 
-STOP_REASONS = {"end": "end_turn", "stop_sequence": "stop_sequence", "length": "max_tokens", "tool": "tool_use"}
+STOP_REASONS = {
+    "end": "end_turn",
+    "stop_sequence": "stop_sequence",
+    "length": "max_tokens",
+    "tool": "tool_use",
+    "refusal": "refusal",
+}
 MIN_THINKING_BUDGET = 1024
 # (name, limit, remaining): token counts are rounded to the thousand, as the real API does.
 _RATE_LIMITS = (

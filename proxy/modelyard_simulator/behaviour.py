@@ -62,6 +62,7 @@ class Behaviour(BaseModel):
     )
     malformed: bool = Field(default=False, description="The body, or one SSE event, is invalid JSON.")
     reply: str | None = Field(default=None, description="Answer text; default echoes the last user turn.")
+    refusal: bool = Field(default=False, description="Refuse: no text, the dialect's content-filter finish.")
     tool_call: ToolCall | None = Field(default=None, description="Call this tool when tools are declared.")
     embedding_dimensions: int = Field(default=16, ge=1, le=8192)
     require_key: str | None = Field(default=None, description="Answer the native 401 for any other key.")

@@ -32,7 +32,7 @@ from modelyard_simulator.errors import Failure, error_kind, format_seconds
 from modelyard_simulator.streaming import SseEvent
 from modelyard_simulator.tokens import count_prompt_tokens, tokenize
 
-FINISH_REASONS = {"end": "STOP", "stop_sequence": "STOP", "length": "MAX_TOKENS", "tool": "STOP"}
+FINISH_REASONS = {"end": "STOP", "stop_sequence": "STOP", "length": "MAX_TOKENS", "tool": "STOP", "refusal": "SAFETY"}
 _UNREGISTERED = (
     "Method doesn't allow unregistered callers (callers without established identity). "
     "Please use API Key or other form of API consumer identity to call this API."

@@ -29,7 +29,13 @@ from modelyard_simulator.errors import Failure, error_kind, format_seconds
 from modelyard_simulator.streaming import SseEvent
 from modelyard_simulator.tokens import count_prompt_tokens, count_tokens, tokenize
 
-FINISH_REASONS = {"end": "stop", "stop_sequence": "stop", "length": "length", "tool": "tool_calls"}
+FINISH_REASONS = {
+    "end": "stop",
+    "stop_sequence": "stop",
+    "length": "length",
+    "tool": "tool_calls",
+    "refusal": "content_filter",
+}
 SYSTEM_FINGERPRINT = "fp_modelyard_sim"
 _NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header "
