@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 GATEWAY_PORT ?= 8080
 SIMULATOR_PORT ?= 9100
+ADMIN_PORT ?= 8081
+ADMIN_TOKEN ?= modelyard-demo-admin
 IMAGE ?= modelyard:dev
 
 .PHONY: install helm run test lint typecheck unit chart e2e image bench clean
@@ -22,11 +24,14 @@ helm: install
 	$(BIN)/python tools/install_helm.py
 
 ## Start the simulated providers and the gateway serving examples/standalone (Ctrl-C stops both).
+## Metrics on the admin port; traces go wherever OTEL_EXPORTER_OTLP_ENDPOINT points (README: Observability).
 run: install
 	@$(BIN)/modelyard simulate --port $(SIMULATOR_PORT) & sim=$$!; \
 	trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
 	echo "gateway: http://127.0.0.1:$(GATEWAY_PORT)/v1  (API key: sk-modelyard-demo)"; \
-	$(BIN)/modelyard serve --manifests examples/standalone --host 127.0.0.1 --port $(GATEWAY_PORT)
+	echo "metrics: http://127.0.0.1:$(ADMIN_PORT)/metrics  (Authorization: Bearer $(ADMIN_TOKEN))"; \
+	MODELYARD_ADMIN_TOKEN=$(ADMIN_TOKEN) $(BIN)/modelyard serve --manifests examples/standalone \
+		--host 127.0.0.1 --port $(GATEWAY_PORT) --admin-port $(ADMIN_PORT)
 
 ## Lint, type-check, then the whole test suite.
 test: install lint typecheck unit

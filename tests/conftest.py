@@ -9,6 +9,7 @@ import openai
 import pytest
 import pytest_asyncio
 from aiohttp import test_utils
+from opentelemetry.trace import TracerProvider
 
 from modelyard_proxy.app import create_app
 from modelyard_proxy.settings import ProxySettings
@@ -56,13 +57,18 @@ async def gateway_factory(simulator: test_utils.TestServer) -> AsyncIterator[Gat
     """Start gateways serving the examples (optionally with extra manifests) against the simulator."""
     servers: list[test_utils.TestServer] = []
 
-    async def start(*extra_docs: dict[str, object], settings: ProxySettings | None = None) -> test_utils.TestServer:
+    async def start(
+        *extra_docs: dict[str, object],
+        settings: ProxySettings | None = None,
+        tracer_provider: TracerProvider | None = None,
+    ) -> test_utils.TestServer:
         inventory = example_inventory(str(simulator.make_url("")).rstrip("/"))
         for doc in extra_docs:
             inventory.add_document(doc, "test")
         store = TableStore()
         store.apply(compile_inventory(inventory, generation=1).table)
-        server = await start_server(create_app(settings or ProxySettings(host="127.0.0.1", port=0), store))
+        app = create_app(settings or ProxySettings(host="127.0.0.1", port=0), store, tracer_provider=tracer_provider)
+        server = await start_server(app)
         servers.append(server)
         return server
 

@@ -30,21 +30,20 @@ def _serve(args: argparse.Namespace) -> int:
         if not args.manifests.is_dir():
             print(f"modelyard serve: {args.manifests} is not a folder", file=sys.stderr)
             return 2
-        if args.admin_port is not None:
-            print("modelyard serve: --admin-port takes pushes from the operator; use it with --table", file=sys.stderr)
-            return 2
         app = server.build_public_app(settings, functools.partial(ManifestFolder, args.manifests), args.reload_interval)
     else:
         app = server.build_public_app(settings, functools.partial(TableFile, args.table), args.reload_interval)
-        if settings.admin_port is not None:
-            token = AdminToken.from_env(settings.admin_token_file, "MODELYARD_ADMIN_TOKEN")
-            if not token.value():
-                print(
-                    "modelyard serve: the admin port needs a token (--admin-token-file or MODELYARD_ADMIN_TOKEN)",
-                    file=sys.stderr,
-                )
-                return 2
-            also.append((server.build_admin_app(app, token), settings.admin_port))
+    if settings.admin_port is not None:
+        token = AdminToken.from_env(settings.admin_token_file, "MODELYARD_ADMIN_TOKEN")
+        if not token.value():
+            print(
+                "modelyard serve: the admin port needs a token (--admin-token-file or MODELYARD_ADMIN_TOKEN)",
+                file=sys.stderr,
+            )
+            return 2
+        # Standalone: metrics and the table state only; the manifest folder is the one source of tables.
+        admin = server.build_admin_app(app, token, accept_pushes=args.manifests is None)
+        also.append((admin, settings.admin_port))
     server.run_event_loop(
         server.serve_until_stopped(app, settings.host, settings.port, access_log=settings.access_log, also=also)
     )
@@ -119,7 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-body-bytes", type=int, default=None, help="request body limit (default 32 MiB)")
     serve.add_argument("--reload-interval", type=float, default=1.0, help="seconds between manifest/table checks")
     serve.add_argument(
-        "--admin-port", type=int, default=None, help="port for operator pushes (env MODELYARD_ADMIN_PORT)"
+        "--admin-port",
+        type=int,
+        default=None,
+        help="admin port: /metrics, and operator pushes with --table (env MODELYARD_ADMIN_PORT)",
     )
     serve.add_argument(
         "--admin-token-file", type=Path, default=None, help="admin bearer token file (env MODELYARD_ADMIN_TOKEN_FILE)"

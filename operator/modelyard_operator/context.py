@@ -7,6 +7,9 @@ import contextlib
 import dataclasses
 from typing import Any
 
+from opentelemetry import trace
+
+import modelyard_tracing as telemetry
 from modelyard_operator.debounce import Debouncer
 from modelyard_operator.kube import KubeClient
 from modelyard_operator.publisher import Publisher
@@ -28,6 +31,8 @@ class OperatorContext:
     reconciler: Reconciler | None = None
     _task: asyncio.Task[None] | None = None
     _publisher: Publisher | None = None
+    #: Traces of compile and push passes, exported as the ``OTEL_*`` environment says (no-op without it).
+    tracer_provider: trace.TracerProvider = dataclasses.field(default_factory=trace.NoOpTracerProvider)
 
     @classmethod
     def create(cls, settings: OperatorSettings) -> OperatorContext:
@@ -40,8 +45,11 @@ class OperatorContext:
     def start(self, indices: Indices) -> None:
         """Start the control loop over kopf's live indexes."""
         token = AdminToken.from_env(self.settings.admin_token_file, "MODELYARD_ADMIN_TOKEN")
-        self._publisher = Publisher(self.settings, self.kube, token)
-        self.reconciler = Reconciler(self.settings, self.kube, self.trigger, indices, self._publisher)
+        if isinstance(self.tracer_provider, trace.NoOpTracerProvider):
+            self.tracer_provider = telemetry.tracer_provider_from_env("modelyard-operator")
+        tracer = self.tracer_provider.get_tracer("modelyard_operator")
+        self._publisher = Publisher(self.settings, self.kube, token, tracer)
+        self.reconciler = Reconciler(self.settings, self.kube, self.trigger, indices, self._publisher, tracer=tracer)
         self._task = asyncio.create_task(self.reconciler.run(), name="modelyard reconciler")
 
     async def stop(self) -> None:
@@ -53,6 +61,7 @@ class OperatorContext:
         if self._publisher is not None:
             await self._publisher.close()
         await self.kube.close()
+        await asyncio.to_thread(telemetry.shutdown, self.tracer_provider)
 
     def probe(self) -> dict[str, Any]:
         """The liveness probe's report."""

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterable
 
 import aiohttp
+from opentelemetry import trace
 from pydantic import ValidationError
 
 from modelyard_operator.discovery import ProxyEndpoint
@@ -66,7 +67,10 @@ class PublishedSecret:
 class Publisher:
     """Writes the table Secret and keeps every ready proxy on the current table."""
 
-    def __init__(self, settings: OperatorSettings, kube: KubeClient, token: AdminToken) -> None:
+    def __init__(
+        self, settings: OperatorSettings, kube: KubeClient, token: AdminToken, tracer: trace.Tracer | None = None
+    ) -> None:
+        self._tracer = tracer or trace.NoOpTracer()
         self._settings = settings
         self._kube = kube
         self._token = token
@@ -159,6 +163,23 @@ class Publisher:
         state.generation, state.sha256 = served.generation, served.sha256
 
     async def _push(self, state: ProxyState, table: RoutingTable, wire: bytes, gate: asyncio.Semaphore) -> None:
+        """One push, traced as a client span ``push routing-table`` (the proxy, generation and outcome)."""
+        with self._tracer.start_as_current_span(
+            "push routing-table",
+            kind=trace.SpanKind.CLIENT,
+            attributes={
+                "modelyard.proxy": state.endpoint.name,
+                "url.full": state.endpoint.url + ADMIN_TABLE_PATH,
+                "modelyard.table.generation": table.generation,
+                "modelyard.table.sha256": table.sha256,
+            },
+        ) as span:
+            await self._push_once(state, table, wire, gate)
+            if state.sha256 != table.sha256:
+                span.set_attribute("error.type", "refused" if state.refused else "failed")
+                span.set_status(trace.StatusCode.ERROR, state.problem)
+
+    async def _push_once(self, state: ProxyState, table: RoutingTable, wire: bytes, gate: asyncio.Semaphore) -> None:
         url = state.endpoint.url + ADMIN_TABLE_PATH
         state.offered = (table.generation, table.sha256)
         async with gate:

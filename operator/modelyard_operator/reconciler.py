@@ -13,6 +13,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from opentelemetry import trace
+
 from modelyard_operator import discovery, inventory, status
 from modelyard_operator.debounce import Debouncer
 from modelyard_operator.discovery import ProxyEndpoint
@@ -49,7 +51,10 @@ class Reconciler:
         trigger: Debouncer,
         indices: Indices,
         publisher: Publisher,
+        *,
+        tracer: trace.Tracer | None = None,
     ) -> None:
+        self._tracer = tracer or trace.NoOpTracer()
         self._settings = settings
         self._kube = kube
         self._trigger = trigger
@@ -107,7 +112,14 @@ class Reconciler:
         return max(0.0, min(deadlines) - now)
 
     async def reconcile(self) -> None:
-        """One full pass: compile, publish, write statuses."""
+        """One full pass: compile, publish, write statuses (traced as ``reconcile``, with ``compile
+        routing-table`` and one ``push routing-table`` per proxy under it)."""
+        with self._tracer.start_as_current_span("reconcile") as span:
+            await self._reconcile()
+            if self.step is not None:
+                span.set_attribute("modelyard.table.generation", self.step.table.generation)
+
+    async def _reconcile(self) -> None:
         self._retry_soon = False
         routes = inventory.flatten(self._indices.routes)
         credentials = inventory.flatten(self._indices.credentials)
@@ -120,7 +132,12 @@ class Reconciler:
         for _ in range(2):  # a second round only when a proxy serves another table numbered at or past ours
             previous = self._table
             floor = max(self._published_generation, self._publisher.highest_other(previous))
-            step = next_table(snapshot, previous, self._since, floor)
+            with self._tracer.start_as_current_span("compile routing-table") as span:
+                step = next_table(snapshot, previous, self._since, floor)
+                span.set_attribute("modelyard.table.generation", step.table.generation)
+                span.set_attribute("modelyard.table.sha256", step.table.sha256)
+                span.set_attribute("modelyard.table.routes", len(step.table.routes))
+                span.set_attribute("modelyard.table.changed", step.table is not previous)
             if step.table is not previous:
                 log.info(
                     "routing table generation %d: %d routes, sha256 %s",

@@ -1,7 +1,11 @@
-"""The admin app: where the operator pushes routing tables, on its own port and behind a bearer token.
+"""The admin app: where the operator pushes routing tables and Prometheus scrapes ``/metrics``, on its own
+port and behind a bearer token.
 
-It is a separate app on a separate port so the public port never exposes table loading and a
-NetworkPolicy can admit only the operator. Every request, even to an unknown path, needs the token.
+It is a separate app on a separate port so the public port never exposes table loading or metrics (which
+name every route, target and the table hash) and a NetworkPolicy can admit only the operator and
+Prometheus. Every request, ``/metrics`` included, needs the token: Prometheus sends it with
+``authorization: {credentials: …}`` (the chart's ServiceMonitor does). In standalone mode the app serves
+``/metrics`` and the table state but refuses pushes (405): the manifest folder is the only source there.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
-from modelyard_proxy.keys import STORE
+from modelyard_proxy.keys import HEALTH, METRICS, STORE
+from modelyard_proxy.metrics import CONTENT_TYPE, Metrics
+from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.store import StaleTableError, TableStore
 from modelyard_routing import IncompatibleTableError, InvalidTableError, RoutingTable
 from modelyard_routing.conditions import describe_validation_error
@@ -28,14 +34,35 @@ TOKEN = web.AppKey("admin_token", AdminToken)
 MAX_TABLE_BYTES = 64 * 1024 * 1024
 
 
-def create_admin_app(store: TableStore, token: AdminToken) -> web.Application:
-    """The admin app serving (and loading into) the same ``store`` as the public app."""
+METRICS_PATH = "/metrics"
+
+
+def create_admin_app(
+    store: TableStore,
+    token: AdminToken,
+    *,
+    metrics: Metrics | None = None,
+    health: HealthRegistry | None = None,
+    accept_pushes: bool = True,
+) -> web.Application:
+    """The admin app serving (and, unless ``accept_pushes`` is off, loading into) the public app's ``store``,
+    and its ``metrics`` and breaker states."""
     app = web.Application(client_max_size=MAX_TABLE_BYTES, middlewares=[_require_token])
     app[STORE] = store
     app[TOKEN] = token
+    app[METRICS] = metrics or Metrics()
+    app[HEALTH] = health or HealthRegistry()
     app.router.add_get(ADMIN_TABLE_PATH, get_table)
-    app.router.add_put(ADMIN_TABLE_PATH, put_table)
+    if accept_pushes:
+        app.router.add_put(ADMIN_TABLE_PATH, put_table)
+    app.router.add_get(METRICS_PATH, get_metrics)
     return app
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    """The Prometheus text exposition of the proxy's counters, histograms, breakers and table."""
+    text = request.app[METRICS].render(request.app[HEALTH], request.app[STORE])
+    return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
 @web.middleware

@@ -6,24 +6,47 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from opentelemetry import trace
 
+import modelyard_tracing
 from modelyard_proxy import handlers
-from modelyard_proxy.keys import HEALTH, HTTP_SESSION, SETTINGS, STORE
-from modelyard_proxy.middlewares import auth_middleware, error_middleware, request_id_middleware
+from modelyard_proxy.keys import HEALTH, HTTP_SESSION, METRICS, SETTINGS, STORE, TRACER
+from modelyard_proxy.metrics import Metrics
+from modelyard_proxy.middlewares import auth_middleware, error_middleware, request_id_middleware, trace_middleware
 from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.settings import ProxySettings
 from modelyard_proxy.store import TableStore
 
 
-def create_app(settings: ProxySettings, store: TableStore) -> web.Application:
-    """The public OpenAI-compatible app serving whatever table ``store`` holds."""
+def create_app(
+    settings: ProxySettings,
+    store: TableStore,
+    *,
+    tracer_provider: trace.TracerProvider | None = None,
+    metrics: Metrics | None = None,
+) -> web.Application:
+    """The public OpenAI-compatible app serving whatever table ``store`` holds.
+
+    ``tracer_provider`` defaults to one built from the ``OTEL_*`` environment (owned, and shut down, by the
+    app); a provider passed in stays the caller's.
+    """
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[request_id_middleware, error_middleware, auth_middleware],
+        middlewares=[request_id_middleware, trace_middleware, error_middleware, auth_middleware],
     )
     app[SETTINGS] = settings
     app[STORE] = store
     app[HEALTH] = HealthRegistry()
+    app[METRICS] = metrics or Metrics()
+    if tracer_provider is None:
+        owned = modelyard_tracing.tracer_provider_from_env("modelyard-proxy")
+
+        async def _shutdown(_: web.Application) -> None:
+            modelyard_tracing.shutdown(owned)
+
+        app.on_cleanup.append(_shutdown)
+        tracer_provider = owned
+    app[TRACER] = tracer_provider.get_tracer("modelyard_proxy")
     app.cleanup_ctx.append(_upstream_session)
     app.router.add_post("/v1/chat/completions", handlers.chat_completions)
     app.router.add_post("/v1/embeddings", handlers.embeddings)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import aiohttp
 from aiohttp import web
+from opentelemetry import context, trace
 
+from modelyard_proxy.metrics import Metrics
 from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.settings import ProxySettings
 from modelyard_proxy.store import TableStore
@@ -15,3 +17,9 @@ HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
 #: Per-target breakers and latency, by target id: outlives every routing table swap.
 HEALTH = web.AppKey("health", HealthRegistry)
 REQUEST_ID = web.RequestKey("request_id", str)
+#: Counters and histograms the admin port's ``/metrics`` renders.
+METRICS = web.AppKey("metrics", Metrics)
+TRACER = web.AppKey("tracer", trace.Tracer)
+#: The request's server span, and the trace context it continues (a client's ``traceparent``, if any).
+SPAN = web.RequestKey("span", trace.Span)
+TRACE_PARENT = web.RequestKey("trace_parent", context.Context)

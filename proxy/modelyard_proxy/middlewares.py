@@ -9,9 +9,11 @@ import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from opentelemetry import trace
 
 from modelyard_proxy.errors import GatewayError
-from modelyard_proxy.keys import REQUEST_ID, SETTINGS, STORE
+from modelyard_proxy.keys import REQUEST_ID, SETTINGS, SPAN, STORE, TRACE_PARENT, TRACER
+from modelyard_proxy.telemetry import PROPAGATOR
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,37 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     if not response.prepared:
         response.headers[REQUEST_ID_HEADER] = request_id
     return response
+
+
+@web.middleware
+async def trace_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One server span per API request, continuing the client's W3C ``traceparent`` when it sends one.
+
+    The relay names it ``{operation} {model}`` and adds the GenAI attributes; this records the outcome.
+    """
+    if not request.path.startswith("/v1/"):
+        return await handler(request)
+    parent = PROPAGATOR.extract(request.headers)
+    request[TRACE_PARENT] = parent
+    tracer = request.app[TRACER]
+    with tracer.start_as_current_span(
+        f"{request.method} {request.path}",
+        context=parent,
+        kind=trace.SpanKind.SERVER,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        request[SPAN] = span
+        response = await handler(request)
+        if span.is_recording():
+            span.set_attribute("http.request.method", request.method)
+            span.set_attribute("http.route", request.path)
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 400:
+                span.set_status(trace.StatusCode.ERROR)
+                if "error.type" not in getattr(span, "attributes", {}):
+                    span.set_attribute("error.type", str(response.status))
+        return response
 
 
 @web.middleware
@@ -54,6 +87,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def _error_response(request: web.Request, error: GatewayError) -> web.Response:
+    span = request.get(SPAN)
+    if span is not None and span.is_recording():
+        span.set_attribute("error.type", error.code or error.type)
     headers = {**error.headers(), REQUEST_ID_HEADER: request.get(REQUEST_ID, "")}
     return web.Response(status=error.status, body=error.body(), content_type="application/json", headers=headers)
 

@@ -24,9 +24,12 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
+from opentelemetry import trace
 
+from modelyard_proxy.accounting import Usage, cost_usd, price_for, usage_from
 from modelyard_proxy.errors import GatewayError
-from modelyard_proxy.keys import HEALTH, HTTP_SESSION, REQUEST_ID, SETTINGS
+from modelyard_proxy.keys import HEALTH, HTTP_SESSION, METRICS, REQUEST_ID, SETTINGS, SPAN, TRACE_PARENT, TRACER
+from modelyard_proxy.metrics import Metrics
 from modelyard_proxy.providers.base import CallContext, Inbound, StreamTranslator, UpstreamStreamError
 from modelyard_proxy.routing import faults, policy
 from modelyard_proxy.routing.balancers import plan
@@ -34,6 +37,7 @@ from modelyard_proxy.routing.deadlines import Deadlines
 from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.sse import DONE_FRAME, SSEDecoder, frame
 from modelyard_proxy.store import ResolvedRoute, ResolvedTarget
+from modelyard_proxy.telemetry import GENAI_PROVIDER, PROPAGATOR
 
 log = logging.getLogger(__name__)
 audit_log = logging.getLogger("modelyard.audit")
@@ -42,6 +46,8 @@ STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cach
 #: aiohttp writes bytes bodies in one go; past this size it prefers (and warns about) a file-like body.
 LARGE_BODY = 1024 * 1024
 PROFILE_HEADER = "x-modelyard-profile"
+#: What a whole answer cost, in USD (streams report it in the audit log and metrics only: headers go first).
+COST_HEADER = "x-modelyard-cost-usd"
 #: An upstream asking for a longer pause than this is not waited for (as openai-python does past 60-120 s).
 MAX_RETRY_AFTER = 60.0
 #: Characters per token when estimating whether a prompt fits a context window (an underestimate on purpose).
@@ -49,7 +55,13 @@ CHARS_PER_TOKEN = 4
 _CONTENT_KEYS = ("content", "tool_calls", "function_call", "refusal", "reasoning_content")
 
 
-def call_context(inbound: Inbound, route_name: str, resolved: ResolvedTarget, request_id: str) -> CallContext:
+def call_context(
+    inbound: Inbound,
+    route_name: str,
+    resolved: ResolvedTarget,
+    request_id: str,
+    trace_headers: dict[str, str] | None = None,
+) -> CallContext:
     """The per-attempt context adapters translate with."""
     body = inbound.body
     stream = body.get("stream") is True
@@ -64,6 +76,7 @@ def call_context(inbound: Inbound, route_name: str, resolved: ResolvedTarget, re
         created=int(time.time()),
         completion_id=f"chatcmpl-{request_id}",
         encoding_format="base64" if body.get("encoding_format") == "base64" else "float",
+        trace_headers=trace_headers or {},
     )
 
 
@@ -79,9 +92,16 @@ class Prepared:
     response: aiohttp.ClientResponse | None = None
     translator: StreamTranslator | None = None
     decoder: SSEDecoder | None = None
+    #: A whole answer's usage, read from the parse that checked it.
+    usage: Usage | None = None
+    #: The attempt's client span, ended when the answer is delivered or the attempt is dropped.
+    span: trace.Span | None = None
 
     async def close(self) -> None:
-        """Release the upstream connection (a hedging loser, or a stream once relayed)."""
+        """Release the upstream connection (a hedging loser, or a stream once relayed) and end the span."""
+        if self.span is not None:
+            self.span.end()
+            self.span = None
         if self.stack is not None:
             await self.stack.aclose()
 
@@ -121,6 +141,19 @@ class Run:
         self.tried: list[dict[str, Any]] = []
         self.started = time.monotonic()
         self._prompt_tokens: int | None = None
+        self.metrics: Metrics = request.app[METRICS]
+        self.tracer: trace.Tracer = request.app[TRACER]
+        self.span: trace.Span = request.get(SPAN) or trace.INVALID_SPAN
+        self.operation = "embeddings" if request.path.endswith("/embeddings") else "chat"
+        self.stream = inbound.body.get("stream") is True
+        #: Why the run left its previous target (the failure's code), for the next attempt's span.
+        self.fallback_reason: str | None = None
+        self.usage: Usage | None = None
+        self.cost: float | None = None
+        self.first_token_at: float | None = None
+        self.inter_token: float | None = None
+        if self.span.is_recording():
+            self.span.update_name(f"{self.operation} {name}")
 
     # -- the pre-commit phase: plan, retry, fall back, hedge ---------------------------------------------
 
@@ -148,7 +181,9 @@ class Run:
             exc.extra_headers.update(self._headers(None))
             raise
         finally:
-            self._audit(status, code, served)
+            elapsed = time.monotonic() - self.started
+            self._observe(status, code, served, elapsed)
+            self._audit(status, code, served, elapsed)
 
     async def _find(self, prepare: Prepare, deadlines: Deadlines) -> Prepared:
         order = plan(self.policy.strategy, self.route.targets_for(self.profile), self.health, self.rng)
@@ -161,6 +196,7 @@ class Run:
                 if not policy.falls_back(exc, self.policy):
                     raise
                 last, rest = exc, order[2:]
+                self._fell_back(exc)
         for resolved in rest:
             if self._attempts_exhausted(deadlines):
                 break
@@ -171,8 +207,13 @@ class Run:
                 if not policy.falls_back(exc, self.policy):
                     raise
                 log.warning("target %s failed (%s), falling back", resolved.target.id, exc.code)
+                self._fell_back(exc)
         assert last is not None  # a compiled route always has at least one target
         raise last
+
+    def _fell_back(self, exc: GatewayError) -> None:
+        self.fallback_reason = exc.code or exc.type
+        self.metrics.fallbacks.inc((self.route.route.id, self.fallback_reason))
 
     def _attempts_exhausted(self, deadlines: Deadlines) -> bool:
         """No attempt is left: the route's cap on attempts is reached, or the total deadline has passed."""
@@ -208,7 +249,8 @@ class Run:
                 if pending_second and (not done or not tasks):
                     pending_second = False
                     if last is None or policy.falls_back(last, self.policy):
-                        tasks.add(asyncio.ensure_future(self._over_target(prepare, deadlines, second)))
+                        self.metrics.hedges.inc((self.route.route.id,))
+                        tasks.add(asyncio.ensure_future(self._over_target(prepare, deadlines, second, hedge=True)))
         finally:
             for task in tasks:
                 task.cancel()
@@ -219,13 +261,15 @@ class Run:
         assert last is not None
         raise last
 
-    async def _over_target(self, prepare: Prepare, deadlines: Deadlines, resolved: ResolvedTarget) -> Prepared:
+    async def _over_target(
+        self, prepare: Prepare, deadlines: Deadlines, resolved: ResolvedTarget, *, hedge: bool = False
+    ) -> Prepared:
         """Attempts at one target: retried with backoff while the failure is transient and time allows."""
         self._check_fits(resolved)
         retry = 0
         while True:
             try:
-                return await self._attempt(prepare, deadlines, resolved)
+                return await self._attempt(prepare, deadlines, resolved, retry=retry, hedge=hedge)
             except GatewayError as exc:
                 if not policy.retries_same_target(exc) or retry + 1 >= self.policy.attempts:
                     raise
@@ -236,6 +280,7 @@ class Run:
                 if wait > MAX_RETRY_AFTER or (remaining is not None and wait >= remaining):
                     raise  # waiting would outlast the deadline: fall back now instead
                 retry += 1
+                self.metrics.retries.inc(_served_labels(self.route, resolved))
                 await asyncio.sleep(wait)
 
     def _check_fits(self, resolved: ResolvedTarget) -> None:
@@ -254,13 +299,27 @@ class Run:
                 param="messages",
             )
 
-    async def _attempt(self, prepare: Prepare, deadlines: Deadlines, resolved: ResolvedTarget) -> Prepared:
-        """One attempt, bounded by the first-token deadline, its outcome fed to the target's health."""
+    async def _attempt(
+        self, prepare: Prepare, deadlines: Deadlines, resolved: ResolvedTarget, *, retry: int, hedge: bool
+    ) -> Prepared:
+        """One attempt, bounded by the first-token deadline, its outcome fed to the target's health.
+
+        Its client span stays open past a success until the answer is delivered (or dropped, for a hedging
+        loser); a failed attempt ends it with ``error.type``.
+        """
         self.attempts += 1
         health = self.health[resolved.target.id]
         health.begin()
         started = time.monotonic()
-        ctx = call_context(self.inbound, self.name, resolved, self.request[REQUEST_ID])
+        span = self._attempt_span(resolved, retry=retry, hedge=hedge)
+        carrier: dict[str, str] = {}
+        PROPAGATOR.inject(
+            carrier,
+            context=trace.set_span_in_context(span)
+            if span.get_span_context().is_valid
+            else self.request.get(TRACE_PARENT),
+        )
+        ctx = call_context(self.inbound, self.name, resolved, self.request[REQUEST_ID], carrier)
         try:
             async with asyncio.timeout(deadlines.first_token_budget()):
                 if self.attempts == 1:  # a rehearsed outage hits the first choice; fallbacks run for real
@@ -268,36 +327,80 @@ class Run:
                 prepared = await prepare(resolved, ctx, deadlines)
         except TimeoutError:
             error = _timeout_error(resolved, "sent no first token in time")
-            self._failed(resolved, error)
+            self._failed(resolved, error, span, started)
             raise error from None
         except GatewayError as exc:
-            self._failed(resolved, exc)
+            self._failed(resolved, exc, span, started)
             raise
-        except asyncio.CancelledError:
+        except BaseException:
             health.probing = False
+            span.set_attribute("error.type", "cancelled")
+            span.end()
             raise
-        health.record(self.policy, ok=True, latency=time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        health.record(self.policy, ok=True, latency=elapsed)
         self.tried.append({"target": resolved.target.id, "code": None})
+        labels = _served_labels(self.route, resolved)
+        self.metrics.attempts.inc((*labels, "ok"))
+        self.metrics.attempt_duration.observe((*labels, "ok"), elapsed)
+        prepared.span = span
         return prepared
 
-    def _failed(self, resolved: ResolvedTarget, error: GatewayError) -> None:
+    def _attempt_span(self, resolved: ResolvedTarget, *, retry: int, hedge: bool) -> trace.Span:
+        if not self.span.is_recording():
+            return trace.INVALID_SPAN
+        provider = resolved.credential.provider.value
+        attributes: dict[str, str | int | bool] = {
+            "gen_ai.operation.name": self.operation,
+            "gen_ai.provider.name": GENAI_PROVIDER.get(provider, provider),
+            "gen_ai.request.model": resolved.target.model,
+            "modelyard.route": self.route.route.id,
+            "modelyard.target": resolved.target.id,
+            "modelyard.credential": resolved.credential.id,
+            "modelyard.attempt": self.attempts,
+            "modelyard.retry": retry,
+            "modelyard.hedge": hedge,
+        }
+        if self.fallback_reason is not None:
+            attributes["modelyard.fallback_reason"] = self.fallback_reason
+        return self.tracer.start_span(
+            f"{self.operation} {resolved.target.model}",
+            context=trace.set_span_in_context(self.span),
+            kind=trace.SpanKind.CLIENT,
+            attributes=attributes,
+        )
+
+    def _failed(self, resolved: ResolvedTarget, error: GatewayError, span: trace.Span, started: float) -> None:
         health = self.health[resolved.target.id]
         health.record(self.policy, ok=not policy.counts_against_health(error))
         self.tried.append({"target": resolved.target.id, "code": error.code})
+        outcome = error.code or error.type
+        labels = (*_served_labels(self.route, resolved), outcome)
+        self.metrics.attempts.inc(labels)
+        self.metrics.attempt_duration.observe(labels, time.monotonic() - started)
+        if span.is_recording():
+            span.set_attribute("error.type", outcome)
+            span.set_attribute("modelyard.upstream_status", error.status)
+            span.set_status(trace.StatusCode.ERROR)
+            span.end()
 
     # -- attempts ------------------------------------------------------------------------------------------
 
     async def prepare_chat(self, resolved: ResolvedTarget, ctx: CallContext, deadlines: Deadlines) -> Prepared:
         """A whole chat answer, translated and checked to be complete JSON."""
         call = resolved.adapter.chat_call(self.inbound, ctx)
-        payload = await self._exchange(resolved, call.method, call.url, call.body, call.headers, ctx, deadlines)
-        return Prepared(resolved, _valid_json(resolved, resolved.adapter.chat_result(payload, ctx)))
+        payload = await self._exchange(
+            resolved, call.method, call.url, call.body, _with(call.headers, ctx), ctx, deadlines
+        )
+        return _whole(resolved, resolved.adapter.chat_result(payload, ctx))
 
     async def prepare_embeddings(self, resolved: ResolvedTarget, ctx: CallContext, deadlines: Deadlines) -> Prepared:
         """A whole embeddings answer."""
         call = resolved.adapter.embeddings_call(self.inbound, ctx)
-        payload = await self._exchange(resolved, call.method, call.url, call.body, call.headers, ctx, deadlines)
-        return Prepared(resolved, _valid_json(resolved, resolved.adapter.embeddings_result(payload, ctx)))
+        payload = await self._exchange(
+            resolved, call.method, call.url, call.body, _with(call.headers, ctx), ctx, deadlines
+        )
+        return _whole(resolved, resolved.adapter.embeddings_result(payload, ctx))
 
     async def _exchange(  # noqa: PLR0917
         self,
@@ -336,7 +439,7 @@ class Run:
                     call.method,
                     call.url,
                     data=_payload(call.body),
-                    headers=call.headers,
+                    headers=_with(call.headers, ctx),
                     timeout=deadlines.client_timeout(),
                 )
             )
@@ -370,18 +473,47 @@ class Run:
     async def _deliver(self, prepared: Prepared, deadlines: Deadlines) -> tuple[web.StreamResponse, str | None]:
         headers = self._headers(prepared.resolved)
         if not prepared.stream:
+            self._account(prepared.resolved, prepared.usage)
+            if self.cost is not None:
+                headers[COST_HEADER] = f"{self.cost:.8f}"
+            self._end_attempt(prepared, None)
+            await prepared.close()
             return web.Response(body=prepared.body, content_type="application/json", headers=headers), None
         client = web.StreamResponse(status=200, headers={**STREAM_HEADERS, **headers})
         code = None
         try:
             await client.prepare(self.request)
+            self.first_token_at = time.monotonic()
             await client.write(prepared.body)
             if not prepared.finished:
                 code = await self._relay_rest(client, prepared, deadlines)
             await client.write_eof()
         finally:
+            translator = prepared.translator
+            self._account(prepared.resolved, usage_from(translator.usage) if translator is not None else None)
+            self._end_attempt(prepared, code)
             await prepared.close()
         return client, code
+
+    def _account(self, served: ResolvedTarget, usage: Usage | None) -> None:
+        """The answer's usage and what it cost (None when the upstream reported no usage or has no price)."""
+        self.usage = usage
+        if usage is None:
+            return
+        price = price_for(served.credential, served.target.model)
+        self.cost = None if price is None else cost_usd(usage, price)
+
+    def _end_attempt(self, prepared: Prepared, code: str | None) -> None:
+        span = prepared.span
+        if span is None or not span.is_recording():
+            return
+        span.set_attribute("gen_ai.response.model", prepared.resolved.target.model)
+        if self.usage is not None:
+            span.set_attribute("gen_ai.usage.input_tokens", self.usage.input)
+            span.set_attribute("gen_ai.usage.output_tokens", self.usage.output)
+        if code is not None:
+            span.set_attribute("error.type", code)
+            span.set_status(trace.StatusCode.ERROR)
 
     async def _relay_rest(self, client: web.StreamResponse, prepared: Prepared, deadlines: Deadlines) -> str | None:
         """Relay the stream after its commit point; a failure ends it in-band (its code is returned)."""
@@ -389,13 +521,19 @@ class Run:
         assert prepared.translator is not None
         assert prepared.decoder is not None
         translator, decoder = prepared.translator, prepared.decoder
+        frames, last = 0, self.first_token_at
         try:
             async with asyncio.timeout_at(deadlines.total_at):
                 async for chunk in prepared.response.content.iter_any():
                     out = b"".join([translator.feed(event) for event in decoder.feed(chunk)])
                     if out:
                         await client.write(out)
+                        frames += 1
+                        last = time.monotonic()
                 closing = b"".join([translator.feed(event) for event in decoder.close()]) + translator.finish()
+            if frames and last is not None and self.first_token_at is not None:
+                # Per stream, not per chunk: the mean gap between writes after the first content frame.
+                self.inter_token = (last - self.first_token_at) / frames
         except (aiohttp.ClientError, TimeoutError) as exc:
             return await _fail_in_band(client, transport_error(prepared.resolved, exc))
         except UpstreamStreamError as exc:
@@ -412,7 +550,73 @@ class Run:
             headers["x-modelyard-upstream-model"] = served.target.model
         return headers
 
-    def _audit(self, status: int, code: str | None, served: ResolvedTarget | None) -> None:
+    def _observe(self, status: int, code: str | None, served: ResolvedTarget | None, elapsed: float) -> None:
+        """The request's metrics and its server span's attributes, once, when it is over."""
+        route = self.route.route.id
+        provider = served.credential.provider.value if served else ""
+        model = served.target.model if served else ""
+        labels = (route, provider, model)
+        m = self.metrics
+        m.requests.inc((*labels, str(status)))
+        m.duration.observe((*labels, str(status), self.operation), elapsed)
+        if code is not None:
+            m.errors.inc((*labels, str(status), code))
+        if self.first_token_at is not None:
+            m.ttft.observe(labels, self.first_token_at - self.started)
+        if self.inter_token is not None:
+            m.inter_token.observe(labels, self.inter_token)
+        usage = self.usage
+        if usage is not None:
+            m.token_usage.observe((*labels, "input"), usage.input)
+            m.token_usage.observe((*labels, "output"), usage.output)
+            m.tokens.inc((*labels, "input"), usage.input)
+            m.tokens.inc((*labels, "output"), usage.output)
+            if usage.cached:
+                m.tokens.inc((*labels, "cached_input"), usage.cached)
+            if usage.reasoning:
+                m.tokens.inc((*labels, "reasoning"), usage.reasoning)
+            if self.cost is None:
+                m.unpriced.inc(labels)
+            else:
+                m.cost.inc(labels, self.cost)
+        self._annotate(code, served)
+
+    def _annotate(self, code: str | None, served: ResolvedTarget | None) -> None:
+        """The server span's GenAI and gateway attributes (nothing when tracing is off)."""
+        span, usage = self.span, self.usage
+        if not span.is_recording():
+            return
+        route = self.route.route.id
+        provider = served.credential.provider.value if served else ""
+        span.set_attribute("gen_ai.operation.name", self.operation)
+        span.set_attribute("gen_ai.request.model", self.name)
+        span.set_attribute("modelyard.route", route)
+        span.set_attribute("modelyard.attempts", self.attempts)
+        span.set_attribute("modelyard.stream", self.stream)
+        if self.profile:
+            span.set_attribute("modelyard.profile", self.profile)
+        if self.fallback_reason is not None:
+            span.set_attribute("modelyard.fallback_reason", self.fallback_reason)
+        if served is not None:
+            span.set_attribute("gen_ai.provider.name", GENAI_PROVIDER.get(provider, provider))
+            span.set_attribute("gen_ai.response.model", served.target.model)
+            span.set_attribute("modelyard.target", served.target.id)
+        if usage is not None:
+            span.set_attribute("gen_ai.usage.input_tokens", usage.input)
+            span.set_attribute("gen_ai.usage.output_tokens", usage.output)
+            span.set_attribute("gen_ai.usage.cache_read.input_tokens", usage.cached)
+            span.set_attribute("gen_ai.usage.reasoning.output_tokens", usage.reasoning)
+        if self.cost is not None:
+            span.set_attribute("modelyard.cost_usd", self.cost)
+        if self.first_token_at is not None:
+            span.set_attribute("gen_ai.server.time_to_first_token", self.first_token_at - self.started)
+        if code is not None:
+            span.set_attribute("error.type", code)
+            span.set_status(trace.StatusCode.ERROR)
+        if self.request.app[SETTINGS].capture_content:
+            span.set_attribute("gen_ai.input.messages", orjson.dumps(self.inbound.body.get("messages")).decode())
+
+    def _audit(self, status: int, code: str | None, served: ResolvedTarget | None, elapsed: float) -> None:
         """One structured line per request: where it went and how it ended, never what it said."""
         record = {
             "request_id": self.request.get(REQUEST_ID),
@@ -426,8 +630,12 @@ class Run:
             "provider": served.credential.provider.value if served else None,
             "upstream_model": served.target.model if served else None,
             "tried": self.tried,
-            "elapsed_ms": round((time.monotonic() - self.started) * 1000, 1),
+            "elapsed_ms": round(elapsed * 1000, 1),
+            "usage": dataclasses.asdict(self.usage) if self.usage is not None else None,
+            "cost_usd": self.cost,
         }
+        if self.first_token_at is not None:
+            record["ttft_ms"] = round((self.first_token_at - self.started) * 1000, 1)
         audit_log.info("%s", orjson.dumps(record).decode())
 
 
@@ -477,13 +685,24 @@ def _commits(resolved: ResolvedTarget, out: bytes) -> bool:
     return False
 
 
-def _valid_json(resolved: ResolvedTarget, body: bytes) -> bytes:
-    """``body`` if it is one complete JSON document: a cut or corrupted answer is never relayed as a 200."""
+def _whole(resolved: ResolvedTarget, body: bytes) -> Prepared:
+    """``body`` if it is one complete JSON document (a cut or corrupted answer is never relayed as a 200),
+    with the usage read from the same parse."""
     try:
-        orjson.loads(body)
+        parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise _malformed(resolved) from None
-    return body
+    usage = usage_from(parsed.get("usage")) if isinstance(parsed, dict) else None
+    return Prepared(resolved, body, usage=usage)
+
+
+def _with(headers: dict[str, str], ctx: CallContext) -> dict[str, str]:
+    """The adapter's headers plus the attempt's trace context."""
+    return {**headers, **ctx.trace_headers} if ctx.trace_headers else headers
+
+
+def _served_labels(route: ResolvedRoute, resolved: ResolvedTarget) -> tuple[str, str, str]:
+    return (route.route.id, resolved.credential.provider.value, resolved.target.model)
 
 
 def _malformed(resolved: ResolvedTarget) -> GatewayError:

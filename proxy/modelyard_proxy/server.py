@@ -17,7 +17,7 @@ from aiohttp import web
 
 from modelyard_proxy.admin import create_admin_app
 from modelyard_proxy.app import create_app
-from modelyard_proxy.keys import STORE
+from modelyard_proxy.keys import HEALTH, METRICS, STORE
 from modelyard_proxy.settings import ProxySettings
 from modelyard_proxy.standalone import Reloadable, watch_source
 from modelyard_proxy.store import TableStore
@@ -41,9 +41,11 @@ def build_public_app(
     return app
 
 
-def build_admin_app(public: web.Application, token: AdminToken) -> web.Application:
-    """The admin app loading pushed tables into the store ``public`` serves."""
-    return create_admin_app(public[STORE], token)
+def build_admin_app(public: web.Application, token: AdminToken, *, accept_pushes: bool = True) -> web.Application:
+    """The admin app loading pushed tables into the store ``public`` serves, and exporting its metrics."""
+    return create_admin_app(
+        public[STORE], token, metrics=public[METRICS], health=public[HEALTH], accept_pushes=accept_pushes
+    )
 
 
 async def serve_until_stopped(

@@ -42,6 +42,12 @@ class ProxySettings:
     #: Port of the admin app the operator pushes tables to (operator mode only); None serves no admin port.
     admin_port: int | None = dataclasses.field(default_factory=lambda: _env_int("MODELYARD_ADMIN_PORT", 0) or None)
     #: File holding the admin bearer token (a mounted Secret, re-read on change); else MODELYARD_ADMIN_TOKEN.
+    #: Record prompt and completion text on spans (opt-in, OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT).
+    capture_content: bool = dataclasses.field(
+        default_factory=lambda: (
+            os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").lower() == "true"
+        )
+    )
     admin_token_file: Path | None = dataclasses.field(
         default_factory=lambda: Path(p) if (p := os.environ.get("MODELYARD_ADMIN_TOKEN_FILE")) else None
     )

@@ -14,7 +14,17 @@ from modelyard_routing.conditions import Condition, describe_validation_error
 from modelyard_routing.defaults import DEFAULT_BASE_URLS
 from modelyard_routing.manifests import Inventory, Manifest, ObjectRef
 from modelyard_routing.specs import ModelRouteSpec, ProviderCredentialSpec, RequireSpec, TargetSpec, duration_ms
-from modelyard_routing.table import Credential, Faults, Policy, Profile, Route, RoutingTable, Target, hash_api_key
+from modelyard_routing.table import (
+    Credential,
+    Faults,
+    ModelPrice,
+    Policy,
+    Profile,
+    Route,
+    RoutingTable,
+    Target,
+    hash_api_key,
+)
 
 ACCEPTED = "Accepted"
 RESOLVED_REFS = "ResolvedRefs"
@@ -106,6 +116,14 @@ def _compile_credential(
         region=spec.region,
         jurisdiction=spec.jurisdiction,
         data_retention=spec.data_retention,
+        prices={
+            model: ModelPrice(
+                input=price.input_per_m_tokens,
+                output=price.output_per_m_tokens,
+                cached_input=price.cached_input_per_m_tokens,
+            )
+            for model, price in spec.prices.items()
+        },
     )
     return _CredentialOutcome(credential, "")
 
@@ -223,10 +241,20 @@ def guard_rail_refusal(require: RequireSpec | None, credential: Credential, targ
         if allowed and value not in allowed:
             return f"{name} {value or 'unset'} of {credential.id} is not one of {', '.join(allowed)}"
     cap = require.max_price_per_m_tokens
-    if cap is not None and (target.price_per_m_tokens is None or target.price_per_m_tokens > cap):
-        price = "unset" if target.price_per_m_tokens is None else f"{target.price_per_m_tokens:g}"
-        return f"pricePerMTokens {price} is above maxPricePerMTokens {cap:g}"
+    price = target_price(credential, target)
+    if cap is not None and (price is None or price > cap):
+        shown = "unset" if price is None else f"{price:g}"
+        return f"pricePerMTokens {shown} is above maxPricePerMTokens {cap:g}"
     return ""
+
+
+def target_price(credential: Credential, target: TargetSpec) -> float | None:
+    """The price a guard rail compares: the target's ``pricePerMTokens``, else the credential's price table
+    entry for its model (the higher of input and output, so a cap is never under-estimated)."""
+    if target.price_per_m_tokens is not None:
+        return target.price_per_m_tokens
+    listed = credential.prices.get(target.model)
+    return None if listed is None else max(listed.input, listed.output)
 
 
 def compile_policy(spec: ModelRouteSpec) -> Policy:

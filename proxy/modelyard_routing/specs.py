@@ -86,6 +86,19 @@ class AzureOptions(_Spec):
     deployment: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = None
 
 
+#: A price in USD per million tokens, bounded like a target's ``pricePerMTokens``.
+PricePerMTokens = Annotated[float, Field(ge=0, le=1_000_000)]
+
+
+class ModelPriceSpec(_Spec):
+    """What one upstream model costs through this credential, in USD per million tokens."""
+
+    input_per_m_tokens: Annotated[PricePerMTokens, Field(alias="inputPerMTokens")]
+    output_per_m_tokens: Annotated[PricePerMTokens, Field(alias="outputPerMTokens")]
+    #: Prompt tokens served from the provider's cache; the input price when unset.
+    cached_input_per_m_tokens: Annotated[PricePerMTokens | None, Field(alias="cachedInputPerMTokens")] = None
+
+
 class ProviderCredentialSpec(_Spec):
     """Where a provider lives, how to authenticate, and facts a route can filter on."""
 
@@ -99,6 +112,8 @@ class ProviderCredentialSpec(_Spec):
     region: Annotated[str | None, Field(max_length=64)] = None
     jurisdiction: Annotated[str | None, Field(max_length=64)] = None
     data_retention: Annotated[DataRetention | None, Field(alias="dataRetention")] = None
+    #: Prices by upstream model name; they override the built-in defaults (``modelyard_routing.prices``).
+    prices: Annotated[dict[str, ModelPriceSpec], Field(max_length=256)] = Field(default_factory=dict)
 
     @field_validator("headers")
     @classmethod

@@ -10,7 +10,15 @@ import hashlib
 from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+    model_serializer,
+)
 from pydantic_core.core_schema import SerializationInfo
 
 from modelyard_routing.specs import AzureOptions, DataRetention, Provider
@@ -25,6 +33,14 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class ModelPrice(_Frozen):
+    """USD per million tokens for one upstream model; cached prompt tokens cost ``cached_input`` when set."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+
+
 class Credential(_Frozen):
     """A resolved ProviderCredential: where to call and with which key."""
 
@@ -37,6 +53,16 @@ class Credential(_Frozen):
     region: str | None = None
     jurisdiction: str | None = None
     data_retention: DataRetention | None = None
+    #: The credential's own prices by upstream model (built-in defaults are the proxy's, not the table's).
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_prices(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """A credential without prices serialises (and hashes) exactly as before prices existed."""
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("prices"):
+            data.pop("prices", None)
+        return data
 
     @field_serializer("api_key")
     def _dump_key(self, key: SecretStr | None, info: SerializationInfo) -> str | None:

@@ -9,6 +9,7 @@ RBAC, the NetworkPolicy on the admin port, CRDs kept on uninstall, the test hook
 from __future__ import annotations
 
 import functools
+import json
 import re
 import shutil
 import subprocess
@@ -422,7 +423,17 @@ def test_production_values_reach_the_pods() -> None:
     assert spread["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "proxy"
     monitor = one(docs, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
-    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+    assert monitor["spec"]["endpoints"] == [
+        {
+            "port": "admin",
+            "path": "/metrics",
+            "interval": "30s",
+            "authorization": {
+                "type": "Bearer",
+                "credentials": {"name": f"{RELEASE}-modelyard-admin-token", "key": "token"},
+            },
+        }
+    ]
     assert not any(e["name"].startswith("OTEL_") for _, _, c in containers(render()) for e in c.get("env", []))
 
 
@@ -442,3 +453,30 @@ def test_notes_tell_how_to_reach_the_gateway() -> None:
     assert f"http://{RELEASE}-modelyard-proxy.{NAMESPACE}.svc:80/v1" in result.stdout
     assert "port-forward" in result.stdout
     assert f"{RELEASE}-modelyard-api-keys" in result.stdout
+
+
+def test_grafana_dashboard_ships_as_a_configmap_when_enabled() -> None:
+    assert find(render(), "ConfigMap") == []
+    docs = render(sets=("metrics.dashboard.enabled=true",))
+    (config_map,) = [d for d in find(docs, "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")]
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(config_map["data"]["modelyard.json"])
+    assert dashboard["uid"] == "modelyard-gateway"
+    exprs = " ".join(t["expr"] for panel in dashboard["panels"] for t in panel["targets"])
+    for metric in (
+        "modelyard_requests_total",
+        "gen_ai_server_request_duration_seconds_bucket",
+        "gen_ai_server_time_to_first_token_seconds_bucket",
+        "modelyard_tokens_total",
+        "modelyard_cost_usd_total",
+        "modelyard_fallbacks_total",
+    ):
+        assert metric in exprs
+    assert json.loads((CHART / "dashboards" / "modelyard.json").read_text()) == dashboard
+
+
+def test_prometheus_peers_reach_the_admin_port_when_listed() -> None:
+    docs = render(sets=("metrics.serviceMonitor.from[0].namespaceSelector.matchLabels.name=monitoring",))
+    policy = one(docs, "NetworkPolicy")
+    admin = next(r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == "admin")
+    assert admin["from"][1] == {"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}

@@ -144,6 +144,7 @@ async def test_every_answer_names_its_route_provider_model_and_attempts_and_is_a
 ) -> None:
     with caplog.at_level(logging.INFO, logger="modelyard.audit"):
         _, headers = await served_by(sdk, "gpt-4o")
+    cost = headers.pop("x-modelyard-cost-usd")  # priced by the built-in gpt-4o default
     assert headers == {
         "x-modelyard-route": "default/gpt-4o",
         "x-modelyard-provider": "openai",
@@ -152,6 +153,8 @@ async def test_every_answer_names_its_route_provider_model_and_attempts_and_is_a
     }
     (line,) = [r.getMessage() for r in caplog.records if r.name == "modelyard.audit"]
     record = orjson.loads(line)
+    assert float(cost) == pytest.approx(record["cost_usd"])
+    assert record["cost_usd"] > 0
     assert record["route"] == "default/gpt-4o"
     assert record["status"] == 200
     assert record["attempts"] == 1

@@ -67,7 +67,7 @@ def test_the_mounted_table_is_followed_forward_never_back(tmp_path: Path) -> Non
     ("args", "message"),
     [
         (["--table", "t.json", "--admin-port", "0"], "needs a token"),
-        (["--manifests", ".", "--admin-port", "0"], "use it with --table"),
+        (["--manifests", ".", "--admin-port", "0"], "needs a token"),  # standalone: /metrics needs one too
     ],
 )
 def test_serve_refuses_an_admin_port_it_cannot_guard(

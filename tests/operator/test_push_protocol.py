@@ -14,6 +14,10 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import test_utils, web
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from modelyard_operator import tables
 from modelyard_operator.discovery import ProxyEndpoint
@@ -266,3 +270,27 @@ async def test_a_refusal_shows_as_programmed_false_refused(publisher: Publisher)
         assert store.current is None
     finally:
         await server.close()
+
+
+async def test_pushes_are_traced_per_proxy_with_their_outcome() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    traced = Publisher(_settings(), KubeClient(), AdminToken(value=TOKEN), provider.get_tracer("test"))
+    server, endpoint = await _proxy(TableStore())
+    try:
+        await traced.sync(table(1), [endpoint, ProxyEndpoint("gone", "http://127.0.0.1:9")], query=False)
+    finally:
+        await server.close()
+        await traced.close()
+        provider.shutdown()
+    spans = {span.attributes["modelyard.proxy"]: span for span in exporter.get_finished_spans() if span.attributes}
+    assert spans.keys() == {endpoint.name, "gone"}
+    ok, failed = spans[endpoint.name], spans["gone"]
+    assert ok.name == failed.name == "push routing-table"
+    assert ok.attributes is not None
+    assert ok.attributes["modelyard.table.generation"] == 1
+    assert "error.type" not in ok.attributes
+    assert failed.attributes is not None
+    assert failed.attributes["error.type"] == "failed"
+    assert failed.status.status_code is StatusCode.ERROR

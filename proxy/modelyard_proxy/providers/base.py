@@ -39,6 +39,8 @@ class CallContext:
     completion_id: str = "chatcmpl-modelyard"
     #: Embeddings only: ``float`` or ``base64``, for adapters that must encode vectors themselves.
     encoding_format: str = "float"
+    #: W3C trace context for the upstream (``traceparent``), added to the call's headers by the relay.
+    trace_headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(slots=True)

@@ -113,6 +113,11 @@ class OpenAIAdapter(ProviderAdapter):
 
     def chat_call(self, inbound: Inbound, ctx: CallContext) -> UpstreamCall:
         body = rewrite_chat(inbound.body, self.quirks, self._body_model(ctx))
+        if ctx.stream and not ctx.include_usage and self.quirks.stream_usage_on_request:
+            # The gateway accounts every stream's tokens: ask for the usage chunk (the translator strips it).
+            body = dict(inbound.body if body is None else body)
+            options = body.get("stream_options")
+            body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
         return self._call(inbound, body, ctx, "chat/completions")
 
     def embeddings_call(self, inbound: Inbound, ctx: CallContext) -> UpstreamCall:
@@ -275,6 +280,8 @@ class PassthroughStream(StreamTranslator):
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = usage
+            if not self._ctx.include_usage and chunk.get("choices") == []:
+                return b""  # the usage chunk the gateway asked for on its own behalf
         if self._adapter.fix_choices(chunk, self._ctx, UpstreamStreamError) or b"\n" in data:
             return frame(orjson.dumps(chunk))
         return frame(data)

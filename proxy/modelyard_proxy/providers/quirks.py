@@ -58,6 +58,9 @@ class Quirks:
     finish_reasons: Mapping[str, str] = dataclasses.field(default_factory=dict)
     #: ``finish_reason`` values that mean the generation failed: reported as an upstream error.
     failure_finish_reasons: frozenset[str] = frozenset()
+    #: Whether a stream reports usage only when asked (``stream_options.include_usage``); the gateway then
+    #: always asks, for its accounting, and strips the usage chunk from clients that did not.
+    stream_usage_on_request: bool = True
     #: Whether a stream that ends without ``data: [DONE]`` counts as truncated (every vendor here sends it).
     requires_done: bool = True
 
@@ -91,6 +94,7 @@ QUIRKS: dict[Provider, Quirks] = {
         embeddings_rename={"dimensions": "output_dimension"},
         finish_reasons={"model_length": "length"},
         failure_finish_reasons=frozenset({"error"}),
+        stream_usage_on_request=False,
     ),
     # Function tools only; json_schema unsupported (json_object is); no n or logit_bias; no seed, which is
     # best-effort at OpenAI too and so dropped. reasoning_effort is native (it maps minimal/medium/xhigh

@@ -244,9 +244,28 @@ def translate(translator: StreamTranslator, pieces: list[bytes]) -> bytes:
 
 
 def test_an_openai_stream_passes_byte_for_byte_and_usage_is_read() -> None:
-    translator = adapter().chat_stream(context())
+    translator = adapter().chat_stream(dataclasses.replace(context(), stream=True, include_usage=True))
     assert translate(translator, [OPENAI_STREAM]) == OPENAI_STREAM
     assert translator.usage == USAGE
+
+
+def test_the_usage_chunk_the_gateway_asked_for_is_read_and_kept_from_a_client_that_did_not() -> None:
+    translator = adapter().chat_stream(dataclasses.replace(context(), stream=True))
+    out = translate(translator, [OPENAI_STREAM])
+    assert translator.usage == USAGE
+    assert b'"choices":[]' not in out
+    usage_frame = next(f for f in OPENAI_STREAM.split(b"\n\n") if b'"choices":[]' in f) + b"\n\n"
+    assert out == OPENAI_STREAM.replace(usage_frame, b"")  # only the usage chunk is left out
+
+
+@pytest.mark.parametrize("provider", [Provider.OPENAI, Provider.DEEPSEEK, Provider.OPENAI_COMPATIBLE])
+def test_streams_always_ask_the_upstream_for_usage(provider: Provider) -> None:
+    ctx = dataclasses.replace(context(provider), stream=True)
+    inbound = Inbound({"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]}, b"")
+    body = orjson.loads(adapter(provider).chat_call(inbound, ctx).body)
+    assert body["stream_options"] == {"include_usage": True}
+    whole = adapter(provider).chat_call(Inbound({**inbound.body, "stream": False}, b"{}"), context(provider))
+    assert b"stream_options" not in whole.body
 
 
 def test_usage_on_the_last_content_chunk_is_read_too() -> None:

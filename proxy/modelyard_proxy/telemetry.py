@@ -1,0 +1,37 @@
+"""The proxy's tracing vocabulary: GenAI attribute values, trace-context propagation, content-capture opt-in.
+
+Providers come from :mod:`modelyard_tracing` (shared with the operator).
+
+The provider is passed around (an app key, a constructor argument), never installed globally, so tests and
+embedders each get their own.
+"""
+
+from __future__ import annotations
+
+import os
+
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+#: W3C trace context only: ``traceparent``/``tracestate`` from clients, and to upstreams.
+PROPAGATOR = TraceContextTextMapPropagator()
+#: Opt-in capture of prompt and completion text on spans (the GenAI convention's variable); off by default.
+CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+#: ``gen_ai.provider.name`` well-known values, by the table's provider name.
+GENAI_PROVIDER = {
+    "openai": "openai",
+    "azure-openai": "azure.ai.openai",
+    "anthropic": "anthropic",
+    "gemini": "gcp.gemini",
+    "mistral": "mistral_ai",
+    "deepseek": "deepseek",
+    "groq": "groq",
+    "qwen": "qwen",
+    "together": "together",
+    "openai-compatible": "openai-compatible",
+}
+
+
+def capture_content() -> bool:
+    """Whether the user opted in to prompt and completion text on spans."""
+    return os.environ.get(CAPTURE_CONTENT_ENV, "").strip().lower() == "true"

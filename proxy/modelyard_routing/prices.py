@@ -1,0 +1,50 @@
+"""Built-in list prices (USD per million tokens) for well-known models: defaults, not a contract.
+
+They are what the providers published for pay-as-you-go API use and go stale; a ``ProviderCredential``'s
+``spec.prices`` overrides any entry (and prices models not listed here). A model with no price anywhere
+costs nothing in the accounting, which says so (``cost: null`` in the audit log, no cost header).
+Dated or suffixed names (``gpt-4o-2024-08-06``, ``claude-sonnet-4-5-20250929``) match their longest listed prefix.
+"""
+
+from __future__ import annotations
+
+from modelyard_routing.table import ModelPrice
+
+DEFAULT_PRICES: dict[str, ModelPrice] = {
+    # OpenAI (also Azure deployments named after the model)
+    "gpt-4o": ModelPrice(input=2.5, output=10.0, cached_input=1.25),
+    "gpt-4o-mini": ModelPrice(input=0.15, output=0.6, cached_input=0.075),
+    "gpt-4.1": ModelPrice(input=2.0, output=8.0, cached_input=0.5),
+    "gpt-4.1-mini": ModelPrice(input=0.4, output=1.6, cached_input=0.1),
+    "gpt-4.1-nano": ModelPrice(input=0.1, output=0.4, cached_input=0.025),
+    "o3": ModelPrice(input=2.0, output=8.0, cached_input=0.5),
+    "o4-mini": ModelPrice(input=1.1, output=4.4, cached_input=0.275),
+    "text-embedding-3-small": ModelPrice(input=0.02, output=0.0),
+    "text-embedding-3-large": ModelPrice(input=0.13, output=0.0),
+    # Anthropic (cache reads at a tenth of the input price)
+    "claude-sonnet-4-5": ModelPrice(input=3.0, output=15.0, cached_input=0.3),
+    "claude-sonnet-4": ModelPrice(input=3.0, output=15.0, cached_input=0.3),
+    "claude-opus-4-1": ModelPrice(input=15.0, output=75.0, cached_input=1.5),
+    "claude-haiku-4-5": ModelPrice(input=1.0, output=5.0, cached_input=0.1),
+    "claude-3-5-haiku": ModelPrice(input=0.8, output=4.0, cached_input=0.08),
+    # Google Gemini
+    "gemini-2.5-pro": ModelPrice(input=1.25, output=10.0, cached_input=0.31),
+    "gemini-2.5-flash": ModelPrice(input=0.3, output=2.5, cached_input=0.075),
+    "gemini-2.5-flash-lite": ModelPrice(input=0.1, output=0.4, cached_input=0.025),
+    "gemini-2.0-flash": ModelPrice(input=0.1, output=0.4, cached_input=0.025),
+    # Mistral, DeepSeek
+    "mistral-large-latest": ModelPrice(input=2.0, output=6.0),
+    "mistral-small-latest": ModelPrice(input=0.1, output=0.3),
+    "deepseek-chat": ModelPrice(input=0.27, output=1.1, cached_input=0.07),
+    "deepseek-reasoner": ModelPrice(input=0.55, output=2.19, cached_input=0.14),
+}
+
+_BY_LENGTH = sorted(DEFAULT_PRICES, key=len, reverse=True)
+
+
+def default_price(model: str) -> ModelPrice | None:
+    """The built-in price of ``model``: an exact entry, else the longest entry it starts with (``name-…``)."""
+    exact = DEFAULT_PRICES.get(model)
+    if exact is not None:
+        return exact
+    return next((DEFAULT_PRICES[name] for name in _BY_LENGTH if model.startswith(name + "-")), None)

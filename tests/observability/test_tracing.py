@@ -1,0 +1,292 @@
+"""Traces end to end: one server span per request, one client span per upstream attempt, GenAI attributes,
+W3C trace context in and out, OTLP/HTTP export to a collector, and no prompt text unless asked for."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import openai
+import pytest
+from aiohttp import test_utils, web
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+import modelyard_tracing as telemetry
+from modelyard_proxy.settings import ProxySettings
+from modelyard_simulator import RequestLog
+from modelyard_simulator.behaviour import Behaviour
+from modelyard_simulator.engine import SCENARIOS
+from tests.harness import DEMO_KEY, GatewayFactory, start_server
+
+SECRET_PROMPT = "my-private-diagnosis-7731"
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
+
+FALLBACK_ROUTE = {
+    "apiVersion": "modelyard.io/v1alpha1",
+    "kind": "ModelRoute",
+    "metadata": {"name": "fallback", "namespace": "default"},
+    "spec": {
+        "model": "fallback",
+        "targets": [
+            {"credentialRef": {"name": "sim-openai"}, "model": "broken-model"},
+            {"credentialRef": {"name": "sim-openai"}, "model": "gpt-4o-mini", "priority": 1},
+        ],
+    },
+}
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    spans = InMemorySpanExporter()
+    yield spans
+    spans.shutdown()
+
+
+@pytest.fixture
+def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield tracer_provider
+    tracer_provider.shutdown()
+
+
+@pytest.fixture
+async def traced(
+    gateway_factory: GatewayFactory, provider: TracerProvider, simulator: test_utils.TestServer
+) -> test_utils.TestServer:
+    simulator.app[SCENARIOS].models["broken-model"] = Behaviour().overlay({"status": "503"})
+    return await gateway_factory(FALLBACK_ROUTE, tracer_provider=provider)
+
+
+@pytest.fixture
+async def sdk(traced: test_utils.TestServer) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(base_url=str(traced.make_url("/v1")), api_key=DEMO_KEY, max_retries=0) as client:
+        yield client
+
+
+def by_kind(exporter: InMemorySpanExporter, kind: SpanKind) -> list[ReadableSpan]:
+    return [span for span in exporter.get_finished_spans() if span.kind is kind]
+
+
+def attrs(span: ReadableSpan) -> dict[str, Any]:
+    return dict(span.attributes or {})
+
+
+async def test_a_whole_answer_has_one_server_span_and_one_attempt_span(
+    sdk: openai.AsyncOpenAI, exporter: InMemorySpanExporter
+) -> None:
+    await sdk.chat.completions.create(model="claude-sonnet", messages=[{"role": "user", "content": "hi"}])
+    (server,) = by_kind(exporter, SpanKind.SERVER)
+    (client,) = by_kind(exporter, SpanKind.CLIENT)
+    assert server.name == "chat claude-sonnet"
+    a = attrs(server)
+    assert a["gen_ai.operation.name"] == "chat"
+    assert a["gen_ai.request.model"] == "claude-sonnet"
+    assert a["gen_ai.provider.name"] == "anthropic"
+    assert a["gen_ai.response.model"] == "claude-sonnet-4-5"
+    assert a["gen_ai.usage.input_tokens"] > 0
+    assert a["gen_ai.usage.output_tokens"] > 0
+    assert a["modelyard.route"] == "default/claude-sonnet"
+    assert a["modelyard.attempts"] == 1
+    assert a["modelyard.cost_usd"] > 0
+    assert a["http.response.status_code"] == 200
+    assert "error.type" not in a
+    assert server.status.status_code is not StatusCode.ERROR
+    assert client.name == "chat claude-sonnet-4-5"
+    assert client.parent is not None
+    assert client.parent.span_id == server.context.span_id
+    c = attrs(client)
+    assert c["gen_ai.operation.name"] == "chat"
+    assert c["gen_ai.provider.name"] == "anthropic"
+    assert c["gen_ai.request.model"] == "claude-sonnet-4-5"
+    assert c["gen_ai.response.model"] == "claude-sonnet-4-5"
+    assert c["modelyard.attempt"] == 1
+    assert c["modelyard.target"] == "default/sim-anthropic|claude-sonnet-4-5"
+    assert c["gen_ai.usage.input_tokens"] == a["gen_ai.usage.input_tokens"]
+
+
+async def test_a_fallback_shows_two_attempt_spans_under_one_request(
+    sdk: openai.AsyncOpenAI, exporter: InMemorySpanExporter
+) -> None:
+    await sdk.chat.completions.create(model="fallback", messages=[{"role": "user", "content": "hi"}])
+    (server,) = by_kind(exporter, SpanKind.SERVER)
+    first, second = sorted(by_kind(exporter, SpanKind.CLIENT), key=lambda s: attrs(s)["modelyard.attempt"])
+    for attempt in (first, second):
+        assert attempt.parent is not None
+        assert attempt.parent.span_id == server.context.span_id
+        assert attempt.context.trace_id == server.context.trace_id
+    assert attrs(first)["gen_ai.request.model"] == "broken-model"
+    assert attrs(first)["error.type"] == "upstream_unavailable"
+    assert first.status.status_code is StatusCode.ERROR
+    assert "modelyard.fallback_reason" not in attrs(first)
+    assert attrs(second)["gen_ai.request.model"] == "gpt-4o-mini"
+    assert attrs(second)["modelyard.attempt"] == 2
+    assert attrs(second)["modelyard.fallback_reason"] == "upstream_unavailable"
+    assert "error.type" not in attrs(second)
+    assert attrs(server)["modelyard.attempts"] == 2
+    assert attrs(server)["modelyard.fallback_reason"] == "upstream_unavailable"
+    assert attrs(server)["gen_ai.response.model"] == "gpt-4o-mini"
+
+
+async def test_a_stream_records_time_to_first_token_and_usage(
+    sdk: openai.AsyncOpenAI, exporter: InMemorySpanExporter
+) -> None:
+    stream = await sdk.chat.completions.create(
+        model="gemini-flash", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    async for _ in stream:
+        pass
+    (server,) = by_kind(exporter, SpanKind.SERVER)
+    (client,) = by_kind(exporter, SpanKind.CLIENT)
+    a = attrs(server)
+    assert a["modelyard.stream"] is True
+    assert 0 < a["gen_ai.server.time_to_first_token"] < 10
+    assert a["gen_ai.usage.output_tokens"] > 0
+    assert a["gen_ai.provider.name"] == "gcp.gemini"
+    assert client.end_time is not None
+    assert server.end_time is not None
+    assert client.end_time <= server.end_time  # the winning attempt's span covers the relayed stream
+
+
+async def test_a_failed_request_carries_error_type(sdk: openai.AsyncOpenAI, exporter: InMemorySpanExporter) -> None:
+    with pytest.raises(openai.NotFoundError):
+        await sdk.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.APIStatusError):
+        await sdk.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "[simulate status=401]"}]
+        )
+    not_found, auth = by_kind(exporter, SpanKind.SERVER)
+    assert attrs(not_found)["error.type"] == "model_not_found"
+    assert attrs(not_found)["http.response.status_code"] == 404
+    assert attrs(auth)["error.type"] == "upstream_auth_failed"
+    assert auth.status.status_code is StatusCode.ERROR
+
+
+async def test_traceparent_is_continued_and_passed_upstream(
+    sdk: openai.AsyncOpenAI, exporter: InMemorySpanExporter, upstream_log: RequestLog
+) -> None:
+    await sdk.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "hi"}], extra_headers={"traceparent": TRACEPARENT}
+    )
+    (server,) = by_kind(exporter, SpanKind.SERVER)
+    (client,) = by_kind(exporter, SpanKind.CLIENT)
+    assert format(server.context.trace_id, "032x") == TRACE_ID
+    assert server.parent is not None
+    assert format(server.parent.span_id, "016x") == "b7ad6b7169203331"
+    (sent,) = list(upstream_log)
+    upstream = sent.header("traceparent")
+    assert upstream == f"00-{TRACE_ID}-{format(client.context.span_id, '016x')}-01"
+
+
+async def test_without_tracing_the_client_traceparent_still_reaches_the_upstream(
+    client: openai.AsyncOpenAI, upstream_log: RequestLog
+) -> None:
+    await client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "hi"}], extra_headers={"traceparent": TRACEPARENT}
+    )
+    (sent,) = list(upstream_log)
+    assert sent.header("traceparent") == TRACEPARENT
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "claude-sonnet", "gemini-flash"])
+async def test_prompt_text_never_reaches_spans_or_logs_by_default(
+    sdk: openai.AsyncOpenAI, exporter: InMemorySpanExporter, caplog: pytest.LogCaptureFixture, model: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    reply = await sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": SECRET_PROMPT}])
+    assert SECRET_PROMPT in (reply.choices[0].message.content or "")  # the simulator echoes it back
+    stream = await sdk.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": SECRET_PROMPT}], stream=True
+    )
+    async for _ in stream:
+        pass
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 4
+    for span in spans:
+        dumped = span.to_json()
+        assert SECRET_PROMPT not in dumped
+        assert DEMO_KEY not in dumped
+    assert SECRET_PROMPT not in caplog.text
+
+
+async def test_prompt_text_is_recorded_only_when_opted_in(
+    gateway_factory: GatewayFactory, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    settings = dataclasses.replace(ProxySettings(host="127.0.0.1", port=0), capture_content=True)
+    gateway = await gateway_factory(settings=settings, tracer_provider=provider)
+    async with openai.AsyncOpenAI(base_url=str(gateway.make_url("/v1")), api_key=DEMO_KEY, max_retries=0) as sdk:
+        await sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": SECRET_PROMPT}])
+    (server,) = by_kind(exporter, SpanKind.SERVER)
+    assert SECRET_PROMPT in attrs(server)["gen_ai.input.messages"]
+
+
+# -- export over OTLP/HTTP, configured by the OTEL_* environment -------------------------------------------------
+
+
+@pytest.fixture
+async def collector() -> AsyncIterator[tuple[test_utils.TestServer, list[ExportTraceServiceRequest]]]:
+    received: list[ExportTraceServiceRequest] = []
+
+    async def traces(request: web.Request) -> web.Response:
+        assert request.content_type == "application/x-protobuf"
+        message = ExportTraceServiceRequest()
+        message.ParseFromString(await request.read())
+        received.append(message)
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
+    app = web.Application()
+    app.router.add_post("/v1/traces", traces)
+    server = await start_server(app)
+    yield server, received
+    await server.close()
+
+
+def test_tracing_is_a_no_op_without_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    assert not telemetry.tracing_configured()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    assert telemetry.tracing_configured()
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    assert not telemetry.tracing_configured()
+
+
+async def test_spans_are_exported_over_otlp_http_to_the_configured_endpoint(
+    gateway_factory: GatewayFactory,
+    collector: tuple[test_utils.TestServer, list[ExportTraceServiceRequest]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server, received = collector
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", str(server.make_url("")).rstrip("/"))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "modelyard-test")
+    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+    provider = telemetry.tracer_provider_from_env("modelyard-proxy")
+    assert isinstance(provider, TracerProvider)
+    try:
+        gateway = await gateway_factory(tracer_provider=provider)
+        async with openai.AsyncOpenAI(base_url=str(gateway.make_url("/v1")), api_key=DEMO_KEY, max_retries=0) as sdk:
+            await sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        # The batch processor exports from its own thread; flushing waits for it, off the event loop.
+        assert await asyncio.to_thread(provider.force_flush, 10_000)
+    finally:
+        await asyncio.to_thread(provider.shutdown)
+    spans = [
+        (span.name, span.kind)
+        for message in received
+        for resource_spans in message.resource_spans
+        for scope in resource_spans.scope_spans
+        for span in scope.spans
+    ]
+    assert ("chat gpt-4o", 2) in spans  # SPAN_KIND_SERVER
+    assert ("chat gpt-4o-2024-08-06", 3) in spans  # SPAN_KIND_CLIENT
+    resource = {a.key: a.value.string_value for a in received[0].resource_spans[0].resource.attributes}
+    assert resource["service.name"] == "modelyard-test"
