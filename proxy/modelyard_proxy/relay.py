@@ -17,6 +17,7 @@ import dataclasses
 import io
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -52,6 +53,8 @@ COST_HEADER = "x-modelyard-cost-usd"
 MAX_RETRY_AFTER = 60.0
 #: Characters per token when estimating whether a prompt fits a context window (an underestimate on purpose).
 CHARS_PER_TOKEN = 4
+#: A translated chunk that ends its choice on a content filter (OpenAI's word for every provider's refusal).
+FILTERED = re.compile(rb'"finish_reason":\s*"content_filter"')
 _CONTENT_KEYS = ("content", "tool_calls", "function_call", "refusal", "reasoning_content")
 
 
@@ -94,6 +97,8 @@ class Prepared:
     decoder: SSEDecoder | None = None
     #: A whole answer's usage, read from the parse that checked it.
     usage: Usage | None = None
+    #: The answer ended on a content filter (a refusal): another target may answer, if the route says so.
+    filtered: bool = False
     #: The attempt's client span, ended when the answer is delivered or the attempt is dropped.
     span: trace.Span | None = None
 
@@ -392,7 +397,19 @@ class Run:
         payload = await self._exchange(
             resolved, call.method, call.url, call.body, _with(call.headers, ctx), ctx, deadlines
         )
-        return _whole(resolved, resolved.adapter.chat_result(payload, ctx))
+        prepared = _whole(resolved, resolved.adapter.chat_result(payload, ctx))
+        if prepared.filtered:
+            self._refuse(resolved)
+        return prepared
+
+    def _refuse(self, resolved: ResolvedTarget) -> None:
+        """A refusal becomes a failed attempt when the route falls back on ``contentPolicy`` (else it is the answer).
+
+        Only reachable before the commit point: nothing of the refused answer has reached the client.
+        """
+        if "contentPolicy" in self.policy.fallback_on:
+            where = f"upstream {resolved.credential.provider.value} ({resolved.credential.id})"
+            raise GatewayError(400, f"{where} refused to answer (content filter)", code="content_filter")
 
     async def prepare_embeddings(self, resolved: ResolvedTarget, ctx: CallContext, deadlines: Deadlines) -> Prepared:
         """A whole embeddings answer."""
@@ -451,10 +468,14 @@ class Run:
                 if out:
                     held.append(out)
                     if _commits(resolved, out):
+                        if any(FILTERED.search(frames) for frames in held):
+                            self._refuse(resolved)
                         return Prepared(resolved, b"".join(held), True, False, stack, response, translator, decoder)
             closing = b"".join([translator.feed(event) for event in decoder.close()]) + translator.finish()
             held.append(closing)
             _commits(resolved, closing)
+            if FILTERED.search(closing):
+                self._refuse(resolved)
         except (aiohttp.ClientError, TimeoutError) as exc:
             await stack.aclose()
             raise transport_error(resolved, exc) from exc
@@ -692,8 +713,13 @@ def _whole(resolved: ResolvedTarget, body: bytes) -> Prepared:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise _malformed(resolved) from None
-    usage = usage_from(parsed.get("usage")) if isinstance(parsed, dict) else None
-    return Prepared(resolved, body, usage=usage)
+    if not isinstance(parsed, dict):
+        return Prepared(resolved, body)
+    choices = parsed.get("choices")
+    filtered = isinstance(choices, list) and any(
+        isinstance(choice, dict) and choice.get("finish_reason") == "content_filter" for choice in choices
+    )
+    return Prepared(resolved, body, usage=usage_from(parsed.get("usage")), filtered=filtered)
 
 
 def _with(headers: dict[str, str], ctx: CallContext) -> dict[str, str]:

@@ -157,6 +157,7 @@ TRANSIENT_CASES = [
         0,
         id="content-refusal",
     ),
+    pytest.param({"refusal": "true"}, 2, 0, id="answered-refusal"),
 ]
 
 
@@ -249,3 +250,18 @@ async def test_a_silent_upstream_costs_at_most_the_total_deadline(
         seen = await ask(client, "tight")
     assert (seen.status, seen.error, seen.attempts) == (504, "upstream_timeout", 1), seen
     assert 0.25 <= seen.elapsed < 0.25 + SLACK, seen
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_refusal_is_the_answer_when_the_route_does_not_fall_back_on_content_policy(
+    client: openai.AsyncOpenAI, *, stream: bool
+) -> None:
+    messages: Any = [{"role": "user", "content": "hi [simulate refusal]"}]
+    raw = await client.chat.completions.with_raw_response.create(model="gpt-4o", messages=messages, stream=stream)
+    assert raw.headers["x-modelyard-attempts"] == "1"
+    parsed = raw.parse()
+    if isinstance(parsed, openai.AsyncStream):
+        finishes = [choice.finish_reason async for chunk in parsed for choice in chunk.choices if choice.finish_reason]
+    else:
+        finishes = [choice.finish_reason for choice in parsed.choices]
+    assert finishes == ["content_filter"]
