@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import io
 import logging
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-import orjson
 from aiohttp import web
 from opentelemetry import trace
 
@@ -31,31 +27,37 @@ from modelyard_proxy.accounting import Usage, cost_usd, price_for, usage_from
 from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.keys import HEALTH, HTTP_SESSION, METRICS, REQUEST_ID, SETTINGS, SPAN, TRACE_PARENT, TRACER
 from modelyard_proxy.metrics import Metrics
-from modelyard_proxy.providers.base import CallContext, Inbound, StreamTranslator, UpstreamStreamError
+from modelyard_proxy.outcomes import (
+    FILTERED,
+    Prepared,
+    commits,
+    estimate_tokens,
+    fail_in_band,
+    request_payload,
+    request_profile,
+    served_labels,
+    timeout_error,
+    transport_error,
+    whole_answer,
+    with_trace,
+)
+from modelyard_proxy.providers.base import CallContext, Inbound, UpstreamStreamError
+from modelyard_proxy.reporting import RequestOutcome, report
 from modelyard_proxy.routing import faults, policy
 from modelyard_proxy.routing.balancers import plan
 from modelyard_proxy.routing.deadlines import Deadlines
 from modelyard_proxy.routing.health import HealthRegistry
-from modelyard_proxy.sse import DONE_FRAME, SSEDecoder, frame
+from modelyard_proxy.sse import SSEDecoder
 from modelyard_proxy.store import ResolvedRoute, ResolvedTarget
 from modelyard_proxy.telemetry import GENAI_PROVIDER, PROPAGATOR
 
 log = logging.getLogger(__name__)
-audit_log = logging.getLogger("modelyard.audit")
 
 STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-#: aiohttp writes bytes bodies in one go; past this size it prefers (and warns about) a file-like body.
-LARGE_BODY = 1024 * 1024
-PROFILE_HEADER = "x-modelyard-profile"
 #: What a whole answer cost, in USD (streams report it in the audit log and metrics only: headers go first).
 COST_HEADER = "x-modelyard-cost-usd"
 #: An upstream asking for a longer pause than this is not waited for (as openai-python does past 60-120 s).
 MAX_RETRY_AFTER = 60.0
-#: Characters per token when estimating whether a prompt fits a context window (an underestimate on purpose).
-CHARS_PER_TOKEN = 4
-#: A translated chunk that ends its choice on a content filter (OpenAI's word for every provider's refusal).
-FILTERED = re.compile(rb'"finish_reason":\s*"content_filter"')
-_CONTENT_KEYS = ("content", "tool_calls", "function_call", "refusal", "reasoning_content")
 
 
 def call_context(
@@ -81,34 +83,6 @@ def call_context(
         encoding_format="base64" if body.get("encoding_format") == "base64" else "float",
         trace_headers=trace_headers or {},
     )
-
-
-@dataclasses.dataclass(slots=True)
-class Prepared:
-    """An attempt that reached the commit point: a whole body, or a stream's held frames and open upstream."""
-
-    resolved: ResolvedTarget
-    body: bytes = b""
-    stream: bool = False
-    finished: bool = True
-    stack: contextlib.AsyncExitStack | None = None
-    response: aiohttp.ClientResponse | None = None
-    translator: StreamTranslator | None = None
-    decoder: SSEDecoder | None = None
-    #: A whole answer's usage, read from the parse that checked it.
-    usage: Usage | None = None
-    #: The answer ended on a content filter (a refusal): another target may answer, if the route says so.
-    filtered: bool = False
-    #: The attempt's client span, ended when the answer is delivered or the attempt is dropped.
-    span: trace.Span | None = None
-
-    async def close(self) -> None:
-        """Release the upstream connection (a hedging loser, or a stream once relayed) and end the span."""
-        if self.span is not None:
-            self.span.end()
-            self.span = None
-        if self.stack is not None:
-            await self.stack.aclose()
 
 
 async def relay_chat(request: web.Request, inbound: Inbound, name: str, route: ResolvedRoute) -> web.StreamResponse:
@@ -141,7 +115,7 @@ class Run:
         self.policy = route.route.policy
         self.health: HealthRegistry = request.app[HEALTH]
         self.rng = random.Random()  # noqa: S311  # jitter and sampling, not cryptography
-        self.profile = _profile(request, inbound.body)
+        self.profile = request_profile(request, inbound.body)
         self.attempts = 0
         self.tried: list[dict[str, Any]] = []
         self.started = time.monotonic()
@@ -186,9 +160,7 @@ class Run:
             exc.extra_headers.update(self._headers(None))
             raise
         finally:
-            elapsed = time.monotonic() - self.started
-            self._observe(status, code, served, elapsed)
-            self._audit(status, code, served, elapsed)
+            report(self._outcome(status, code, served), self.metrics, self.span, self._captured_messages())
 
     async def _find(self, prepare: Prepare, deadlines: Deadlines) -> Prepared:
         order = plan(self.policy.strategy, self.route.targets_for(self.profile), self.health, self.rng)
@@ -285,7 +257,7 @@ class Run:
                 if wait > MAX_RETRY_AFTER or (remaining is not None and wait >= remaining):
                     raise  # waiting would outlast the deadline: fall back now instead
                 retry += 1
-                self.metrics.retries.inc(_served_labels(self.route, resolved))
+                self.metrics.retries.inc(served_labels(self.route, resolved))
                 await asyncio.sleep(wait)
 
     def _check_fits(self, resolved: ResolvedTarget) -> None:
@@ -331,7 +303,7 @@ class Run:
                     await faults.inject(self.policy.faults, resolved.credential, self.rng)
                 prepared = await prepare(resolved, ctx, deadlines)
         except TimeoutError:
-            error = _timeout_error(resolved, "sent no first token in time")
+            error = timeout_error(resolved, "sent no first token in time")
             self._failed(resolved, error, span, started)
             raise error from None
         except GatewayError as exc:
@@ -345,7 +317,7 @@ class Run:
         elapsed = time.monotonic() - started
         health.record(self.policy, ok=True, latency=elapsed)
         self.tried.append({"target": resolved.target.id, "code": None})
-        labels = _served_labels(self.route, resolved)
+        labels = served_labels(self.route, resolved)
         self.metrics.attempts.inc((*labels, "ok"))
         self.metrics.attempt_duration.observe((*labels, "ok"), elapsed)
         prepared.span = span
@@ -380,7 +352,7 @@ class Run:
         health.record(self.policy, ok=not policy.counts_against_health(error))
         self.tried.append({"target": resolved.target.id, "code": error.code})
         outcome = error.code or error.type
-        labels = (*_served_labels(self.route, resolved), outcome)
+        labels = (*served_labels(self.route, resolved), outcome)
         self.metrics.attempts.inc(labels)
         self.metrics.attempt_duration.observe(labels, time.monotonic() - started)
         if span.is_recording():
@@ -395,9 +367,9 @@ class Run:
         """A whole chat answer, translated and checked to be complete JSON."""
         call = resolved.adapter.chat_call(self.inbound, ctx)
         payload = await self._exchange(
-            resolved, call.method, call.url, call.body, _with(call.headers, ctx), ctx, deadlines
+            resolved, call.method, call.url, call.body, with_trace(call.headers, ctx), ctx, deadlines
         )
-        prepared = _whole(resolved, resolved.adapter.chat_result(payload, ctx))
+        prepared = whole_answer(resolved, resolved.adapter.chat_result(payload, ctx))
         if prepared.filtered:
             self._refuse(resolved)
         return prepared
@@ -415,9 +387,9 @@ class Run:
         """A whole embeddings answer."""
         call = resolved.adapter.embeddings_call(self.inbound, ctx)
         payload = await self._exchange(
-            resolved, call.method, call.url, call.body, _with(call.headers, ctx), ctx, deadlines
+            resolved, call.method, call.url, call.body, with_trace(call.headers, ctx), ctx, deadlines
         )
-        return _whole(resolved, resolved.adapter.embeddings_result(payload, ctx))
+        return whole_answer(resolved, resolved.adapter.embeddings_result(payload, ctx))
 
     async def _exchange(  # noqa: PLR0917
         self,
@@ -433,7 +405,7 @@ class Run:
         session = self.request.app[HTTP_SESSION]
         try:
             async with session.request(
-                method, url, data=_payload(body), headers=headers, timeout=deadlines.client_timeout()
+                method, url, data=request_payload(body), headers=headers, timeout=deadlines.client_timeout()
             ) as response:
                 payload = await response.read()
                 if response.status >= 300:
@@ -455,8 +427,8 @@ class Run:
                 session.request(
                     call.method,
                     call.url,
-                    data=_payload(call.body),
-                    headers=_with(call.headers, ctx),
+                    data=request_payload(call.body),
+                    headers=with_trace(call.headers, ctx),
                     timeout=deadlines.client_timeout(),
                 )
             )
@@ -467,13 +439,13 @@ class Run:
                 out = b"".join([translator.feed(event) for event in decoder.feed(chunk)])
                 if out:
                     held.append(out)
-                    if _commits(resolved, out):
+                    if commits(resolved, out):
                         if any(FILTERED.search(frames) for frames in held):
                             self._refuse(resolved)
                         return Prepared(resolved, b"".join(held), True, False, stack, response, translator, decoder)
             closing = b"".join([translator.feed(event) for event in decoder.close()]) + translator.finish()
             held.append(closing)
-            _commits(resolved, closing)
+            commits(resolved, closing)
             if FILTERED.search(closing):
                 self._refuse(resolved)
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -556,9 +528,9 @@ class Run:
                 # Per stream, not per chunk: the mean gap between writes after the first content frame.
                 self.inter_token = (last - self.first_token_at) / frames
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return await _fail_in_band(client, transport_error(prepared.resolved, exc))
+            return await fail_in_band(client, transport_error(prepared.resolved, exc))
         except UpstreamStreamError as exc:
-            return await _fail_in_band(client, exc)
+            return await fail_in_band(client, exc)
         await client.write(closing)
         return None
 
@@ -571,207 +543,28 @@ class Run:
             headers["x-modelyard-upstream-model"] = served.target.model
         return headers
 
-    def _observe(self, status: int, code: str | None, served: ResolvedTarget | None, elapsed: float) -> None:
-        """The request's metrics and its server span's attributes, once, when it is over."""
-        route = self.route.route.id
-        provider = served.credential.provider.value if served else ""
-        model = served.target.model if served else ""
-        labels = (route, provider, model)
-        m = self.metrics
-        m.requests.inc((*labels, str(status)))
-        m.duration.observe((*labels, str(status), self.operation), elapsed)
-        if code is not None:
-            m.errors.inc((*labels, str(status), code))
-        if self.first_token_at is not None:
-            m.ttft.observe(labels, self.first_token_at - self.started)
-        if self.inter_token is not None:
-            m.inter_token.observe(labels, self.inter_token)
-        usage = self.usage
-        if usage is not None:
-            m.token_usage.observe((*labels, "input"), usage.input)
-            m.token_usage.observe((*labels, "output"), usage.output)
-            m.tokens.inc((*labels, "input"), usage.input)
-            m.tokens.inc((*labels, "output"), usage.output)
-            if usage.cached:
-                m.tokens.inc((*labels, "cached_input"), usage.cached)
-            if usage.reasoning:
-                m.tokens.inc((*labels, "reasoning"), usage.reasoning)
-            if self.cost is None:
-                m.unpriced.inc(labels)
-            else:
-                m.cost.inc(labels, self.cost)
-        self._annotate(code, served)
-
-    def _annotate(self, code: str | None, served: ResolvedTarget | None) -> None:
-        """The server span's GenAI and gateway attributes (nothing when tracing is off)."""
-        span, usage = self.span, self.usage
-        if not span.is_recording():
-            return
-        route = self.route.route.id
-        provider = served.credential.provider.value if served else ""
-        span.set_attribute("gen_ai.operation.name", self.operation)
-        span.set_attribute("gen_ai.request.model", self.name)
-        span.set_attribute("modelyard.route", route)
-        span.set_attribute("modelyard.attempts", self.attempts)
-        span.set_attribute("modelyard.stream", self.stream)
-        if self.profile:
-            span.set_attribute("modelyard.profile", self.profile)
-        if self.fallback_reason is not None:
-            span.set_attribute("modelyard.fallback_reason", self.fallback_reason)
-        if served is not None:
-            span.set_attribute("gen_ai.provider.name", GENAI_PROVIDER.get(provider, provider))
-            span.set_attribute("gen_ai.response.model", served.target.model)
-            span.set_attribute("modelyard.target", served.target.id)
-        if usage is not None:
-            span.set_attribute("gen_ai.usage.input_tokens", usage.input)
-            span.set_attribute("gen_ai.usage.output_tokens", usage.output)
-            span.set_attribute("gen_ai.usage.cache_read.input_tokens", usage.cached)
-            span.set_attribute("gen_ai.usage.reasoning.output_tokens", usage.reasoning)
-        if self.cost is not None:
-            span.set_attribute("modelyard.cost_usd", self.cost)
-        if self.first_token_at is not None:
-            span.set_attribute("gen_ai.server.time_to_first_token", self.first_token_at - self.started)
-        if code is not None:
-            span.set_attribute("error.type", code)
-            span.set_status(trace.StatusCode.ERROR)
-        if self.request.app[SETTINGS].capture_content:
-            span.set_attribute("gen_ai.input.messages", orjson.dumps(self.inbound.body.get("messages")).decode())
-
-    def _audit(self, status: int, code: str | None, served: ResolvedTarget | None, elapsed: float) -> None:
-        """One structured line per request: where it went and how it ended, never what it said."""
-        record = {
-            "request_id": self.request.get(REQUEST_ID),
-            "model": self.name,
-            "route": self.route.route.id,
-            "profile": self.profile,
-            "stream": self.inbound.body.get("stream") is True,
-            "status": status,
-            "code": code,
-            "attempts": self.attempts,
-            "provider": served.credential.provider.value if served else None,
-            "upstream_model": served.target.model if served else None,
-            "tried": self.tried,
-            "elapsed_ms": round(elapsed * 1000, 1),
-            "usage": dataclasses.asdict(self.usage) if self.usage is not None else None,
-            "cost_usd": self.cost,
-        }
-        if self.first_token_at is not None:
-            record["ttft_ms"] = round((self.first_token_at - self.started) * 1000, 1)
-        audit_log.info("%s", orjson.dumps(record).decode())
-
-
-def estimate_tokens(body: dict[str, Any]) -> int:
-    """A deliberately low estimate of the prompt's tokens: the message text at four characters a token."""
-    chars = 0
-    messages = body.get("messages")
-    for message in messages if isinstance(messages, list) else ():
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            chars += len(content)
-        elif isinstance(content, list):
-            chars += sum(len(p["text"]) for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return chars // CHARS_PER_TOKEN
-
-
-def _profile(request: web.Request, body: dict[str, Any]) -> str | None:
-    """The profile a request names: the ``x-modelyard-profile`` header, else ``metadata.modelyard_profile``."""
-    if header := request.headers.get(PROFILE_HEADER):
-        return header.strip()
-    metadata = body.get("metadata")
-    value = metadata.get("modelyard_profile") if isinstance(metadata, dict) else None
-    return value if isinstance(value, str) else None
-
-
-def _commits(resolved: ResolvedTarget, out: bytes) -> bool:
-    """Whether translated frames reach the commit point: a frame with content, or the end of the stream.
-
-    Role-only and empty frames do not commit. A frame that is not JSON fails the attempt (it would only
-    break the client's parser).
-    """
-    for block in out.split(b"\n\n"):
-        if not block:
-            continue
-        data = block.removeprefix(b"data: ")
-        if block + b"\n\n" == DONE_FRAME:
-            return True
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise _malformed(resolved) from None
-        choices = chunk.get("choices") if isinstance(chunk, dict) else None
-        for choice in choices if isinstance(choices, list) else ():
-            delta = choice.get("delta") if isinstance(choice, dict) else None
-            if isinstance(delta, dict) and any(delta.get(key) for key in _CONTENT_KEYS):
-                return True
-    return False
-
-
-def _whole(resolved: ResolvedTarget, body: bytes) -> Prepared:
-    """``body`` if it is one complete JSON document (a cut or corrupted answer is never relayed as a 200),
-    with the usage read from the same parse."""
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise _malformed(resolved) from None
-    if not isinstance(parsed, dict):
-        return Prepared(resolved, body)
-    choices = parsed.get("choices")
-    filtered = isinstance(choices, list) and any(
-        isinstance(choice, dict) and choice.get("finish_reason") == "content_filter" for choice in choices
-    )
-    return Prepared(resolved, body, usage=usage_from(parsed.get("usage")), filtered=filtered)
-
-
-def _with(headers: dict[str, str], ctx: CallContext) -> dict[str, str]:
-    """The adapter's headers plus the attempt's trace context."""
-    return {**headers, **ctx.trace_headers} if ctx.trace_headers else headers
-
-
-def _served_labels(route: ResolvedRoute, resolved: ResolvedTarget) -> tuple[str, str, str]:
-    return (route.route.id, resolved.credential.provider.value, resolved.target.model)
-
-
-def _malformed(resolved: ResolvedTarget) -> GatewayError:
-    where = f"upstream {resolved.credential.provider.value} ({resolved.credential.id})"
-    return GatewayError(
-        502, f"{where} sent a malformed answer", type="upstream_error", code="upstream_malformed", retryable=True
-    )
-
-
-def _timeout_error(resolved: ResolvedTarget, what: str) -> GatewayError:
-    where = f"upstream {resolved.credential.provider.value} ({resolved.credential.id})"
-    return GatewayError(504, f"{where} {what}", type="upstream_error", code="upstream_timeout", retryable=True)
-
-
-def _payload(body: bytes) -> bytes | io.BytesIO:
-    """Large bodies go through a file-like payload, which aiohttp writes without blocking the loop."""
-    return body if len(body) < LARGE_BODY else io.BytesIO(body)
-
-
-async def _fail_in_band(client: web.StreamResponse, error: GatewayError) -> str | None:
-    """End a started stream with an OpenAI error event (and no ``[DONE]``), as the SDKs expect."""
-    log.warning("stream failed after the commit point: %s", error.code)
-    await client.write(frame(orjson.dumps(error.payload())))
-    return error.code
-
-
-def transport_error(resolved: ResolvedTarget, exc: BaseException) -> GatewayError:
-    """A connection failure or timeout as a retryable 502/504 that names the upstream, not its key."""
-    where = f"upstream {resolved.credential.provider.value} ({resolved.credential.id})"
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-        return _timeout_error(resolved, "did not answer in time")
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return GatewayError(
-            502,
-            f"{where} closed the response mid-way",
-            type="upstream_error",
-            code="upstream_truncated",
-            retryable=True,
+    def _outcome(self, status: int, code: str | None, served: ResolvedTarget | None) -> RequestOutcome:
+        ttft = None if self.first_token_at is None else self.first_token_at - self.started
+        return RequestOutcome(
+            request_id=self.request.get(REQUEST_ID),
+            model=self.name,
+            route=self.route.route.id,
+            profile=self.profile,
+            operation=self.operation,
+            stream=self.stream,
+            status=status,
+            code=code,
+            attempts=self.attempts,
+            served=served,
+            tried=self.tried,
+            elapsed=time.monotonic() - self.started,
+            usage=self.usage,
+            cost=self.cost,
+            ttft=ttft,
+            inter_token=self.inter_token,
+            fallback_reason=self.fallback_reason,
         )
-    return GatewayError(
-        502,
-        f"{where} could not be reached: {type(exc).__name__}",
-        type="upstream_error",
-        code="upstream_unreachable",
-        retryable=True,
-    )
+
+    def _captured_messages(self) -> object:
+        """The prompt, only when the user opted in to content capture on spans."""
+        return self.inbound.body.get("messages") if self.request.app[SETTINGS].capture_content else None

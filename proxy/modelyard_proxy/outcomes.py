@@ -1,0 +1,182 @@
+"""What an attempt produced and how it failed: answer checks, the commit point, and upstream failure errors.
+
+The relay's orchestration (which target, how often, when to give up) lives in :mod:`modelyard_proxy.relay`;
+these are the pure pieces it applies to each attempt's bytes and exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import io
+import logging
+import re
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+from opentelemetry import trace
+
+from modelyard_proxy.accounting import Usage, usage_from
+from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.providers.base import CallContext, StreamTranslator
+from modelyard_proxy.sse import DONE_FRAME, SSEDecoder, frame
+from modelyard_proxy.store import ResolvedRoute, ResolvedTarget
+
+log = logging.getLogger(__name__)
+
+#: aiohttp writes bytes bodies in one go; past this size it prefers (and warns about) a file-like body.
+LARGE_BODY = 1024 * 1024
+PROFILE_HEADER = "x-modelyard-profile"
+#: Characters per token when estimating whether a prompt fits a context window (an underestimate on purpose).
+CHARS_PER_TOKEN = 4
+#: A translated chunk that ends its choice on a content filter (OpenAI's word for every provider's refusal).
+FILTERED = re.compile(rb'"finish_reason":\s*"content_filter"')
+_CONTENT_KEYS = ("content", "tool_calls", "function_call", "refusal", "reasoning_content")
+
+
+@dataclasses.dataclass(slots=True)
+class Prepared:
+    """An attempt that reached the commit point: a whole body, or a stream's held frames and open upstream."""
+
+    resolved: ResolvedTarget
+    body: bytes = b""
+    stream: bool = False
+    finished: bool = True
+    stack: contextlib.AsyncExitStack | None = None
+    response: aiohttp.ClientResponse | None = None
+    translator: StreamTranslator | None = None
+    decoder: SSEDecoder | None = None
+    #: A whole answer's usage, read from the parse that checked it.
+    usage: Usage | None = None
+    #: The answer ended on a content filter (a refusal): another target may answer, if the route says so.
+    filtered: bool = False
+    #: The attempt's client span, ended when the answer is delivered or the attempt is dropped.
+    span: trace.Span | None = None
+
+    async def close(self) -> None:
+        """Release the upstream connection (a hedging loser, or a stream once relayed) and end the span."""
+        if self.span is not None:
+            self.span.end()
+            self.span = None
+        if self.stack is not None:
+            await self.stack.aclose()
+
+
+def estimate_tokens(body: dict[str, Any]) -> int:
+    """A deliberately low estimate of the prompt's tokens: the message text at four characters a token."""
+    chars = 0
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(p["text"]) for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return chars // CHARS_PER_TOKEN
+
+
+def request_profile(request: web.Request, body: dict[str, Any]) -> str | None:
+    """The profile a request names: the ``x-modelyard-profile`` header, else ``metadata.modelyard_profile``."""
+    if header := request.headers.get(PROFILE_HEADER):
+        return header.strip()
+    metadata = body.get("metadata")
+    value = metadata.get("modelyard_profile") if isinstance(metadata, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def commits(resolved: ResolvedTarget, out: bytes) -> bool:
+    """Whether translated frames reach the commit point: a frame with content, or the end of the stream.
+
+    Role-only and empty frames do not commit. A frame that is not JSON fails the attempt (it would only
+    break the client's parser).
+    """
+    for block in out.split(b"\n\n"):
+        if not block:
+            continue
+        data = block.removeprefix(b"data: ")
+        if block + b"\n\n" == DONE_FRAME:
+            return True
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise malformed_answer(resolved) from None
+        choices = chunk.get("choices") if isinstance(chunk, dict) else None
+        for choice in choices if isinstance(choices, list) else ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if isinstance(delta, dict) and any(delta.get(key) for key in _CONTENT_KEYS):
+                return True
+    return False
+
+
+def whole_answer(resolved: ResolvedTarget, body: bytes) -> Prepared:
+    """``body`` if it is one complete JSON document (a cut or corrupted answer is never relayed as a 200),
+    with the usage read from the same parse."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise malformed_answer(resolved) from None
+    if not isinstance(parsed, dict):
+        return Prepared(resolved, body)
+    choices = parsed.get("choices")
+    filtered = isinstance(choices, list) and any(
+        isinstance(choice, dict) and choice.get("finish_reason") == "content_filter" for choice in choices
+    )
+    return Prepared(resolved, body, usage=usage_from(parsed.get("usage")), filtered=filtered)
+
+
+def with_trace(headers: dict[str, str], ctx: CallContext) -> dict[str, str]:
+    """The adapter's headers plus the attempt's trace context."""
+    return {**headers, **ctx.trace_headers} if ctx.trace_headers else headers
+
+
+def served_labels(route: ResolvedRoute, resolved: ResolvedTarget) -> tuple[str, str, str]:
+    return (route.route.id, resolved.credential.provider.value, resolved.target.model)
+
+
+def malformed_answer(resolved: ResolvedTarget) -> GatewayError:
+    where = f"upstream {resolved.credential.provider.value} ({resolved.credential.id})"
+    return GatewayError(
+        502, f"{where} sent a malformed answer", type="upstream_error", code="upstream_malformed", retryable=True
+    )
+
+
+def timeout_error(resolved: ResolvedTarget, what: str) -> GatewayError:
+    where = f"upstream {resolved.credential.provider.value} ({resolved.credential.id})"
+    return GatewayError(504, f"{where} {what}", type="upstream_error", code="upstream_timeout", retryable=True)
+
+
+def request_payload(body: bytes) -> bytes | io.BytesIO:
+    """Large bodies go through a file-like payload, which aiohttp writes without blocking the loop."""
+    return body if len(body) < LARGE_BODY else io.BytesIO(body)
+
+
+async def fail_in_band(client: web.StreamResponse, error: GatewayError) -> str | None:
+    """End a started stream with an OpenAI error event (and no ``[DONE]``), as the SDKs expect."""
+    log.warning("stream failed after the commit point: %s", error.code)
+    await client.write(frame(orjson.dumps(error.payload())))
+    return error.code
+
+
+def transport_error(resolved: ResolvedTarget, exc: BaseException) -> GatewayError:
+    """A connection failure or timeout as a retryable 502/504 that names the upstream, not its key."""
+    where = f"upstream {resolved.credential.provider.value} ({resolved.credential.id})"
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return timeout_error(resolved, "did not answer in time")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return GatewayError(
+            502,
+            f"{where} closed the response mid-way",
+            type="upstream_error",
+            code="upstream_truncated",
+            retryable=True,
+        )
+    return GatewayError(
+        502,
+        f"{where} could not be reached: {type(exc).__name__}",
+        type="upstream_error",
+        code="upstream_unreachable",
+        retryable=True,
+    )

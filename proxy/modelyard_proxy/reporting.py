@@ -1,0 +1,146 @@
+"""What is recorded when a request is over: metrics, the server span's attributes, and the audit line.
+
+Once per request, never per chunk, and never the prompt or completion text (unless the user opted in to
+content capture on spans).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import orjson
+from opentelemetry import trace
+
+from modelyard_proxy.accounting import Usage
+from modelyard_proxy.metrics import Metrics
+from modelyard_proxy.store import ResolvedTarget
+from modelyard_proxy.telemetry import GENAI_PROVIDER
+
+audit_log = logging.getLogger("modelyard.audit")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RequestOutcome:
+    """How one request ended: where it went, what it cost, how long it took."""
+
+    request_id: str | None
+    model: str
+    route: str
+    profile: str | None
+    operation: str
+    stream: bool
+    status: int
+    code: str | None
+    attempts: int
+    served: ResolvedTarget | None
+    tried: list[dict[str, Any]]
+    elapsed: float
+    usage: Usage | None
+    cost: float | None
+    ttft: float | None
+    inter_token: float | None
+    fallback_reason: str | None
+
+    @property
+    def provider(self) -> str:
+        """The serving target's provider, empty when none served."""
+        return self.served.credential.provider.value if self.served else ""
+
+    @property
+    def upstream_model(self) -> str:
+        """The serving target's model, empty when none served."""
+        return self.served.target.model if self.served else ""
+
+
+def report(outcome: RequestOutcome, metrics: Metrics, span: trace.Span, messages: object = None) -> None:
+    """Record ``outcome`` everywhere it goes; ``messages`` only when content capture is on."""
+    observe(metrics, outcome)
+    annotate(span, outcome, messages)
+    audit(outcome)
+
+
+def observe(metrics: Metrics, outcome: RequestOutcome) -> None:
+    """The request's metrics."""
+    labels = (outcome.route, outcome.provider, outcome.upstream_model)
+    status = str(outcome.status)
+    metrics.requests.inc((*labels, status))
+    metrics.duration.observe((*labels, status, outcome.operation), outcome.elapsed)
+    if outcome.code is not None:
+        metrics.errors.inc((*labels, status, outcome.code))
+    if outcome.ttft is not None:
+        metrics.ttft.observe(labels, outcome.ttft)
+    if outcome.inter_token is not None:
+        metrics.inter_token.observe(labels, outcome.inter_token)
+    usage = outcome.usage
+    if usage is None:
+        return
+    metrics.token_usage.observe((*labels, "input"), usage.input)
+    metrics.token_usage.observe((*labels, "output"), usage.output)
+    metrics.tokens.inc((*labels, "input"), usage.input)
+    metrics.tokens.inc((*labels, "output"), usage.output)
+    if usage.cached:
+        metrics.tokens.inc((*labels, "cached_input"), usage.cached)
+    if usage.reasoning:
+        metrics.tokens.inc((*labels, "reasoning"), usage.reasoning)
+    if outcome.cost is None:
+        metrics.unpriced.inc(labels)
+    else:
+        metrics.cost.inc(labels, outcome.cost)
+
+
+def annotate(span: trace.Span, outcome: RequestOutcome, messages: object = None) -> None:
+    """The server span's GenAI and gateway attributes (nothing when tracing is off)."""
+    if not span.is_recording():
+        return
+    span.set_attribute("gen_ai.operation.name", outcome.operation)
+    span.set_attribute("gen_ai.request.model", outcome.model)
+    span.set_attribute("modelyard.route", outcome.route)
+    span.set_attribute("modelyard.attempts", outcome.attempts)
+    span.set_attribute("modelyard.stream", outcome.stream)
+    if outcome.profile:
+        span.set_attribute("modelyard.profile", outcome.profile)
+    if outcome.fallback_reason is not None:
+        span.set_attribute("modelyard.fallback_reason", outcome.fallback_reason)
+    if outcome.served is not None:
+        span.set_attribute("gen_ai.provider.name", GENAI_PROVIDER.get(outcome.provider, outcome.provider))
+        span.set_attribute("gen_ai.response.model", outcome.upstream_model)
+        span.set_attribute("modelyard.target", outcome.served.target.id)
+    if (usage := outcome.usage) is not None:
+        span.set_attribute("gen_ai.usage.input_tokens", usage.input)
+        span.set_attribute("gen_ai.usage.output_tokens", usage.output)
+        span.set_attribute("gen_ai.usage.cache_read.input_tokens", usage.cached)
+        span.set_attribute("gen_ai.usage.reasoning.output_tokens", usage.reasoning)
+    if outcome.cost is not None:
+        span.set_attribute("modelyard.cost_usd", outcome.cost)
+    if outcome.ttft is not None:
+        span.set_attribute("gen_ai.server.time_to_first_token", outcome.ttft)
+    if outcome.code is not None:
+        span.set_attribute("error.type", outcome.code)
+        span.set_status(trace.StatusCode.ERROR)
+    if messages is not None:
+        span.set_attribute("gen_ai.input.messages", orjson.dumps(messages).decode())
+
+
+def audit(outcome: RequestOutcome) -> None:
+    """One structured line per request: where it went and how it ended, never what it said."""
+    record: dict[str, Any] = {
+        "request_id": outcome.request_id,
+        "model": outcome.model,
+        "route": outcome.route,
+        "profile": outcome.profile,
+        "stream": outcome.stream,
+        "status": outcome.status,
+        "code": outcome.code,
+        "attempts": outcome.attempts,
+        "provider": outcome.provider or None,
+        "upstream_model": outcome.upstream_model or None,
+        "tried": outcome.tried,
+        "elapsed_ms": round(outcome.elapsed * 1000, 1),
+        "usage": dataclasses.asdict(outcome.usage) if outcome.usage is not None else None,
+        "cost_usd": outcome.cost,
+    }
+    if outcome.ttft is not None:
+        record["ttft_ms"] = round(outcome.ttft * 1000, 1)
+    audit_log.info("%s", orjson.dumps(record).decode())
