@@ -45,7 +45,14 @@ def _serve(args: argparse.Namespace) -> int:
         admin = server.build_admin_app(app, token, accept_pushes=args.manifests is None)
         also.append((admin, settings.admin_port))
     server.run_event_loop(
-        server.serve_until_stopped(app, settings.host, settings.port, access_log=settings.access_log, also=also)
+        server.serve_until_stopped(
+            app,
+            settings.host,
+            settings.port,
+            access_log=settings.access_log,
+            also=also,
+            shutdown_timeout=settings.shutdown_timeout,
+        )
     )
     return 0
 

@@ -55,10 +55,13 @@ async def serve_until_stopped(
     *,
     access_log: bool = True,
     also: Sequence[tuple[web.Application, int]] = (),
+    shutdown_timeout: float = 60.0,
 ) -> None:
     """Serve ``app`` (and each ``(app, port)`` in ``also``, without access log) until SIGINT or SIGTERM.
 
-    A client disconnect cancels its handler, and so its upstream call.
+    A client disconnect cancels its handler, and so its upstream call. On a signal the listeners close at
+    once (so readiness probes fail and no new request arrives) and in-flight requests and streams get up to
+    ``shutdown_timeout`` seconds to finish.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -69,7 +72,10 @@ async def serve_until_stopped(
     try:
         for served, served_port, logged in [(app, port, access_log), *((a, p, False) for a, p in also)]:
             runner = web.AppRunner(
-                served, handler_cancellation=True, access_log=logging.getLogger("aiohttp.access") if logged else None
+                served,
+                handler_cancellation=True,
+                access_log=logging.getLogger("aiohttp.access") if logged else None,
+                shutdown_timeout=shutdown_timeout,
             )
             runners.append(runner)
             await runner.setup()

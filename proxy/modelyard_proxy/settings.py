@@ -38,6 +38,9 @@ class ProxySettings:
             k.strip() for k in os.environ.get("MODELYARD_API_KEYS", "").split(",") if k.strip()
         )
     )
+    #: Seconds SIGTERM waits for in-flight requests and streams before cutting them (keep it under the pod's
+    #: termination grace period minus its preStop sleep).
+    shutdown_timeout: float = dataclasses.field(default_factory=lambda: _env_float("MODELYARD_SHUTDOWN_TIMEOUT", 60.0))
     access_log: bool = dataclasses.field(default_factory=lambda: os.environ.get("MODELYARD_ACCESS_LOG", "1") != "0")
     #: Port of the admin app the operator pushes tables to (operator mode only); None serves no admin port.
     admin_port: int | None = dataclasses.field(default_factory=lambda: _env_int("MODELYARD_ADMIN_PORT", 0) or None)

@@ -6,6 +6,7 @@ import contextlib
 import json
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -40,6 +41,14 @@ def get_json(url: str, key: str | None = None) -> tuple[int, dict[str, object]]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+def accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def wait_for(predicate: object, timeout: float = 20.0) -> None:
@@ -187,3 +196,42 @@ def test_serve_refuses_a_missing_folder(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "is not a folder" in result.stderr
+
+
+def test_sigterm_lets_an_in_flight_stream_finish(tmp_path: Path) -> None:
+    """Shutdown closes the listener at once but lets a stream already under way end with ``[DONE]``."""
+    sim_port, gw_port = free_port(), free_port()
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    for path in EXAMPLES.glob("*.yaml"):
+        (folder / path.name).write_text(path.read_text().replace(EXAMPLE_SIMULATOR_URL, f"http://127.0.0.1:{sim_port}"))
+    gateway_args = modelyard("serve", "--manifests", str(folder), "--host", "127.0.0.1", "--port", str(gw_port))
+    with (
+        process(modelyard("simulate", "--port", str(sim_port)), tmp_path / "simulator.log"),
+        process(gateway_args, tmp_path / "gateway.log") as gateway,
+    ):
+        base = f"http://127.0.0.1:{gw_port}"
+        wait_for(lambda: get_json(f"{base}/readyz")[0] == 200)
+        wait_for(lambda: get_json(f"http://127.0.0.1:{sim_port}/v1/models")[0] == 200)
+        body = json.dumps(
+            {
+                "model": "gpt-4o",
+                "stream": True,
+                "messages": [{"role": "user", "content": "one two three four five [simulate token-interval-ms=150]"}],
+            }
+        ).encode()
+        request = urllib.request.Request(
+            f"{base}/v1/chat/completions",
+            data=body,
+            headers={"Authorization": f"Bearer {DEMO_KEY}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            first = response.readline()
+            gateway.send_signal(signal.SIGTERM)
+            wait_for(lambda: not accepts_connections(gw_port))  # the listener closes while the stream goes on
+            rest = response.read()
+        wait_for(lambda: gateway.poll() is not None)
+    assert first.startswith(b"data: ")
+    assert rest.rstrip().endswith(b"data: [DONE]")
+    assert b"five" in rest
+    assert gateway.returncode == 0
