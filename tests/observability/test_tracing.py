@@ -7,12 +7,18 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Iterator
+from concurrent import futures
 from typing import Any
 
+import grpc
 import openai
 import pytest
 from aiohttp import test_utils, web
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -259,14 +265,31 @@ def test_tracing_is_a_no_op_without_an_endpoint(monkeypatch: pytest.MonkeyPatch)
     assert not telemetry.tracing_configured()
 
 
-async def test_spans_are_exported_over_otlp_http_to_the_configured_endpoint(
-    gateway_factory: GatewayFactory,
-    collector: tuple[test_utils.TestServer, list[ExportTraceServiceRequest]],
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.fixture
+def grpc_collector() -> Iterator[tuple[str, list[ExportTraceServiceRequest]]]:
+    """An OTLP/gRPC trace collector on loopback: its endpoint and what it received."""
+    received: list[ExportTraceServiceRequest] = []
+
+    class Traces(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request: ExportTraceServiceRequest, context: object) -> ExportTraceServiceResponse:
+            received.append(request)
+            return ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"http://127.0.0.1:{port}", received
+    server.stop(grace=None)
+
+
+async def exported_spans(
+    gateway_factory: GatewayFactory, monkeypatch: pytest.MonkeyPatch, endpoint: str, protocol: str
 ) -> None:
-    server, received = collector
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", str(server.make_url("")).rstrip("/"))
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    """Serve one chat with a provider built from the OTEL_* environment, then flush it."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
     monkeypatch.setenv("OTEL_SERVICE_NAME", "modelyard-test")
     monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
     provider = telemetry.tracer_provider_from_env("modelyard-proxy")
@@ -279,6 +302,9 @@ async def test_spans_are_exported_over_otlp_http_to_the_configured_endpoint(
         assert await asyncio.to_thread(provider.force_flush, 10_000)
     finally:
         await asyncio.to_thread(provider.shutdown)
+
+
+def assert_gateway_spans(received: list[ExportTraceServiceRequest]) -> None:
     spans = [
         (span.name, span.kind)
         for message in received
@@ -290,3 +316,23 @@ async def test_spans_are_exported_over_otlp_http_to_the_configured_endpoint(
     assert ("chat gpt-4o-2024-08-06", 3) in spans  # SPAN_KIND_CLIENT
     resource = {a.key: a.value.string_value for a in received[0].resource_spans[0].resource.attributes}
     assert resource["service.name"] == "modelyard-test"
+
+
+async def test_spans_are_exported_over_otlp_http_to_the_configured_endpoint(
+    gateway_factory: GatewayFactory,
+    collector: tuple[test_utils.TestServer, list[ExportTraceServiceRequest]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server, received = collector
+    await exported_spans(gateway_factory, monkeypatch, str(server.make_url("")).rstrip("/"), "http/protobuf")
+    assert_gateway_spans(received)
+
+
+async def test_spans_are_exported_over_otlp_grpc_to_the_configured_endpoint(
+    gateway_factory: GatewayFactory,
+    grpc_collector: tuple[str, list[ExportTraceServiceRequest]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    endpoint, received = grpc_collector
+    await exported_spans(gateway_factory, monkeypatch, endpoint, "grpc")
+    assert_gateway_spans(received)
