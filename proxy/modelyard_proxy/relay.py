@@ -52,6 +52,9 @@ from modelyard_proxy.store import ResolvedRoute, ResolvedTarget
 from modelyard_proxy.telemetry import GENAI_PROVIDER, PROPAGATOR
 
 log = logging.getLogger(__name__)
+#: One generator per process for jitter, balancing and fault sampling (seeding one per request costs more
+#: than the rest of the request's routing); not for anything secret.
+_RNG = random.Random()  # noqa: S311
 
 STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 #: What a whole answer cost, in USD (streams report it in the audit log and metrics only: headers go first).
@@ -114,7 +117,7 @@ class Run:
         self.route = route
         self.policy = route.route.policy
         self.health: HealthRegistry = request.app[HEALTH]
-        self.rng = random.Random()  # noqa: S311  # jitter and sampling, not cryptography
+        self.rng = _RNG
         self.profile = request_profile(request, inbound.body)
         self.attempts = 0
         self.tried: list[dict[str, Any]] = []

@@ -11,7 +11,7 @@ import pytest
 from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.routing import policy
 from modelyard_proxy.routing.balancers import plan
-from modelyard_proxy.routing.health import BreakerState, HealthRegistry, TargetHealth
+from modelyard_proxy.routing.health import BUCKETS, BreakerState, HealthRegistry, TargetHealth
 from modelyard_routing import Policy
 
 
@@ -122,6 +122,18 @@ def test_old_outcomes_leave_the_window() -> None:
     clock.now = 11.0
     health.record(BREAKER, ok=False)
     assert state(health) is BreakerState.CLOSED  # the first three are older than the window
+
+
+def test_the_window_costs_bounded_memory_at_any_request_rate() -> None:
+    clock = Clock()
+    health = HealthRegistry(clock)["t"]
+    for i in range(50_000):  # 50,000 requests over 50 s, a 10 s window: 1 failure in 10
+        clock.now = i / 1000
+        health.record(BREAKER, ok=i % 10 != 0)
+    assert state(health) is BreakerState.CLOSED
+    assert len(health.buckets) <= BUCKETS + 1
+    assert 9_000 <= health.total <= 10_000  # about one window's worth, expired a bucket at a time
+    assert health.failures * 10 == pytest.approx(health.total, rel=0.01)
 
 
 def test_open_targets_are_skipped_but_all_open_still_tries_the_one_closest_to_probing() -> None:

@@ -17,6 +17,16 @@ from modelyard_routing import Policy
 Clock = Callable[[], float]
 #: Weight of the newest sample in the latency average.
 EWMA_ALPHA = 0.3
+#: The breaker's window is kept as this many buckets of counts: O(1) per outcome and bounded memory at any
+#: request rate, at the price of expiring outcomes up to 1/BUCKETS of a window early.
+BUCKETS = 32
+
+
+@dataclasses.dataclass(slots=True)
+class _Bucket:
+    start: float
+    total: int = 0
+    failures: int = 0
 
 
 class BreakerState(enum.StrEnum):
@@ -36,7 +46,9 @@ class TargetHealth:
     opened_at: float = 0.0
     cooldown: float = 10.0
     probing: bool = False
-    outcomes: collections.deque[tuple[float, bool]] = dataclasses.field(default_factory=collections.deque)
+    buckets: collections.deque[_Bucket] = dataclasses.field(default_factory=collections.deque)
+    total: int = 0
+    failures: int = 0
     latency: float | None = None
 
     def available(self) -> bool:
@@ -69,27 +81,43 @@ class TargetHealth:
             self.probing = False
             if ok:
                 self.state = BreakerState.CLOSED
-                self.outcomes.clear()
+                self._forget()
             else:
                 self._open(now)
             return
-        self.outcomes.append((now, ok))
-        horizon = now - policy.breaker_window_ms / 1000
-        while self.outcomes and self.outcomes[0][0] < horizon:
-            self.outcomes.popleft()
-        failures = sum(1 for _, good in self.outcomes if not good)
-        total = len(self.outcomes)
+        self._count(now, ok, policy.breaker_window_ms / 1000)
         if (
             self.state is BreakerState.CLOSED
-            and total >= policy.breaker_min_requests
-            and failures * 100 >= policy.breaker_failure_rate_percent * total
+            and self.total >= policy.breaker_min_requests
+            and self.failures * 100 >= policy.breaker_failure_rate_percent * self.total
         ):
             self._open(now)
+
+    def _count(self, now: float, ok: bool, window: float) -> None:
+        """Add one outcome and expire the buckets that fell out of the window, keeping running totals."""
+        buckets = self.buckets
+        if not buckets or now - buckets[-1].start >= window / BUCKETS:
+            buckets.append(_Bucket(now))
+        bucket = buckets[-1]
+        bucket.total += 1
+        self.total += 1
+        if not ok:
+            bucket.failures += 1
+            self.failures += 1
+        horizon = now - window
+        while buckets[0].start < horizon:
+            expired = buckets.popleft()
+            self.total -= expired.total
+            self.failures -= expired.failures
+
+    def _forget(self) -> None:
+        self.buckets.clear()
+        self.total = self.failures = 0
 
     def _open(self, now: float) -> None:
         self.state = BreakerState.OPEN
         self.opened_at = now
-        self.outcomes.clear()
+        self._forget()
 
 
 class HealthRegistry:
