@@ -58,8 +58,10 @@ image:
 e2e: install
 	$(BIN)/pytest -p no:cacheprovider e2e -m e2e
 
+## Performance: direct vs a minimal aiohttp proxy vs Modelyard, side by side; writes bench/RESULTS.md (~5 min;
+## installs wrk and nginx with apt-get when run as root). Not part of `make test`.
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

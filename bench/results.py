@@ -1,0 +1,117 @@
+"""What one benchmark run found, reduced to the numbers the report shows (no I/O here)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+#: The three systems side by side, plus the Anthropic-translating route of the gateway and its own floor.
+DIRECT = "direct"
+PASSTHROUGH = "passthrough"
+MODELYARD = "modelyard"
+DIRECT_ANTHROPIC = "direct-anthropic"
+MODELYARD_ANTHROPIC = "modelyard-anthropic"
+#: Which direct run is each case's floor (the same upstream endpoint, called without a proxy).
+FLOOR = {
+    DIRECT: DIRECT,
+    PASSTHROUGH: DIRECT,
+    MODELYARD: DIRECT,
+    DIRECT_ANTHROPIC: DIRECT_ANTHROPIC,
+    MODELYARD_ANTHROPIC: DIRECT_ANTHROPIC,
+}
+#: Throughput is the best rate whose p99 stays under this.
+P99_BOUND_MS = 50.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Case:
+    """One system on the non-streamed path: latency at one connection, and its throughput frontier."""
+
+    p50_ms: float
+    p99_ms: float
+    #: Over the floor, same round, median of rounds (0 for the floor itself).
+    added_p50_ms: float
+    added_p99_ms: float
+    max_rps: float
+    connections: int
+    p99_at_max_ms: float
+    #: CPU of the process answering (the proxy; nginx for the direct runs) per request, at the best rate.
+    cpu_us_per_request: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Stream:
+    """One system on the streamed path (paced upstream), all over the matching direct run."""
+
+    ttft_p50_ms: float
+    ttft_p99_ms: float
+    added_ttft_p50_ms: float
+    added_ttft_p99_ms: float
+    transit_p50_us: float
+    transit_p99_us: float
+    added_chunk_p50_us: float
+    added_chunk_p99_us: float
+    cpu_us_per_chunk: float
+    streams: int
+    failures: int
+
+
+#: Resident memory may move this much between the loaded checkpoint and the end and still count as flat
+#: (allocator pages come and go; a leak grows with every request).
+FLAT_MB = 3.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Memory:
+    """Resident memory of a proxy at checkpoints: (when, MB, requests served by then), idle first."""
+
+    checkpoints: tuple[tuple[str, float, int], ...]
+
+    @property
+    def idle_mb(self) -> float:
+        """Before any load."""
+        return self.checkpoints[0][1]
+
+    @property
+    def final_mb(self) -> float:
+        """After the whole run."""
+        return self.checkpoints[-1][1]
+
+    @property
+    def final_requests(self) -> int:
+        """Requests served over the whole run."""
+        return self.checkpoints[-1][2]
+
+    @property
+    def growth_mb(self) -> float:
+        """Growth from the checkpoint before the end (every load level already seen) to the end."""
+        return self.checkpoints[-1][1] - self.checkpoints[-2][1]
+
+    @property
+    def growth_from(self) -> int:
+        """Requests served at the checkpoint ``growth_mb`` counts from."""
+        return self.checkpoints[-2][2]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ControlPlane:
+    """Compile and push times (seconds, medians)."""
+
+    routes: int
+    compile_s: float
+    wire_bytes: int
+    proxies: int
+    push_all_s: float
+    push_one_s: float
+
+
+@dataclasses.dataclass(slots=True)
+class Run:
+    """Everything one run measured, with the settings and the machine it ran on."""
+
+    machine: dict[str, str]
+    settings: dict[str, str]
+    cases: dict[str, Case] = dataclasses.field(default_factory=dict)
+    streams: dict[str, Stream] = dataclasses.field(default_factory=dict)
+    memory: dict[str, Memory] = dataclasses.field(default_factory=dict)
+    control_plane: ControlPlane | None = None
+    seconds: float = 0.0
