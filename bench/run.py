@@ -174,7 +174,7 @@ def main() -> None:
     settings = Settings(
         rounds=1 if quick else args.rounds,
         latency_seconds=1 if quick else 3,
-        levels=(4, 16) if quick else (4, 16, 64),
+        levels=(2, 8) if quick else (2, 8, 32),
         level_seconds=1 if quick else 2,
         streams=10 if quick else 60,
         chunks=24,
