@@ -28,12 +28,14 @@ class Step:
     tracing: bool
     log_level: str
     access_log: bool
+    export: bool = False
 
 
 STEPS = (
-    Step("as benchmarked: spans exported, INFO audit line + access log", True, "INFO", True),
-    Step("- trace export (this build's no-op tracer provider)", False, "INFO", True),
-    Step("- access log and audit line (WARNING, MODELYARD_ACCESS_LOG=0)", False, "WARNING", False),
+    Step("+ spans exported over OTLP/HTTP and the access log (MODELYARD_ACCESS_LOG=1)", True, "INFO", True, True),
+    Step("as benchmarked: spans built and batched (no-op exporter), INFO audit line", True, "INFO", False),
+    Step("- tracing (no endpoint: the API's no-op tracer provider)", False, "INFO", False),
+    Step("- audit line (WARNING)", False, "WARNING", False),
 )
 
 
@@ -86,6 +88,7 @@ def ablate(args: argparse.Namespace) -> list[Row]:
                 log_level=step.log_level,
                 env={"MODELYARD_ACCESS_LOG": "1" if step.access_log else "0"},
                 name=f"modelyard-{index}",
+                export=step.export,
             )
             target = wrk.Target(step.title, f"{gw.url}/v1/chat/completions", body, gateway.BENCH_KEY)
             rows.append(_measure(step.title, target, gw.service, args))

@@ -34,12 +34,11 @@ STREAM_ANTHROPIC_MODEL = "stream-claude"
 
 
 def telemetry_env(collector: str) -> dict[str, str]:
-    """Tracing on, every span sampled, exported over OTLP/HTTP to ``collector``, which discards them.
+    """Tracing on, every span sampled, for OTLP/HTTP export to ``collector`` (which discards them).
 
-    That is the nearest this build gets to "a no-op exporter" by configuration alone (with no endpoint,
-    or ``OTEL_TRACES_EXPORTER=none``, it installs the no-op provider and spans are never built), and it
-    is what production pays: spans built, batched, encoded and sent by the exporter thread. Metrics are
-    always on (the admin port serves them).
+    The benchmarked gateway runs through :mod:`bench.traced_gateway`, whose exporter drops each batch
+    instead of encoding and sending it; with ``export=True`` (:func:`start`) the spans really go to the
+    collector. Metrics are always on (the admin port serves them).
     """
     return {
         "OTEL_SERVICE_NAME": "modelyard-bench",
@@ -179,9 +178,14 @@ def start(
     log_level: str = "INFO",
     env: Mapping[str, str] | None = None,
     name: str = "modelyard",
+    export: bool = False,
 ) -> Gateway:
     """Serve ``table`` from a file in operator mode on ``ports`` (public, admin), pinned to the proxy core, one
-    worker, tracing to ``collector`` (None: tracing off), with ``env`` added; the service joins ``running``."""
+    worker, with ``env`` added; the service joins ``running``.
+
+    ``collector`` None switches tracing off; otherwise every span is built and batched, then discarded by
+    a no-op exporter, or with ``export`` encoded and sent to ``collector`` over OTLP/HTTP.
+    """
     port, admin_port = ports
     table_file = folder / f"{name}-routing-table.json"
     table_file.write_bytes(table.to_wire())
@@ -192,7 +196,8 @@ def start(
     if "--workers" in serve_help():
         args += ["--workers", "1"]  # the targets are per worker, and the proxy gets one core
     environment = {**(telemetry_env(collector) if collector else {}), **(env or {})}
-    service = Service(name, pinned(PROXY_CPU, python_module("modelyard", *args)), folder, environment)
+    module = "modelyard" if export or collector is None else "bench.traced_gateway"
+    service = Service(name, pinned(PROXY_CPU, python_module(module, *args)), folder, environment)
     running.append(service)
     service.wait_http(f"http://127.0.0.1:{port}/readyz", timeout=60)
     return Gateway(service, port, admin_port)

@@ -75,7 +75,7 @@ class Bench:
     tracing: bool = True
     #: The shipped defaults; ``bench.profile --lean`` turns logging off to see what remains.
     log_level: str = "INFO"
-    access_log: bool = True
+    access_log: bool = False
     gateway_requests: int = 0
     passthrough_requests: int = 0
 

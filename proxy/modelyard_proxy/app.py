@@ -12,7 +12,7 @@ import modelyard_tracing
 from modelyard_proxy import handlers
 from modelyard_proxy.keys import HEALTH, HTTP_SESSION, METRICS, SETTINGS, STORE, TRACER
 from modelyard_proxy.metrics import Metrics
-from modelyard_proxy.middlewares import auth_middleware, error_middleware, request_id_middleware, trace_middleware
+from modelyard_proxy.middlewares import gateway_middleware
 from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.settings import ProxySettings
 from modelyard_proxy.store import TableStore
@@ -32,7 +32,7 @@ def create_app(
     """
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[request_id_middleware, trace_middleware, error_middleware, auth_middleware],
+        middlewares=[gateway_middleware],
     )
     app[SETTINGS] = settings
     app[STORE] = store

@@ -35,6 +35,8 @@ class GatewayError(Exception):
         self.retry_after = retry_after
         #: Response headers the relay adds (which route and how many attempts served the request).
         self.extra_headers: dict[str, str] = {}
+        #: The relay already counted it and wrote its audit line (else the middleware does, as a refusal).
+        self.reported = False
 
     def payload(self) -> dict[str, dict[str, str | None]]:
         """The error object as OpenAI sends it."""

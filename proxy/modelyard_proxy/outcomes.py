@@ -23,7 +23,7 @@ from modelyard_proxy.accounting import Usage, usage_from
 from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.providers.base import CallContext, StreamTranslator
 from modelyard_proxy.sse import DONE_FRAME, SSEDecoder, frame
-from modelyard_proxy.store import ResolvedRoute, ResolvedTarget
+from modelyard_proxy.store import ResolvedTarget
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +130,6 @@ def whole_answer(resolved: ResolvedTarget, body: bytes) -> Prepared:
 def with_trace(headers: dict[str, str], ctx: CallContext) -> dict[str, str]:
     """The adapter's headers plus the attempt's trace context."""
     return {**headers, **ctx.trace_headers} if ctx.trace_headers else headers
-
-
-def served_labels(route: ResolvedRoute, resolved: ResolvedTarget) -> tuple[str, str, str]:
-    return (route.route.id, resolved.credential.provider.value, resolved.target.model)
 
 
 def malformed_answer(resolved: ResolvedTarget) -> GatewayError:

@@ -23,7 +23,7 @@ import aiohttp
 from aiohttp import web
 from opentelemetry import trace
 
-from modelyard_proxy.accounting import Usage, cost_usd, price_for, usage_from
+from modelyard_proxy.accounting import Usage, cost_usd, usage_from
 from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.keys import HEALTH, HTTP_SESSION, METRICS, REQUEST_ID, SETTINGS, SPAN, TRACE_PARENT, TRACER
 from modelyard_proxy.metrics import Metrics
@@ -35,7 +35,6 @@ from modelyard_proxy.outcomes import (
     fail_in_band,
     request_payload,
     request_profile,
-    served_labels,
     timeout_error,
     transport_error,
     whole_answer,
@@ -161,12 +160,20 @@ class Run:
         except GatewayError as exc:
             status, code = exc.status, exc.code
             exc.extra_headers.update(self._headers(None))
+            exc.reported = True
             raise
         finally:
             report(self._outcome(status, code, served), self.metrics, self.span, self._captured_messages())
 
     async def _find(self, prepare: Prepare, deadlines: Deadlines) -> Prepared:
-        order = plan(self.policy.strategy, self.route.targets_for(self.profile), self.health, self.rng)
+        candidates = self.route.targets_for(self.profile)
+        order = plan(
+            self.policy.strategy,
+            candidates.targets,
+            self.health,
+            self.rng,
+            one_per_priority=candidates.one_per_priority,
+        )
         last: GatewayError | None = None
         rest = order
         if self.policy.strategy == "hedge" and len(order) > 1:
@@ -260,7 +267,7 @@ class Run:
                 if wait > MAX_RETRY_AFTER or (remaining is not None and wait >= remaining):
                     raise  # waiting would outlast the deadline: fall back now instead
                 retry += 1
-                self.metrics.retries.inc(served_labels(self.route, resolved))
+                self.metrics.retries.inc(resolved.labels)
                 await asyncio.sleep(wait)
 
     def _check_fits(self, resolved: ResolvedTarget) -> None:
@@ -320,13 +327,14 @@ class Run:
         elapsed = time.monotonic() - started
         health.record(self.policy, ok=True, latency=elapsed)
         self.tried.append({"target": resolved.target.id, "code": None})
-        labels = served_labels(self.route, resolved)
+        labels = resolved.labels
         self.metrics.attempts.inc((*labels, "ok"))
         self.metrics.attempt_duration.observe((*labels, "ok"), elapsed)
         prepared.span = span
         return prepared
 
     def _attempt_span(self, resolved: ResolvedTarget, *, retry: int, hedge: bool) -> trace.Span:
+        """The attempt's client span, every attribute known now given at its start (the route is the parent's)."""
         if not self.span.is_recording():
             return trace.INVALID_SPAN
         provider = resolved.credential.provider.value
@@ -334,13 +342,14 @@ class Run:
             "gen_ai.operation.name": self.operation,
             "gen_ai.provider.name": GENAI_PROVIDER.get(provider, provider),
             "gen_ai.request.model": resolved.target.model,
-            "modelyard.route": self.route.route.id,
             "modelyard.target": resolved.target.id,
             "modelyard.credential": resolved.credential.id,
             "modelyard.attempt": self.attempts,
-            "modelyard.retry": retry,
-            "modelyard.hedge": hedge,
         }
+        if retry:
+            attributes["modelyard.retry"] = retry
+        if hedge:
+            attributes["modelyard.hedge"] = True
         if self.fallback_reason is not None:
             attributes["modelyard.fallback_reason"] = self.fallback_reason
         return self.tracer.start_span(
@@ -355,12 +364,11 @@ class Run:
         health.record(self.policy, ok=not policy.counts_against_health(error))
         self.tried.append({"target": resolved.target.id, "code": error.code})
         outcome = error.code or error.type
-        labels = (*served_labels(self.route, resolved), outcome)
+        labels = (*resolved.labels, outcome)
         self.metrics.attempts.inc(labels)
         self.metrics.attempt_duration.observe(labels, time.monotonic() - started)
         if span.is_recording():
-            span.set_attribute("error.type", outcome)
-            span.set_attribute("modelyard.upstream_status", error.status)
+            span.set_attributes({"error.type": outcome, "modelyard.upstream_status": error.status})
             span.set_status(trace.StatusCode.ERROR)
             span.end()
 
@@ -496,20 +504,20 @@ class Run:
         self.usage = usage
         if usage is None:
             return
-        price = price_for(served.credential, served.target.model)
-        self.cost = None if price is None else cost_usd(usage, price)
+        self.cost = None if served.price is None else cost_usd(usage, served.price)
 
     def _end_attempt(self, prepared: Prepared, code: str | None) -> None:
         span = prepared.span
         if span is None or not span.is_recording():
             return
-        span.set_attribute("gen_ai.response.model", prepared.resolved.target.model)
+        attributes: dict[str, str | int] = {"gen_ai.response.model": prepared.resolved.target.model}
         if self.usage is not None:
-            span.set_attribute("gen_ai.usage.input_tokens", self.usage.input)
-            span.set_attribute("gen_ai.usage.output_tokens", self.usage.output)
+            attributes["gen_ai.usage.input_tokens"] = self.usage.input
+            attributes["gen_ai.usage.output_tokens"] = self.usage.output
         if code is not None:
-            span.set_attribute("error.type", code)
+            attributes["error.type"] = code
             span.set_status(trace.StatusCode.ERROR)
+        span.set_attributes(attributes)
 
     async def _relay_rest(self, client: web.StreamResponse, prepared: Prepared, deadlines: Deadlines) -> str | None:
         """Relay the stream after its commit point; a failure ends it in-band (its code is returned)."""

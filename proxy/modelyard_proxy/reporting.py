@@ -14,6 +14,7 @@ import orjson
 from opentelemetry import trace
 
 from modelyard_proxy.accounting import Usage
+from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.metrics import Metrics
 from modelyard_proxy.store import ResolvedTarget
 from modelyard_proxy.telemetry import GENAI_PROVIDER
@@ -21,7 +22,7 @@ from modelyard_proxy.telemetry import GENAI_PROVIDER
 audit_log = logging.getLogger("modelyard.audit")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class RequestOutcome:
     """How one request ended: where it went, what it cost, how long it took."""
 
@@ -91,40 +92,46 @@ def observe(metrics: Metrics, outcome: RequestOutcome) -> None:
 
 
 def annotate(span: trace.Span, outcome: RequestOutcome, messages: object = None) -> None:
-    """The server span's GenAI and gateway attributes (nothing when tracing is off)."""
+    """The server span's GenAI and gateway attributes, set in one call (nothing when tracing is off)."""
     if not span.is_recording():
         return
-    span.set_attribute("gen_ai.operation.name", outcome.operation)
-    span.set_attribute("gen_ai.request.model", outcome.model)
-    span.set_attribute("modelyard.route", outcome.route)
-    span.set_attribute("modelyard.attempts", outcome.attempts)
-    span.set_attribute("modelyard.stream", outcome.stream)
+    attributes: dict[str, str | int | float | bool] = {
+        "gen_ai.operation.name": outcome.operation,
+        "gen_ai.request.model": outcome.model,
+        "modelyard.route": outcome.route,
+        "modelyard.attempts": outcome.attempts,
+        "modelyard.stream": outcome.stream,
+    }
     if outcome.profile:
-        span.set_attribute("modelyard.profile", outcome.profile)
+        attributes["modelyard.profile"] = outcome.profile
     if outcome.fallback_reason is not None:
-        span.set_attribute("modelyard.fallback_reason", outcome.fallback_reason)
+        attributes["modelyard.fallback_reason"] = outcome.fallback_reason
     if outcome.served is not None:
-        span.set_attribute("gen_ai.provider.name", GENAI_PROVIDER.get(outcome.provider, outcome.provider))
-        span.set_attribute("gen_ai.response.model", outcome.upstream_model)
-        span.set_attribute("modelyard.target", outcome.served.target.id)
+        attributes["gen_ai.provider.name"] = GENAI_PROVIDER.get(outcome.provider, outcome.provider)
+        attributes["gen_ai.response.model"] = outcome.upstream_model
+        attributes["modelyard.target"] = outcome.served.target.id
     if (usage := outcome.usage) is not None:
-        span.set_attribute("gen_ai.usage.input_tokens", usage.input)
-        span.set_attribute("gen_ai.usage.output_tokens", usage.output)
-        span.set_attribute("gen_ai.usage.cache_read.input_tokens", usage.cached)
-        span.set_attribute("gen_ai.usage.reasoning.output_tokens", usage.reasoning)
+        attributes["gen_ai.usage.input_tokens"] = usage.input
+        attributes["gen_ai.usage.output_tokens"] = usage.output
+        attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cached
+        attributes["gen_ai.usage.reasoning.output_tokens"] = usage.reasoning
     if outcome.cost is not None:
-        span.set_attribute("modelyard.cost_usd", outcome.cost)
+        attributes["modelyard.cost_usd"] = outcome.cost
     if outcome.ttft is not None:
-        span.set_attribute("gen_ai.server.time_to_first_token", outcome.ttft)
+        attributes["gen_ai.server.time_to_first_token"] = outcome.ttft
     if outcome.code is not None:
-        span.set_attribute("error.type", outcome.code)
+        attributes["error.type"] = outcome.code
         span.set_status(trace.StatusCode.ERROR)
     if messages is not None:
-        span.set_attribute("gen_ai.input.messages", orjson.dumps(messages).decode())
+        attributes["gen_ai.input.messages"] = orjson.dumps(messages).decode()
+    span.set_attributes(attributes)
 
 
 def audit(outcome: RequestOutcome) -> None:
     """One structured line per request: where it went and how it ended, never what it said."""
+    if not audit_log.isEnabledFor(logging.INFO):
+        return
+    usage = outcome.usage
     record: dict[str, Any] = {
         "request_id": outcome.request_id,
         "model": outcome.model,
@@ -138,9 +145,24 @@ def audit(outcome: RequestOutcome) -> None:
         "upstream_model": outcome.upstream_model or None,
         "tried": outcome.tried,
         "elapsed_ms": round(outcome.elapsed * 1000, 1),
-        "usage": dataclasses.asdict(outcome.usage) if outcome.usage is not None else None,
+        "usage": None
+        if usage is None
+        else {"input": usage.input, "output": usage.output, "cached": usage.cached, "reasoning": usage.reasoning},
         "cost_usd": outcome.cost,
     }
     if outcome.ttft is not None:
         record["ttft_ms"] = round(outcome.ttft * 1000, 1)
     audit_log.info("%s", orjson.dumps(record).decode())
+
+
+def report_refusal(metrics: Metrics, request_id: str | None, error: GatewayError, elapsed: float) -> None:
+    """A request refused before any route took it (bad key, bad body, unknown model): counted with empty
+    route labels, and one audit line, so probing and misconfigured clients show up."""
+    status = str(error.status)
+    code = error.code or error.type
+    metrics.requests.inc(("", "", "", status))
+    metrics.errors.inc(("", "", "", status, code))
+    if audit_log.isEnabledFor(logging.INFO):
+        elapsed_ms = round(elapsed * 1000, 1)
+        record = {"request_id": request_id, "status": error.status, "code": code, "elapsed_ms": elapsed_ms}
+        audit_log.info("%s", orjson.dumps(record).decode())

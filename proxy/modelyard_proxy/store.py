@@ -8,25 +8,33 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import itertools
 import logging
 from collections.abc import Iterable
 
 import orjson
 
+from modelyard_proxy.accounting import price_for
 from modelyard_proxy.providers.base import ProviderAdapter
 from modelyard_proxy.providers.registry import adapter_for
 from modelyard_routing import Credential, InvalidTableError, Route, RoutingTable, Target, hash_api_key
+from modelyard_routing.table import ModelPrice
 
 log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ResolvedTarget:
-    """A target bound to its credential and the adapter for its wire dialect."""
+    """A target of one route bound to its credential, the adapter for its wire dialect, and what the request
+    path would otherwise work out per request: its metric labels and its price."""
 
     target: Target
     credential: Credential
     adapter: ProviderAdapter
+    #: ``(route, provider, model)``, the labels of every metric about this target's answers.
+    labels: tuple[str, str, str]
+    #: What its tokens cost (the credential's price, else the built-in one); None when unknown.
+    price: ModelPrice | None
 
     @property
     def target_id(self) -> str:
@@ -49,12 +57,25 @@ class ResolvedRoute:
     """A route with its targets (lowest priority value first) and each profile's targets."""
 
     route: Route
-    targets: tuple[ResolvedTarget, ...]
-    profiles: dict[str, tuple[ResolvedTarget, ...]] = dataclasses.field(default_factory=dict)
+    targets: TargetSet
+    profiles: dict[str, TargetSet] = dataclasses.field(default_factory=dict)
 
-    def targets_for(self, profile: str | None) -> tuple[ResolvedTarget, ...]:
+    def targets_for(self, profile: str | None) -> TargetSet:
         """The profile's targets when it names one the route has, else the route's own."""
         return self.profiles.get(profile, self.targets) if profile else self.targets
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TargetSet:
+    """Targets sorted by priority, and whether no two share one (then their order needs no shuffle)."""
+
+    targets: tuple[ResolvedTarget, ...]
+    one_per_priority: bool
+
+    @classmethod
+    def of(cls, targets: tuple[ResolvedTarget, ...]) -> TargetSet:
+        """``targets`` (already sorted by priority) with the flag worked out."""
+        return cls(targets, all(a.priority < b.priority for a, b in itertools.pairwise(targets)))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,6 +88,18 @@ class CompiledTable:
     models_body: bytes
     #: Wildcard names, most specific (longest) first.
     patterns: tuple[tuple[str, ResolvedRoute], ...] = ()
+    #: Keys already found valid, so a client's key is hashed once per table, not once per request. Only
+    #: valid keys are kept, so its size is bounded by the table's keys whatever clients send.
+    _accepted: set[str] = dataclasses.field(default_factory=set, compare=False, repr=False)
+
+    def accepts(self, key: str) -> bool:
+        """Whether ``key`` is one of the table's gateway API keys."""
+        if key in self._accepted:
+            return True
+        if hash_api_key(key) not in self.key_hashes:
+            return False
+        self._accepted.add(key)
+        return True
 
     def lookup(self, model: str) -> ResolvedRoute | None:
         """The route for ``model``: an exact name or alias, else the longest wildcard pattern that matches."""
@@ -82,15 +115,17 @@ class CompiledTable:
         routes: dict[str, ResolvedRoute] = {}
         patterns: list[tuple[str, ResolvedRoute]] = []
 
-        def bind(route: Route, targets: Iterable[Target]) -> tuple[ResolvedTarget, ...]:
+        def bind(route: Route, targets: Iterable[Target]) -> TargetSet:
             bound = []
             for target in sorted(targets, key=lambda t: t.priority):
                 credential = credentials.get(target.credential)
                 if credential is None:
                     msg = f"route {route.id} names credential {target.credential} that the table does not carry"
                     raise InvalidTableError(msg)
-                bound.append(ResolvedTarget(target, credential, adapter_for(credential.provider)))
-            return tuple(bound)
+                labels = (route.id, credential.provider.value, target.model)
+                price = price_for(credential, target.model)
+                bound.append(ResolvedTarget(target, credential, adapter_for(credential.provider), labels, price))
+            return TargetSet.of(tuple(bound))
 
         for route in table.routes:
             profiles = {profile.name: bind(route, profile.targets) for profile in route.profiles}

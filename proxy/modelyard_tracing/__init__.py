@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger(__name__)
 
@@ -32,29 +36,45 @@ def tracing_configured() -> bool:
     return bool(_env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or _env("OTEL_EXPORTER_OTLP_ENDPOINT"))
 
 
+#: Spans per export batch unless ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` says otherwise. The SDK's 512 makes the
+#: exporter thread hold the GIL for milliseconds while it encodes a batch, stalling every request in flight;
+#: small batches keep each pause well under a millisecond for the same total work.
+EXPORT_BATCH_SIZE = 64
+
+
+def span_exporter(protocol: str) -> SpanExporter:
+    """The OTLP exporter for ``protocol`` (``http/protobuf`` or ``grpc``); endpoint, headers and timeouts
+    come from the ``OTEL_EXPORTER_OTLP_*`` variables."""
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter  # noqa: PLC0415
+
+        return GrpcExporter()
+    if protocol != "http/protobuf":
+        log.warning("OTLP protocol %r is not supported; exporting traces with http/protobuf", protocol)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
+
+    return OTLPSpanExporter()
+
+
 def tracer_provider_from_env(service_name: str) -> trace.TracerProvider:
     """An SDK provider exporting over OTLP when the environment configures it, else the no-op provider."""
     if not tracing_configured():
         return trace.NoOpTracerProvider()
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource  # noqa: PLC0415 - only when tracing
     from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: PLC0415
 
     protocol = _env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or _env("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
-    exporter: SpanExporter
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter  # noqa: PLC0415
-
-        exporter = GrpcExporter()
-    else:
-        if protocol != "http/protobuf":
-            log.warning("OTLP protocol %r is not supported; exporting traces with http/protobuf", protocol)
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
-
-        exporter = OTLPSpanExporter()
     resource = Resource.create({} if _env("OTEL_SERVICE_NAME") else {SERVICE_NAME: service_name})
     provider = TracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    queue = _env("OTEL_BSP_MAX_QUEUE_SIZE")
+    # The SDK refuses a batch larger than the queue: a small configured queue caps the default batch.
+    batch_size = (
+        None
+        if _env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
+        else min(EXPORT_BATCH_SIZE, int(queue) if queue.isdigit() and int(queue) > 0 else EXPORT_BATCH_SIZE)
+    )
+    provider.add_span_processor(BatchSpanProcessor(span_exporter(protocol), max_export_batch_size=batch_size))
     log.info("exporting traces over OTLP (%s)", protocol)
     return provider
 

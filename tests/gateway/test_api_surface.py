@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import aiohttp
 import openai
@@ -122,3 +123,25 @@ async def test_unknown_path_is_404_in_openai_shape(gateway: test_utils.TestServe
     ):
         assert response.status == 404
         assert (await response.json())["error"]["type"] == "not_found_error"
+
+
+async def test_every_answer_carries_a_request_id_the_callers_when_safe(gateway: test_utils.TestServer) -> None:
+    seen = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3):
+            async with session.get(gateway.make_url("/v1/models"), headers=AUTH) as response:
+                seen.append(response.headers["x-request-id"])
+        async with session.get(
+            gateway.make_url("/v1/models"), headers={"Authorization": "Bearer sk-wrong"}
+        ) as response:
+            assert response.status == 401
+            seen.append(response.headers["x-request-id"])
+        async with session.get(
+            gateway.make_url("/v1/models"), headers={**AUTH, "x-request-id": "trace-42.a"}
+        ) as response:
+            assert response.headers["x-request-id"] == "trace-42.a"
+        unsafe = {**AUTH, "x-request-id": "bad id\\u2028"}
+        async with session.get(gateway.make_url("/v1/models"), headers=unsafe) as response:
+            seen.append(response.headers["x-request-id"])
+    assert all(re.fullmatch(r"[0-9a-f]{32}", request_id) for request_id in seen)
+    assert len(set(seen)) == len(seen)

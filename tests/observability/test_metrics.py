@@ -211,3 +211,27 @@ async def test_a_gateway_without_requests_still_renders(admin: test_utils.TestSe
     assert types["modelyard_requests_total"] == "counter"
     assert value(samples, "modelyard_routing_table_generation") == 1
     assert DEMO_KEY not in text
+
+
+async def test_requests_refused_before_routing_are_counted_once_with_empty_route_labels(
+    gateway: test_utils.TestServer, client: openai.AsyncOpenAI, admin: test_utils.TestServer
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        url = gateway.make_url("/v1/chat/completions")
+        async with session.post(url, json={"model": "gpt-4o"}, headers={"Authorization": "Bearer nope"}) as response:
+            assert response.status == 401
+    with pytest.raises(openai.NotFoundError):
+        await client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.APIStatusError):  # refused by the route's upstream: counted on the route, not here
+        await client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "[simulate status=429]"}]
+        )
+
+    _, _, text = await scrape(admin)
+    samples, _ = parse(text)
+    unrouted = {"route": "", "provider": "", "model": ""}
+    assert value(samples, "modelyard_requests_total", **unrouted, status="401") == 1
+    assert value(samples, "modelyard_request_errors_total", **unrouted, error_type="invalid_api_key") == 1
+    assert value(samples, "modelyard_request_errors_total", **unrouted, error_type="model_not_found") == 1
+    assert value(samples, "modelyard_requests_total", route="default/gpt-4o", status="429") == 1
+    assert ("modelyard_requests_total", frozenset({**unrouted, "status": "429"}.items())) not in samples

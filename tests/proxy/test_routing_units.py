@@ -12,7 +12,8 @@ from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.routing import policy
 from modelyard_proxy.routing.balancers import plan
 from modelyard_proxy.routing.health import BUCKETS, BreakerState, HealthRegistry, TargetHealth
-from modelyard_routing import Policy
+from modelyard_proxy.store import CompiledTable
+from modelyard_routing import Credential, Policy, Provider, Route, RoutingTable, Target
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,3 +171,27 @@ def test_backoff_is_capped_jittered_and_honours_retry_after() -> None:
         assert step / 2 <= min(delays)
         assert max(delays) <= step
     assert policy.backoff(spec, 0, rng, retry_after=3.0) == 3.0
+
+
+def test_one_target_per_priority_keeps_the_table_order_and_still_skips_open_breakers() -> None:
+    targets = [T("primary"), T("second", priority=1), T("third", priority=2)]
+    clock = Clock()
+    health = HealthRegistry(clock)
+    ordered = plan("priority", targets, health, one_per_priority=True)
+    assert [t.target_id for t in ordered] == ["primary", "second", "third"]
+    health["primary"].state = BreakerState.OPEN
+    health["primary"].opened_at = clock.now
+    assert [t.target_id for t in plan("priority", targets, health, one_per_priority=True)] == ["second", "third"]
+
+
+def test_target_sets_know_when_no_two_targets_share_a_priority() -> None:
+    credential = Credential(id="c", provider=Provider.OPENAI, base_url="http://upstream/v1")
+    split = (Target(id="a", credential="c", model="m1"), Target(id="b", credential="c", model="m2"))
+    chain = (split[0], Target(id="c", credential="c", model="m3", priority=1))
+    table = RoutingTable(
+        routes=(Route(id="r1", model="split", targets=split), Route(id="r2", model="chain", targets=chain)),
+        credentials=(credential,),
+    ).sealed(1)
+    compiled = CompiledTable.from_table(table)
+    assert compiled.routes["chain"].targets.one_per_priority
+    assert not compiled.routes["split"].targets.one_per_priority

@@ -93,6 +93,6 @@ def test_rotated_provider_key_is_a_new_table(folder: ManifestFolder) -> None:
     after = folder.store.current
     assert after is not None
     assert after.table.sha256 != before.table.sha256
-    key = after.routes["claude-sonnet"].targets[0].credential.api_key
+    key = after.routes["claude-sonnet"].targets.targets[0].credential.api_key
     assert key is not None
     assert key.get_secret_value() == "sk-ant-rotated"

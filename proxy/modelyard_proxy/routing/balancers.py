@@ -30,14 +30,27 @@ class Candidate(Protocol):
 T = TypeVar("T", bound=Candidate)
 
 
-def plan(strategy: str, targets: Sequence[T], health: HealthRegistry, rng: random.Random | None = None) -> list[T]:
-    """The targets in the order to try them."""
+def plan(
+    strategy: str,
+    targets: Sequence[T],
+    health: HealthRegistry,
+    rng: random.Random | None = None,
+    *,
+    one_per_priority: bool = False,
+) -> list[T]:
+    """The targets in the order to try them.
+
+    ``one_per_priority`` says ``targets`` are sorted by priority and no two share one (the common case, known
+    when the table is loaded): the priority order is then the targets' own, with nothing to shuffle.
+    """
     rng = rng or random.Random()  # noqa: S311  # load spreading, not cryptography
     if strategy == "weighted":
         ordered = _weighted_first(targets, rng)
     elif strategy == "latency":
         ordered = _least_latency(targets, health, rng)
-    else:  # priority and hedge
+    elif one_per_priority:  # priority and hedge
+        ordered = list(targets)
+    else:
         ordered = by_priority(targets, rng)
     usable = [t for t in ordered if health[t.target_id].available()]
     if usable:

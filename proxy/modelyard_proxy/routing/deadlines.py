@@ -3,47 +3,63 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 import aiohttp
 
 from modelyard_proxy.settings import ProxySettings
 from modelyard_routing import Policy
 
+#: aiohttp's per-attempt timeouts by ``(connect, idle)`` seconds: a handful of distinct values per table,
+#: built once instead of an immutable ``ClientTimeout`` per attempt.
+_CLIENT_TIMEOUTS: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
+MAX_CACHED_TIMEOUTS = 1024
 
-@dataclasses.dataclass(frozen=True, slots=True)
+
 class Deadlines:
-    """Seconds for each phase of an attempt, and the loop time the whole request must end by (or None)."""
+    """Seconds for each phase of an attempt, and the loop time the whole request must end by (or None).
 
-    connect: float
-    first_token: float
-    idle: float
-    total_at: float | None
+    A plain slotted class: one is made per request, and a frozen dataclass costs several times more to build.
+    """
+
+    __slots__ = ("_loop", "connect", "first_token", "idle", "total_at")
+
+    def __init__(self, connect: float, first_token: float, idle: float, total_at: float | None) -> None:
+        self.connect = connect
+        self.first_token = first_token
+        self.idle = idle
+        self.total_at = total_at
+        self._loop = asyncio.get_running_loop()
 
     @classmethod
     def start(cls, policy: Policy, settings: ProxySettings) -> Deadlines:
         """The route's deadlines, the proxy's defaults where the route sets none, starting now."""
-
-        def seconds(ms: int | None, default: float) -> float:
-            return default if ms is None else ms / 1000
-
-        now = asyncio.get_running_loop().time()
-        return cls(
-            connect=seconds(policy.connect_ms, settings.connect_timeout),
-            first_token=seconds(policy.first_token_ms, settings.read_timeout),
-            idle=seconds(policy.idle_ms, settings.read_timeout),
-            total_at=None if policy.total_ms is None else now + policy.total_ms / 1000,
+        connect, first_token, idle, total = policy.connect_ms, policy.first_token_ms, policy.idle_ms, policy.total_ms
+        deadlines = cls(
+            settings.connect_timeout if connect is None else connect / 1000,
+            settings.read_timeout if first_token is None else first_token / 1000,
+            settings.read_timeout if idle is None else idle / 1000,
+            None,
         )
+        if total is not None:
+            deadlines.total_at = deadlines._loop.time() + total / 1000
+        return deadlines
 
     def client_timeout(self) -> aiohttp.ClientTimeout:
         """aiohttp's timeouts for one attempt: connect, and the longest silence between reads."""
-        return aiohttp.ClientTimeout(total=None, connect=self.connect, sock_read=self.idle)
+        key = (self.connect, self.idle)
+        timeout = _CLIENT_TIMEOUTS.get(key)
+        if timeout is None:
+            if len(_CLIENT_TIMEOUTS) >= MAX_CACHED_TIMEOUTS:
+                _CLIENT_TIMEOUTS.clear()
+            timeout = aiohttp.ClientTimeout(total=None, connect=self.connect, sock_read=self.idle)
+            _CLIENT_TIMEOUTS[key] = timeout
+        return timeout
 
     def remaining(self) -> float | None:
         """Seconds left before the total deadline, or None without one."""
         if self.total_at is None:
             return None
-        return max(0.0, self.total_at - asyncio.get_running_loop().time())
+        return max(0.0, self.total_at - self._loop.time())
 
     def first_token_budget(self) -> float:
         """The first-token deadline of an attempt starting now, never past the total deadline."""
