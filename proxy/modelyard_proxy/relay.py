@@ -447,14 +447,14 @@ class Run:
                 payload = await response.read()
                 raise resolved.adapter.error_from(response.status, response.headers, payload, ctx)
             while chunk := await response.content.readany():
-                out = b"".join([translator.feed(event) for event in decoder.feed(chunk)])
+                out = translator.translate(decoder, chunk)
                 if out:
                     held.append(out)
                     if commits(resolved, out):
                         if any(FILTERED.search(frames) for frames in held):
                             self._refuse(resolved)
                         return Prepared(resolved, b"".join(held), True, False, stack, response, translator, decoder)
-            closing = b"".join([translator.feed(event) for event in decoder.close()]) + translator.finish()
+            closing = translator.close(decoder)
             held.append(closing)
             commits(resolved, closing)
             if FILTERED.search(closing):
@@ -529,12 +529,12 @@ class Run:
         try:
             async with asyncio.timeout_at(deadlines.total_at):
                 async for chunk in prepared.response.content.iter_any():
-                    out = b"".join([translator.feed(event) for event in decoder.feed(chunk)])
+                    out = translator.translate(decoder, chunk)
                     if out:
                         await client.write(out)
                         frames += 1
                         last = time.monotonic()
-                closing = b"".join([translator.feed(event) for event in decoder.close()]) + translator.finish()
+                closing = translator.close(decoder)
             if frames and last is not None and self.first_token_at is not None:
                 # Per stream, not per chunk: the mean gap between writes after the first content frame.
                 self.inter_token = (last - self.first_token_at) / frames

@@ -29,6 +29,11 @@ class SSEDecoder:
         self._data: list[bytes] = []
         self._event = ""
 
+    @property
+    def idle(self) -> bool:
+        """Between events: no partial line or undispatched ``data:`` is held."""
+        return not self._buffer and not self._data and not self._event
+
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Decode what ``chunk`` completes; an incomplete trailing line waits for the next call."""
         buffer = self._buffer + chunk

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelyard_proxy.errors import GatewayError
-from modelyard_proxy.sse import SSEEvent
+from modelyard_proxy.sse import SSEDecoder, SSEEvent
 from modelyard_routing import Credential
 
 JSONObject = dict[str, Any]
@@ -67,6 +67,14 @@ class StreamTranslator(abc.ABC):
     @abc.abstractmethod
     def feed(self, event: SSEEvent) -> bytes:
         """Translate one upstream event."""
+
+    def translate(self, decoder: SSEDecoder, chunk: bytes) -> bytes:
+        """The frames one upstream read completes (``decoder`` keeps partial lines across reads)."""
+        return b"".join([self.feed(event) for event in decoder.feed(chunk)])
+
+    def close(self, decoder: SSEDecoder) -> bytes:
+        """The closing frames once the upstream body ended: the decoder's last event, then :meth:`finish`."""
+        return b"".join([self.feed(event) for event in decoder.close()]) + self.finish()
 
     @abc.abstractmethod
     def finish(self) -> bytes:

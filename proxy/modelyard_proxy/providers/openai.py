@@ -25,7 +25,7 @@ from modelyard_proxy.providers.base import (
 )
 from modelyard_proxy.providers.quirks import Quirks, rewrite_chat, rewrite_embeddings
 from modelyard_proxy.providers.upstream_errors import CLIENT_FAULT, classify, scrub
-from modelyard_proxy.sse import DONE_FRAME, SSEEvent, frame
+from modelyard_proxy.sse import DONE_FRAME, SSEDecoder, SSEEvent, frame
 from modelyard_routing import Credential
 
 _USAGE_NEEDLES = (b'"usage":{', b'"usage": {')
@@ -253,6 +253,28 @@ class PassthroughStream(StreamTranslator):
         ):
             return self._inspect(event, data)
         return frame(data)
+
+    def translate(self, decoder: SSEDecoder, chunk: bytes) -> bytes:
+        """A read of whole, plain events (the usual case) goes out as it came, without decoding an event."""
+        if not self._done and decoder.idle and self._plain(chunk):
+            return chunk
+        return super().translate(decoder, chunk)
+
+    def _plain(self, chunk: bytes) -> bool:
+        """``chunk`` is exactly ``data: {…}\n\n`` events, one line each, none of which :meth:`feed` would
+        change: no error, usage, finish-reason quirk, ``[DONE]`` or empty event. Byte scans only."""
+        if not (chunk.startswith(b"data: {") and chunk.endswith(b"}\n\n")) or b"\r" in chunk:
+            return False
+        events = chunk.count(b"data: ")
+        # Every newline sits in a "\n\ndata: " between events or in the final "\n\n": one data line per event.
+        if chunk.count(b"\n") != 2 * events or chunk.count(b"\n\ndata: {") != events - 1:
+            return False
+        return not (
+            _ERROR_NEEDLE in chunk
+            or _USAGE_NEEDLES[0] in chunk
+            or _USAGE_NEEDLES[1] in chunk
+            or self._adapter.mentions_finish_quirk(chunk)
+        )
 
     def finish(self) -> bytes:
         if self._done:

@@ -233,13 +233,18 @@ OPENAI_STREAM = sse(
 
 
 def translate(translator: StreamTranslator, pieces: list[bytes]) -> bytes:
+    """The stream as the relay translates it: read by read."""
     decoder = SSEDecoder()
     out = b""
     for piece in pieces:
-        for event in decoder.feed(piece):
-            out += translator.feed(event)
-    for event in decoder.close():
-        out += translator.feed(event)
+        out += translator.translate(decoder, piece)
+    return out + translator.close(decoder)
+
+
+def translate_event_by_event(translator: StreamTranslator, raw: bytes) -> bytes:
+    """The reference: every event decoded and fed on its own."""
+    decoder = SSEDecoder()
+    out = b"".join(translator.feed(event) for event in [*decoder.feed(raw), *decoder.close()])
     return out + translator.finish()
 
 
@@ -412,6 +417,39 @@ def test_any_split_of_the_upstream_bytes_gives_the_same_stream(provider: Provide
     pieces = [raw[start:end] for start, end in zip([0, *points], [*points, len(raw)], strict=True)]
     whole = translate(adapter(provider).chat_stream(context(provider)), [raw])
     assert translate(adapter(provider).chat_stream(context(provider)), pieces) == whole
+
+
+#: Events a read may hold, plain ones and every kind the pass-through path must not forward as they came.
+STREAM_PARTS = [
+    sse(chunk({"content": "Hello"})),
+    sse(chunk({"content": "two"}), chunk({"content": " events"})),
+    sse(chunk({"content": 'a "data: {" inside the text\n\n'})),
+    b": keep-alive\n\n",
+    b"data: \n\n",
+    b"data: " + orjson.dumps(chunk({"content": "crlf"})) + b"\r\n\r\n",
+    b'data: {"id":"x","choices":\ndata: []}\n\n',
+    b"event: message\n" + sse(chunk({"content": "named"})),
+    sse({**HEAD, "choices": [], "usage": USAGE}),
+    sse(chunk({}, "stop")),
+]
+
+
+@given(st.lists(st.sampled_from(STREAM_PARTS), max_size=8), st.lists(st.floats(0, 1), max_size=6))
+def test_reads_passed_through_whole_equal_the_event_by_event_translation(parts: list[bytes], cuts: list[float]) -> None:
+    raw = b"".join(parts) + b"data: [DONE]\n\n"
+    points = sorted(int(cut * len(raw)) for cut in cuts)
+    pieces = [raw[start:end] for start, end in zip([0, *points], [*points, len(raw)], strict=True)]
+    expected = translate_event_by_event(adapter().chat_stream(context()), raw)
+    translator = adapter().chat_stream(context())
+    assert translate(translator, pieces) == expected
+    assert translator.usage == (USAGE if sse({**HEAD, "choices": [], "usage": USAGE}) in parts else None)
+
+
+def test_a_read_of_plain_events_is_forwarded_without_decoding() -> None:
+    translator = adapter().chat_stream(context())
+    read = sse(chunk({"content": "a"}), chunk({"content": "b"}))
+    out = translator.translate(SSEDecoder(), read)
+    assert out is read  # the very same bytes object: nothing was decoded or re-framed
 
 
 # -- errors --------------------------------------------------------------------------------------------------
