@@ -60,6 +60,7 @@ def measure(folder: Path, rounds: int = 3) -> ControlPlane:
             port, admin = free_port(), free_port()
             args = ["--log-level", "WARNING", "serve", "--table", str(folder / "absent.json"), "--host", "127.0.0.1"]
             args += ["--port", str(port), "--admin-port", str(admin), "--admin-token-file", str(token_file)]
+            args += ["--workers", "1"]  # one process per proxy, as the gateway benchmark runs it
             started.append(Service(f"push-proxy-{index}", python_module("modelyard", *args), folder))
             ports.append(admin)
         for service, port in zip(started, ports, strict=True):

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from aiohttp import web
+
+    from modelyard_proxy.settings import ProxySettings
+    from modelyard_proxy.standalone import Reloadable
+    from modelyard_proxy.store import TableStore
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -22,17 +28,27 @@ def _serve(args: argparse.Namespace) -> int:
     from modelyard_routing.push import AdminToken  # noqa: PLC0415
 
     settings = ProxySettings()
-    for name in ("host", "port", "max_body_bytes", "admin_port", "admin_token_file"):
+    for name in ("host", "port", "max_body_bytes", "admin_port", "admin_token_file", "workers"):
         if getattr(args, name) is not None:
             settings = dataclasses.replace(settings, **{name: getattr(args, name)})
-    also: list[tuple[web.Application, int]] = []
     if args.manifests is not None:
         if not args.manifests.is_dir():
             print(f"modelyard serve: {args.manifests} is not a folder", file=sys.stderr)
             return 2
-        app = server.build_public_app(settings, functools.partial(ManifestFolder, args.manifests), args.reload_interval)
+        source_for: Callable[[TableStore], Reloadable] = functools.partial(ManifestFolder, args.manifests)
     else:
-        app = server.build_public_app(settings, functools.partial(TableFile, args.table), args.reload_interval)
+        source_for = functools.partial(TableFile, args.table)
+    # Standalone: metrics and the table state only; the manifest folder is the one source of tables.
+    accept_pushes = args.manifests is None
+    if args.worker_socket is not None:
+        from modelyard_proxy.worker import run_worker  # noqa: PLC0415
+
+        run_worker(settings, source_for, args.reload_interval, args.worker_socket, accept_pushes=accept_pushes)
+        return 0
+    if settings.workers < 1:
+        print("modelyard serve: --workers must be at least 1", file=sys.stderr)
+        return 2
+    token = None
     if settings.admin_port is not None:
         token = AdminToken.from_env(settings.admin_token_file, "MODELYARD_ADMIN_TOKEN")
         if not token.value():
@@ -41,9 +57,20 @@ def _serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        # Standalone: metrics and the table state only; the manifest folder is the one source of tables.
-        admin = server.build_admin_app(app, token, accept_pushes=args.manifests is None)
-        also.append((admin, settings.admin_port))
+    if settings.workers > 1:
+        from modelyard_proxy.supervisor import run_supervisor  # noqa: PLC0415
+
+        return run_supervisor(
+            settings,
+            _worker_command(args, settings),
+            token=token,
+            table=args.table,
+            reload_interval=args.reload_interval,
+        )
+    app = server.build_public_app(settings, source_for, args.reload_interval)
+    also: list[tuple[web.Application, int]] = []
+    if token is not None and settings.admin_port is not None:
+        also.append((server.build_admin_app(app, token, accept_pushes=accept_pushes), settings.admin_port))
     server.run_event_loop(
         server.serve_until_stopped(
             app,
@@ -55,6 +82,18 @@ def _serve(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _worker_command(args: argparse.Namespace, settings: ProxySettings) -> list[str]:
+    """``modelyard serve`` for one worker of a supervisor: the same source and settings, no admin port."""
+    source = (
+        ["--manifests", str(args.manifests.resolve())] if args.manifests else ["--table", str(args.table.resolve())]
+    )
+    return [
+        *(sys.executable, "-m", "modelyard", "--log-level", args.log_level, "serve", *source),
+        *("--host", settings.host, "--port", str(settings.port), "--max-body-bytes", str(settings.max_body_bytes)),
+        *("--reload-interval", str(args.reload_interval)),
+    ]
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -133,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--admin-token-file", type=Path, default=None, help="admin bearer token file (env MODELYARD_ADMIN_TOKEN_FILE)"
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes serving the port; above 1 a supervisor owns the admin port "
+        "(default: the container's CPU limit, env MODELYARD_WORKERS)",
+    )
+    serve.add_argument("--worker-socket", type=Path, default=None, help=argparse.SUPPRESS)  # a supervisor's worker
     serve.set_defaults(run=_serve)
 
     simulate = commands.add_parser("simulate", help="serve simulated OpenAI, Anthropic and Gemini APIs")
@@ -170,5 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        # The proxy logs on the request path, where each LogRecord's caller lookup (a stack walk) and its
+        # thread and process names cost microseconds per line; the format above uses none of them.
+        logging._srcfile = None
+        logging.logThreads = False
+        logging.logProcesses = False
+        logging.logMultiprocessing = False
     code: int = args.run(args)
     return code

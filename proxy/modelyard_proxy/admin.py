@@ -47,15 +47,21 @@ def create_admin_app(
 ) -> web.Application:
     """The admin app serving (and, unless ``accept_pushes`` is off, loading into) the public app's ``store``,
     and its ``metrics`` and breaker states."""
-    app = web.Application(client_max_size=MAX_TABLE_BYTES, middlewares=[_require_token])
+    app = guarded_app(token)
     app[STORE] = store
-    app[TOKEN] = token
     app[METRICS] = metrics or Metrics()
     app[HEALTH] = health or HealthRegistry()
     app.router.add_get(ADMIN_TABLE_PATH, get_table)
     if accept_pushes:
         app.router.add_put(ADMIN_TABLE_PATH, put_table)
     app.router.add_get(METRICS_PATH, get_metrics)
+    return app
+
+
+def guarded_app(token: AdminToken) -> web.Application:
+    """An empty admin app behind ``token``, taking bodies as large as a table; the caller adds the routes."""
+    app = web.Application(client_max_size=MAX_TABLE_BYTES, middlewares=[_require_token])
+    app[TOKEN] = token
     return app
 
 
@@ -95,9 +101,14 @@ async def get_table(request: web.Request) -> web.Response:
 
 async def put_table(request: web.Request) -> web.Response:
     """Load a pushed table if it is newer and valid; otherwise refuse and keep the served one."""
-    store = request.app[STORE]
+    return load_pushed(request.app[STORE], await request.read())
+
+
+def load_pushed(store: TableStore, body: bytes) -> web.Response:
+    """Load the pushed table ``body`` into ``store`` if it is newer and valid: the answer the pusher gets,
+    200 with what is now served or a refusal (409, 422) naming why the served table stays."""
     try:
-        raw = orjson.loads(await request.read())
+        raw = orjson.loads(body)
         if not isinstance(raw, dict):
             return _refuse(store, Refusal.INVALID_TABLE, "the body is not a JSON object")
         table = RoutingTable.from_wire(raw)

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from modelyard_proxy import gctuning
 from modelyard_proxy.admin import create_admin_app
 from modelyard_proxy.app import create_app
 from modelyard_proxy.keys import HEALTH, METRICS, STORE
@@ -48,6 +49,16 @@ def build_admin_app(public: web.Application, token: AdminToken, *, accept_pushes
     )
 
 
+def stop_on_signals() -> asyncio.Event:
+    """An event SIGINT or SIGTERM sets, on the running loop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 async def serve_until_stopped(
     app: web.Application,
     host: str,
@@ -55,32 +66,43 @@ async def serve_until_stopped(
     *,
     access_log: bool = True,
     also: Sequence[tuple[web.Application, int]] = (),
+    unix: Sequence[tuple[web.Application, str]] = (),
+    reuse_port: bool = False,
     shutdown_timeout: float = 60.0,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Serve ``app`` (and each ``(app, port)`` in ``also``, without access log) until SIGINT or SIGTERM.
+    """Serve ``app`` (and each ``(app, port)`` in ``also`` and ``(app, socket path)`` in ``unix``, without
+    access log) until SIGINT or SIGTERM, or until ``stop`` is set when given.
 
-    A client disconnect cancels its handler, and so its upstream call. On a signal the listeners close at
-    once (so readiness probes fail and no new request arrives) and in-flight requests and streams get up to
-    ``shutdown_timeout`` seconds to finish.
+    ``reuse_port`` lets several processes listen on ``port`` at once (SO_REUSEPORT), the kernel spreading
+    connections over them. A client disconnect cancels its handler, and so its upstream call. On a signal
+    the listeners close at once (so readiness probes fail and no new request arrives) and in-flight
+    requests and streams get up to ``shutdown_timeout`` seconds to finish.
     """
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = stop_on_signals()
     runners: list[web.AppRunner] = []
+
+    async def setup(served: web.Application, logged: bool) -> web.AppRunner:
+        runner = web.AppRunner(
+            served,
+            handler_cancellation=True,
+            access_log=logging.getLogger("aiohttp.access") if logged else None,
+            shutdown_timeout=shutdown_timeout,
+        )
+        runners.append(runner)
+        await runner.setup()
+        return runner
+
     try:
         for served, served_port, logged in [(app, port, access_log), *((a, p, False) for a, p in also)]:
-            runner = web.AppRunner(
-                served,
-                handler_cancellation=True,
-                access_log=logging.getLogger("aiohttp.access") if logged else None,
-                shutdown_timeout=shutdown_timeout,
-            )
-            runners.append(runner)
-            await runner.setup()
-            await web.TCPSite(runner, host, served_port, reuse_address=True).start()
+            runner = await setup(served, logged)
+            reuse = reuse_port and served is app
+            await web.TCPSite(runner, host, served_port, reuse_address=True, reuse_port=reuse or None).start()
             log.info("serving on http://%s:%d", host, served_port)
+        for served, path in unix:
+            await web.UnixSite(await setup(served, False), path).start()
+        gctuning.settle()
         await stop.wait()
     finally:
         for runner in reversed(runners):

@@ -6,6 +6,8 @@ import dataclasses
 import os
 from pathlib import Path
 
+from modelyard_proxy.cpus import default_workers
+
 MiB = 1024 * 1024
 
 
@@ -41,16 +43,21 @@ class ProxySettings:
     #: Seconds SIGTERM waits for in-flight requests and streams before cutting them (keep it under the pod's
     #: termination grace period minus its preStop sleep).
     shutdown_timeout: float = dataclasses.field(default_factory=lambda: _env_float("MODELYARD_SHUTDOWN_TIMEOUT", 60.0))
-    access_log: bool = dataclasses.field(default_factory=lambda: os.environ.get("MODELYARD_ACCESS_LOG", "1") != "0")
+    #: aiohttp's access log, off unless MODELYARD_ACCESS_LOG=1: the audit line already records every request's
+    #: status, route and time, and a second line per request costs measurable CPU on the request path.
+    access_log: bool = dataclasses.field(default_factory=lambda: os.environ.get("MODELYARD_ACCESS_LOG", "0") != "0")
     #: Port of the admin app the operator pushes tables to (operator mode only); None serves no admin port.
     admin_port: int | None = dataclasses.field(default_factory=lambda: _env_int("MODELYARD_ADMIN_PORT", 0) or None)
-    #: File holding the admin bearer token (a mounted Secret, re-read on change); else MODELYARD_ADMIN_TOKEN.
     #: Record prompt and completion text on spans (opt-in, OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT).
     capture_content: bool = dataclasses.field(
         default_factory=lambda: (
             os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").lower() == "true"
         )
     )
+    #: File holding the admin bearer token (a mounted Secret, re-read on change); else MODELYARD_ADMIN_TOKEN.
     admin_token_file: Path | None = dataclasses.field(
         default_factory=lambda: Path(p) if (p := os.environ.get("MODELYARD_ADMIN_TOKEN_FILE")) else None
     )
+    #: Processes serving the public port (SO_REUSEPORT); more than one adds a supervisor that owns the admin
+    #: port. 0 or unset: the container's CPU limit (cgroup quota, capped by the CPUs it may run on).
+    workers: int = dataclasses.field(default_factory=lambda: _env_int("MODELYARD_WORKERS", 0) or default_workers())

@@ -142,6 +142,7 @@ def test_everything_is_labelled_and_namespaced(values: tuple[Path, ...]) -> None
         ("operator:\n  logLevel: verbose\n", "logLevel"),
         ("networkPolicy:\n  enabled: 'yes'\n", "enabled"),
         ("otel:\n  protocol: thrift\n", "protocol"),
+        ("proxy:\n  workers: -1\n", "workers"),
     ],
 )
 def test_values_schema_rejects_bad_values(tmp_path: Path, bad: str, message: str) -> None:
@@ -246,6 +247,20 @@ def test_proxy_probes_and_graceful_shutdown() -> None:
     ]
     table = next(v for v in pod["volumes"] if v["name"] == "routing-table")
     assert table["secret"] == {"secretName": f"{RELEASE}-modelyard-routing-table", "optional": True}
+
+
+def test_proxy_runs_one_worker_per_cpu_of_its_limit_and_no_access_log() -> None:
+    proxy = one(render(), "Deployment", f"{RELEASE}-modelyard-proxy")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in proxy["env"]}
+    assert env["MODELYARD_WORKERS"]["valueFrom"] == {
+        "resourceFieldRef": {"containerName": proxy["name"], "resource": "limits.cpu", "divisor": "1"}
+    }
+    assert proxy["resources"]["limits"]["cpu"] == "2"
+    assert env["MODELYARD_ACCESS_LOG"]["value"] == "0"
+    pinned = one(render(sets=("proxy.workers=3", "proxy.accessLog=true")), "Deployment", f"{RELEASE}-modelyard-proxy")
+    env = {e["name"]: e for e in pinned["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODELYARD_WORKERS"] == {"name": "MODELYARD_WORKERS", "value": "3"}
+    assert env["MODELYARD_ACCESS_LOG"]["value"] == "1"
 
 
 def test_operator_is_one_recreated_replica_wired_to_the_proxies() -> None:

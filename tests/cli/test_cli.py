@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
 import signal
@@ -62,10 +63,12 @@ def wait_for(predicate: object, timeout: float = 20.0) -> None:
 
 
 @contextlib.contextmanager
-def process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``args`` for the block's duration, its output in ``log`` (a pipe could fill and stall it)."""
+def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``args`` for the block's duration, its output in ``log`` (a pipe could fill and stall it), with
+    ``env`` added to the environment."""
     with log.open("wb") as output:
-        proc = subprocess.Popen(args, cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
+        environment = {**os.environ, **(env or {})}
+        proc = subprocess.Popen(args, cwd=REPO, stdout=output, stderr=subprocess.STDOUT, env=environment)
         try:
             yield proc
         finally:
@@ -94,6 +97,8 @@ def demo(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                 str(gw_port),
                 "--reload-interval",
                 "0.2",
+                "--workers",  # one process: /readyz, which the reload test reads, is each worker's own
+                "1",
             ),
             tmp_path / "gateway.log",
         ),
@@ -108,6 +113,22 @@ def readme_block(language: str) -> str:
     match = re.search(rf"```{language}\n(.*?)```", (REPO / "README.md").read_text(), re.DOTALL)
     assert match, f"README has no {language} block"
     return match.group(1)
+
+
+def slow_stream_request(base: str) -> urllib.request.Request:
+    """A streamed chat whose five tokens arrive 150 ms apart: in flight long enough to outlive a SIGTERM."""
+    body = json.dumps(
+        {
+            "model": "gpt-4o",
+            "stream": True,
+            "messages": [{"role": "user", "content": "one two three four five [simulate token-interval-ms=150]"}],
+        }
+    ).encode()
+    return urllib.request.Request(
+        f"{base}/v1/chat/completions",
+        data=body,
+        headers={"Authorization": f"Bearer {DEMO_KEY}", "Content-Type": "application/json"},
+    )
 
 
 def test_readme_python_snippet_reaches_every_provider(demo: tuple[str, Path]) -> None:
@@ -205,7 +226,9 @@ def test_sigterm_lets_an_in_flight_stream_finish(tmp_path: Path) -> None:
     folder.mkdir()
     for path in EXAMPLES.glob("*.yaml"):
         (folder / path.name).write_text(path.read_text().replace(EXAMPLE_SIMULATOR_URL, f"http://127.0.0.1:{sim_port}"))
-    gateway_args = modelyard("serve", "--manifests", str(folder), "--host", "127.0.0.1", "--port", str(gw_port))
+    gateway_args = modelyard(
+        *("serve", "--manifests", str(folder), "--host", "127.0.0.1", "--port", str(gw_port), "--workers", "1")
+    )
     with (
         process(modelyard("simulate", "--port", str(sim_port)), tmp_path / "simulator.log"),
         process(gateway_args, tmp_path / "gateway.log") as gateway,
@@ -213,19 +236,7 @@ def test_sigterm_lets_an_in_flight_stream_finish(tmp_path: Path) -> None:
         base = f"http://127.0.0.1:{gw_port}"
         wait_for(lambda: get_json(f"{base}/readyz")[0] == 200)
         wait_for(lambda: get_json(f"http://127.0.0.1:{sim_port}/v1/models")[0] == 200)
-        body = json.dumps(
-            {
-                "model": "gpt-4o",
-                "stream": True,
-                "messages": [{"role": "user", "content": "one two three four five [simulate token-interval-ms=150]"}],
-            }
-        ).encode()
-        request = urllib.request.Request(
-            f"{base}/v1/chat/completions",
-            data=body,
-            headers={"Authorization": f"Bearer {DEMO_KEY}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(slow_stream_request(base), timeout=30) as response:
             first = response.readline()
             gateway.send_signal(signal.SIGTERM)
             wait_for(lambda: not accepts_connections(gw_port))  # the listener closes while the stream goes on

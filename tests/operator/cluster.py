@@ -284,7 +284,13 @@ class ProxyProcess(Process):
                 *("serve", "--table", str(self.table), "--host", "127.0.0.1", "--port", str(self.port)),
                 *("--admin-port", str(self.admin_port), "--reload-interval", "0.2"),
             ],
-            {"MODELYARD_ADMIN_TOKEN": ADMIN_TOKEN, "MODELYARD_ACCESS_LOG": "0", "MODELYARD_API_KEYS": ""},
+            # One process per proxy, whatever the machine's CPUs: tests/cli/test_workers.py covers several.
+            {
+                "MODELYARD_ADMIN_TOKEN": ADMIN_TOKEN,
+                "MODELYARD_ACCESS_LOG": "0",
+                "MODELYARD_API_KEYS": "",
+                "MODELYARD_WORKERS": "1",
+            },
             workdir / f"{name}.log",
         )
 
@@ -298,9 +304,15 @@ class ProxyProcess(Process):
         await super().start()
 
         async def up() -> bool:
+            admin = f"http://127.0.0.1:{self.admin_port}/admin/v1/routing-table"
             try:
-                async with aiohttp.ClientSession() as session, session.get(f"{self.url}/healthz") as resp:
-                    return resp.status == 200
+                async with aiohttp.ClientSession() as session:
+                    async with session.get(f"{self.url}/healthz") as resp:
+                        if resp.status != 200:
+                            return False
+                    # With several workers the admin port opens once every one of them serves.
+                    async with session.get(admin, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as resp:
+                        return resp.status == 200
             except aiohttp.ClientError:
                 return False
 

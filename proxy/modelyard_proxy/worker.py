@@ -1,0 +1,85 @@
+"""One worker of a multi-worker proxy: the public app on the shared port, its admin app on a private socket.
+
+The supervisor starts it as ``modelyard serve … --worker-socket PATH`` with stdin on a pipe. The first line
+on the pipe is the token guarding the socket (kept off the command line, which ``ps`` shows); the end of the
+pipe means the supervisor is gone, crashed or killed, and the worker then stops as on SIGTERM, so no orphan
+keeps the port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from modelyard_proxy import server
+from modelyard_proxy.settings import ProxySettings
+from modelyard_proxy.standalone import Reloadable
+from modelyard_proxy.store import TableStore
+from modelyard_routing.push import AdminToken
+
+log = logging.getLogger(__name__)
+
+SUPERVISOR_PIPE = 0  # stdin
+
+
+def read_line(fd: int) -> str:
+    """The first line on ``fd``, read without a buffer that could swallow what follows it."""
+    data = bytearray()
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 1)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode().strip()
+
+
+def stop_when_closed(fd: int, stop: asyncio.Event) -> None:
+    """Set ``stop`` once the writing end of the pipe ``fd`` is closed, i.e. its writer has exited."""
+    loop = asyncio.get_running_loop()
+
+    def readable() -> None:
+        try:
+            closed = not os.read(fd, 4096)
+        except OSError:
+            closed = True
+        if closed:
+            loop.remove_reader(fd)
+            if not stop.is_set():
+                log.warning("the supervisor is gone; stopping")
+                stop.set()
+
+    loop.add_reader(fd, readable)
+
+
+def run_worker(
+    settings: ProxySettings,
+    source_for: Callable[[TableStore], Reloadable],
+    reload_interval: float,
+    socket: Path,
+    *,
+    accept_pushes: bool,
+) -> None:
+    """Serve until SIGTERM, SIGINT or the supervisor's exit: the public app with SO_REUSEPORT on the shared
+    port, the admin app (pushes, ``/metrics``) on ``socket`` behind the token the supervisor sent."""
+    token = AdminToken(value=read_line(SUPERVISOR_PIPE))
+    app = server.build_public_app(settings, source_for, reload_interval)
+    admin = server.build_admin_app(app, token, accept_pushes=accept_pushes)
+
+    async def main() -> None:
+        stop = server.stop_on_signals()
+        stop_when_closed(SUPERVISOR_PIPE, stop)
+        await server.serve_until_stopped(
+            app,
+            settings.host,
+            settings.port,
+            access_log=settings.access_log,
+            unix=[(admin, str(socket))],
+            reuse_port=True,
+            shutdown_timeout=settings.shutdown_timeout,
+            stop=stop,
+        )
+
+    server.run_event_loop(main())
