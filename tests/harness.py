@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+import orjson
+import pytest
 import yaml
 from aiohttp import test_utils, web
 
+from modelyard_proxy.keys import AUDIT
 from modelyard_routing import Inventory
 from modelyard_routing.manifests import manifest_files
 
@@ -36,3 +40,12 @@ def example_inventory(simulator_url: str, directory: Path = EXAMPLES) -> Invento
 
 
 GatewayFactory = Callable[..., Awaitable[test_utils.TestServer]]
+
+
+def audit_records(app: web.Application, captured: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """The audit lines ``app`` wrote to stderr so far (flushed now), as records."""
+    app[AUDIT].flush()
+    marker = "INFO modelyard.audit: "
+    return [
+        orjson.loads(line.partition(marker)[2]) for line in captured.readouterr().err.splitlines() if marker in line
+    ]

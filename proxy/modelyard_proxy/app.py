@@ -10,12 +10,14 @@ from opentelemetry import trace
 
 import modelyard_tracing
 from modelyard_proxy import handlers
-from modelyard_proxy.keys import HEALTH, HTTP_SESSION, METRICS, SETTINGS, STORE, TRACER
+from modelyard_proxy.auditlog import AuditLog
+from modelyard_proxy.keys import AUDIT, HEALTH, HTTP_SESSION, METRICS, SETTINGS, STORE, TRACER
 from modelyard_proxy.metrics import Metrics
 from modelyard_proxy.middlewares import gateway_middleware
 from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.settings import ProxySettings
 from modelyard_proxy.store import TableStore
+from modelyard_tracing.lean import lean_tracer
 
 
 def create_app(
@@ -24,6 +26,7 @@ def create_app(
     *,
     tracer_provider: trace.TracerProvider | None = None,
     metrics: Metrics | None = None,
+    audit: AuditLog | None = None,
 ) -> web.Application:
     """The public OpenAI-compatible app serving whatever table ``store`` holds.
 
@@ -38,6 +41,8 @@ def create_app(
     app[STORE] = store
     app[HEALTH] = HealthRegistry()
     app[METRICS] = metrics or Metrics()
+    app[AUDIT] = audit or AuditLog()
+    app.cleanup_ctx.append(app[AUDIT].flushing())
     if tracer_provider is None:
         owned = modelyard_tracing.tracer_provider_from_env("modelyard-proxy")
 
@@ -46,7 +51,7 @@ def create_app(
 
         app.on_cleanup.append(_shutdown)
         tracer_provider = owned
-    app[TRACER] = tracer_provider.get_tracer("modelyard_proxy")
+    app[TRACER] = lean_tracer(tracer_provider, "modelyard_proxy")
     app.cleanup_ctx.append(_upstream_session)
     app.router.add_post("/v1/chat/completions", handlers.chat_completions)
     app.router.add_post("/v1/embeddings", handlers.embeddings)

@@ -6,6 +6,7 @@ import aiohttp
 from aiohttp import web
 from opentelemetry import context, trace
 
+from modelyard_proxy.auditlog import AuditLog
 from modelyard_proxy.metrics import Metrics
 from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.settings import ProxySettings
@@ -20,6 +21,8 @@ REQUEST_ID = web.RequestKey("request_id", str)
 #: Counters and histograms the admin port's ``/metrics`` renders.
 METRICS = web.AppKey("metrics", Metrics)
 TRACER = web.AppKey("tracer", trace.Tracer)
+#: Where each request's audit line goes.
+AUDIT = web.AppKey("audit", AuditLog)
 #: The request's server span, and the trace context it continues (a client's ``traceparent``, if any).
 SPAN = web.RequestKey("span", trace.Span)
 TRACE_PARENT = web.RequestKey("trace_parent", context.Context)

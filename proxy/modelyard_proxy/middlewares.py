@@ -17,7 +17,7 @@ from aiohttp.typedefs import Handler
 from opentelemetry import trace
 
 from modelyard_proxy.errors import GatewayError
-from modelyard_proxy.keys import METRICS, REQUEST_ID, SETTINGS, SPAN, STORE, TRACE_PARENT, TRACER
+from modelyard_proxy.keys import AUDIT, METRICS, REQUEST_ID, SETTINGS, SPAN, STORE, TRACE_PARENT, TRACER
 from modelyard_proxy.reporting import report_refusal
 from modelyard_proxy.telemetry import PROPAGATOR
 
@@ -119,7 +119,9 @@ async def _enveloped(request: web.Request, handler: Handler, span: trace.Span | 
         if span.is_recording():
             span.set_attribute("error.type", error.code or error.type)
         if not error.reported:
-            report_refusal(request.app[METRICS], request.get(REQUEST_ID), error, time.monotonic() - started)
+            report_refusal(
+                request.app[METRICS], request.app[AUDIT], request.get(REQUEST_ID), error, time.monotonic() - started
+            )
     headers = {**error.headers(), REQUEST_ID_HEADER: request.get(REQUEST_ID, "")}
     return web.Response(status=error.status, body=error.body(), content_type="application/json", headers=headers)
 

@@ -25,7 +25,7 @@ from opentelemetry import trace
 
 from modelyard_proxy.accounting import Usage, cost_usd, usage_from
 from modelyard_proxy.errors import GatewayError
-from modelyard_proxy.keys import HEALTH, HTTP_SESSION, METRICS, REQUEST_ID, SETTINGS, SPAN, TRACE_PARENT, TRACER
+from modelyard_proxy.keys import AUDIT, HEALTH, HTTP_SESSION, METRICS, REQUEST_ID, SETTINGS, SPAN, TRACE_PARENT, TRACER
 from modelyard_proxy.metrics import Metrics
 from modelyard_proxy.outcomes import (
     FILTERED,
@@ -163,7 +163,13 @@ class Run:
             exc.reported = True
             raise
         finally:
-            report(self._outcome(status, code, served), self.metrics, self.span, self._captured_messages())
+            report(
+                self._outcome(status, code, served),
+                self.metrics,
+                self.span,
+                self.request.app[AUDIT],
+                self._captured_messages(),
+            )
 
     async def _find(self, prepare: Prepare, deadlines: Deadlines) -> Prepared:
         candidates = self.route.targets_for(self.profile)

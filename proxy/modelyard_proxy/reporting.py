@@ -7,19 +7,17 @@ content capture on spans).
 from __future__ import annotations
 
 import dataclasses
-import logging
 from typing import Any
 
 import orjson
 from opentelemetry import trace
 
 from modelyard_proxy.accounting import Usage
+from modelyard_proxy.auditlog import AuditLog
 from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.metrics import Metrics
 from modelyard_proxy.store import ResolvedTarget
 from modelyard_proxy.telemetry import GENAI_PROVIDER
-
-audit_log = logging.getLogger("modelyard.audit")
 
 
 @dataclasses.dataclass(slots=True)
@@ -55,11 +53,13 @@ class RequestOutcome:
         return self.served.target.model if self.served else ""
 
 
-def report(outcome: RequestOutcome, metrics: Metrics, span: trace.Span, messages: object = None) -> None:
+def report(
+    outcome: RequestOutcome, metrics: Metrics, span: trace.Span, audit_log: AuditLog, messages: object = None
+) -> None:
     """Record ``outcome`` everywhere it goes; ``messages`` only when content capture is on."""
     observe(metrics, outcome)
     annotate(span, outcome, messages)
-    audit(outcome)
+    audit(audit_log, outcome)
 
 
 def observe(metrics: Metrics, outcome: RequestOutcome) -> None:
@@ -127,9 +127,9 @@ def annotate(span: trace.Span, outcome: RequestOutcome, messages: object = None)
     span.set_attributes(attributes)
 
 
-def audit(outcome: RequestOutcome) -> None:
+def audit(audit_log: AuditLog, outcome: RequestOutcome) -> None:
     """One structured line per request: where it went and how it ended, never what it said."""
-    if not audit_log.isEnabledFor(logging.INFO):
+    if not audit_log.enabled():
         return
     usage = outcome.usage
     record: dict[str, Any] = {
@@ -152,17 +152,18 @@ def audit(outcome: RequestOutcome) -> None:
     }
     if outcome.ttft is not None:
         record["ttft_ms"] = round(outcome.ttft * 1000, 1)
-    audit_log.info("%s", orjson.dumps(record).decode())
+    audit_log.write(record)
 
 
-def report_refusal(metrics: Metrics, request_id: str | None, error: GatewayError, elapsed: float) -> None:
+def report_refusal(
+    metrics: Metrics, audit_log: AuditLog, request_id: str | None, error: GatewayError, elapsed: float
+) -> None:
     """A request refused before any route took it (bad key, bad body, unknown model): counted with empty
     route labels, and one audit line, so probing and misconfigured clients show up."""
     status = str(error.status)
     code = error.code or error.type
     metrics.requests.inc(("", "", "", status))
     metrics.errors.inc(("", "", "", status, code))
-    if audit_log.isEnabledFor(logging.INFO):
+    if audit_log.enabled():
         elapsed_ms = round(elapsed * 1000, 1)
-        record = {"request_id": request_id, "status": error.status, "code": code, "elapsed_ms": elapsed_ms}
-        audit_log.info("%s", orjson.dumps(record).decode())
+        audit_log.write({"request_id": request_id, "status": error.status, "code": code, "elapsed_ms": elapsed_ms})

@@ -7,7 +7,6 @@ import logging
 from typing import Any
 
 import openai
-import orjson
 import pytest
 from aiohttp import test_utils
 
@@ -20,7 +19,7 @@ from modelyard_routing.table import ModelPrice
 from modelyard_simulator import RequestLog
 from modelyard_simulator.behaviour import Behaviour
 from modelyard_simulator.engine import SCENARIOS
-from tests.harness import DEMO_KEY, GatewayFactory, example_inventory
+from tests.harness import DEMO_KEY, GatewayFactory, audit_records, example_inventory
 
 PRICE = ModelPrice(input=2.0, output=8.0, cached_input=0.5)
 
@@ -145,12 +144,11 @@ async def gateway(gateway_factory: GatewayFactory, simulator: test_utils.TestSer
     return await gateway_factory(credential, PRICED_ROUTE)
 
 
-def audit(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    return [orjson.loads(r.getMessage()) for r in caplog.records if r.name == "modelyard.audit"]
-
-
 async def test_cost_header_and_audit_use_the_credentials_prices_and_failed_attempts_cost_nothing(
-    client: openai.AsyncOpenAI, caplog: pytest.LogCaptureFixture
+    gateway: test_utils.TestServer,
+    client: openai.AsyncOpenAI,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     with caplog.at_level(logging.INFO, logger="modelyard.audit"):
         raw = await client.chat.completions.with_raw_response.create(
@@ -158,7 +156,7 @@ async def test_cost_header_and_audit_use_the_credentials_prices_and_failed_attem
         )
     reply = raw.parse()
     assert reply.usage is not None
-    (record,) = audit(caplog)
+    (record,) = audit_records(gateway.app, capsys)
     assert record["attempts"] == 2  # the broken first target answered 503: no tokens, no cost
     expected = (reply.usage.prompt_tokens * 1000 + reply.usage.completion_tokens * 4000) / 1_000_000
     assert record["cost_usd"] == pytest.approx(expected)
@@ -172,20 +170,28 @@ async def test_cost_header_and_audit_use_the_credentials_prices_and_failed_attem
 
 
 async def test_a_failed_request_costs_nothing_and_has_no_cost_header(
-    client: openai.AsyncOpenAI, caplog: pytest.LogCaptureFixture
+    gateway: test_utils.TestServer,
+    client: openai.AsyncOpenAI,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     with caplog.at_level(logging.INFO, logger="modelyard.audit"), pytest.raises(openai.APIStatusError) as caught:
         await client.chat.completions.create(
             model="gpt-4o", messages=[{"role": "user", "content": "[simulate status=500]"}]
         )
     assert "x-modelyard-cost-usd" not in caught.value.response.headers
-    (record,) = audit(caplog)
+    (record,) = audit_records(gateway.app, capsys)
     assert (record["cost_usd"], record["usage"]) == (None, None)
 
 
 @pytest.mark.parametrize("model", ["gpt-4o", "azure-gpt-4o", "claude-sonnet", "gemini-flash"])
 async def test_streams_are_accounted_even_when_the_client_did_not_ask_for_usage(
-    client: openai.AsyncOpenAI, caplog: pytest.LogCaptureFixture, upstream_log: RequestLog, model: str
+    gateway: test_utils.TestServer,
+    client: openai.AsyncOpenAI,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    upstream_log: RequestLog,
+    model: str,
 ) -> None:
     with caplog.at_level(logging.INFO, logger="modelyard.audit"):
         stream = await client.chat.completions.create(
@@ -193,7 +199,7 @@ async def test_streams_are_accounted_even_when_the_client_did_not_ask_for_usage(
         )
         chunks = [chunk async for chunk in stream]
     assert all(chunk.usage is None for chunk in chunks)  # no usage chunk reached a client that did not ask
-    (record,) = audit(caplog)
+    (record,) = audit_records(gateway.app, capsys)
     assert record["usage"]["input"] > 0
     assert record["usage"]["output"] > 0
     assert record["cost_usd"] > 0

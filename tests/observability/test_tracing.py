@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import modelyard_tracing as telemetry
+from modelyard_proxy.keys import AUDIT
 from modelyard_proxy.settings import ProxySettings
 from modelyard_simulator import RequestLog
 from modelyard_simulator.behaviour import Behaviour
@@ -204,7 +205,12 @@ async def test_without_tracing_the_client_traceparent_still_reaches_the_upstream
 
 @pytest.mark.parametrize("model", ["gpt-4o", "claude-sonnet", "gemini-flash"])
 async def test_prompt_text_never_reaches_spans_or_logs_by_default(
-    sdk: openai.AsyncOpenAI, exporter: InMemorySpanExporter, caplog: pytest.LogCaptureFixture, model: str
+    traced: test_utils.TestServer,
+    sdk: openai.AsyncOpenAI,
+    exporter: InMemorySpanExporter,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    model: str,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     reply = await sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": SECRET_PROMPT}])
@@ -221,6 +227,10 @@ async def test_prompt_text_never_reaches_spans_or_logs_by_default(
         assert SECRET_PROMPT not in dumped
         assert DEMO_KEY not in dumped
     assert SECRET_PROMPT not in caplog.text
+    traced.app[AUDIT].flush()
+    audit_lines = [line for line in capsys.readouterr().err.splitlines() if "modelyard.audit" in line]
+    assert len(audit_lines) == 2
+    assert not [line for line in audit_lines if SECRET_PROMPT in line or DEMO_KEY in line]
 
 
 async def test_prompt_text_is_recorded_only_when_opted_in(
