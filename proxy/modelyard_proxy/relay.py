@@ -139,21 +139,15 @@ class Run:
     # -- the pre-commit phase: plan, retry, fall back, hedge ---------------------------------------------
 
     async def serve(self, prepare: Prepare) -> web.StreamResponse:
-        """Find a target that answers, then deliver its answer; one audit line whatever happens."""
+        """Find a target that answers, then deliver its answer; one audit line whatever happens.
+
+        The total deadline needs no timer of its own before the commit point: every attempt's budget ends by
+        it, and no backoff sleeps past it.
+        """
         deadlines = Deadlines.start(self.policy, self.request.app[SETTINGS])
         status, code, served = 200, None, None
         try:
-            try:
-                async with asyncio.timeout_at(deadlines.total_at):
-                    prepared = await self._find(prepare, deadlines)
-            except TimeoutError:
-                error = GatewayError(
-                    504,
-                    f"no target of route {self.route.route.id} answered within its total deadline",
-                    type="upstream_error",
-                    code="upstream_timeout",
-                )
-                raise error from None
+            prepared = await self._find(prepare, deadlines)
             served = prepared.resolved
             response, code = await self._deliver(prepared, deadlines)
             return response
@@ -313,14 +307,24 @@ class Run:
             else self.request.get(TRACE_PARENT),
         )
         ctx = call_context(self.inbound, self.name, resolved, self.request[REQUEST_ID], carrier)
+        budget, bounded_by_total = deadlines.attempt_budget()
         try:
-            async with asyncio.timeout(deadlines.first_token_budget()):
+            async with asyncio.timeout(budget):
                 if self.attempts == 1:  # a rehearsed outage hits the first choice; fallbacks run for real
                     await faults.inject(self.policy.faults, resolved.credential, self.rng)
                 prepared = await prepare(resolved, ctx, deadlines)
         except TimeoutError:
-            error = timeout_error(resolved, "sent no first token in time")
-            self._failed(resolved, error, span, started)
+            if bounded_by_total:  # the request is out of time, whichever target was trying
+                error = GatewayError(
+                    504,
+                    f"no target of route {self.route.route.id} answered within its total deadline",
+                    type="upstream_error",
+                    code="upstream_timeout",
+                )
+                self._abandoned(resolved, error, span)
+            else:
+                error = timeout_error(resolved, "sent no first token in time")
+                self._failed(resolved, error, span, started)
             raise error from None
         except GatewayError as exc:
             self._failed(resolved, exc, span, started)
@@ -364,6 +368,15 @@ class Run:
             kind=trace.SpanKind.CLIENT,
             attributes=attributes,
         )
+
+    def _abandoned(self, resolved: ResolvedTarget, error: GatewayError, span: trace.Span) -> None:
+        """An attempt cut by the request's total deadline: no verdict on the target's health."""
+        self.health[resolved.target.id].probing = False
+        self.tried.append({"target": resolved.target.id, "code": error.code})
+        if span.is_recording():
+            span.set_attribute("error.type", "total_deadline")
+            span.set_status(trace.StatusCode.ERROR)
+            span.end()
 
     def _failed(self, resolved: ResolvedTarget, error: GatewayError, span: trace.Span, started: float) -> None:
         health = self.health[resolved.target.id]

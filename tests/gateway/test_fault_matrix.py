@@ -16,6 +16,7 @@ import openai
 import pytest
 from aiohttp import test_utils
 
+from modelyard_proxy.keys import HEALTH
 from modelyard_simulator import RequestLog
 from modelyard_simulator.behaviour import Behaviour
 from modelyard_simulator.engine import SCENARIOS
@@ -250,6 +251,24 @@ async def test_a_silent_upstream_costs_at_most_the_total_deadline(
         seen = await ask(client, "tight")
     assert (seen.status, seen.error, seen.attempts) == (504, "upstream_timeout", 1), seen
     assert 0.25 <= seen.elapsed < 0.25 + SLACK, seen
+
+
+async def test_the_total_deadline_also_cuts_a_fallback_short(
+    gateway_factory: GatewayFactory, simulator: test_utils.TestServer
+) -> None:
+    script(simulator, "primary", status="503")
+    script(simulator, "backup", latency_ms="5000")
+    route = _route("cut", {"credentialRef": {"name": "sim-openai"}, "model": "primary"})
+    route["spec"]["retry"] = {"attempts": 1}
+    route["spec"]["timeouts"] = {"firstToken": "2s", "total": "300ms"}
+    gateway = await gateway_factory(route)
+    async with openai.AsyncOpenAI(base_url=str(gateway.make_url("/v1")), api_key=DEMO_KEY, max_retries=0) as client:
+        seen = await ask(client, "cut")
+    assert (seen.status, seen.error, seen.attempts) == (504, "upstream_timeout", 2), seen
+    assert 0.3 <= seen.elapsed < 0.3 + SLACK, seen
+    # The backup was cut by the request's deadline, not found slow: its breaker has no failure on record.
+    backup = gateway.app[HEALTH]["default/sim-openai|backup"]
+    assert backup.failures == 0
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])

@@ -61,7 +61,10 @@ class Deadlines:
             return None
         return max(0.0, self.total_at - self._loop.time())
 
-    def first_token_budget(self) -> float:
-        """The first-token deadline of an attempt starting now, never past the total deadline."""
+    def attempt_budget(self) -> tuple[float, bool]:
+        """Seconds an attempt starting now has until its first token, and whether the total deadline (rather
+        than the first-token one) is what ends it."""
         remaining = self.remaining()
-        return self.first_token if remaining is None else min(self.first_token, remaining)
+        if remaining is not None and remaining < self.first_token:
+            return remaining, True
+        return self.first_token, False
