@@ -239,16 +239,23 @@ async def test_all_targets_down_is_an_error_not_a_hang(
     assert seen.elapsed < 2 * BACKOFF_MAX + SLACK, seen
 
 
+async def ask_within_total(
+    gateway_factory: GatewayFactory, name: str, total: str, **spec: Any
+) -> tuple[test_utils.TestServer, Seen]:
+    """One request to a fresh route ``name`` (primary, then backup) whose total deadline is ``total``."""
+    route = _route(name, {"credentialRef": {"name": "sim-openai"}, "model": "primary"})
+    route["spec"] |= {**spec, "timeouts": {"firstToken": "2s", "total": total}}
+    gateway = await gateway_factory(route)
+    async with openai.AsyncOpenAI(base_url=str(gateway.make_url("/v1")), api_key=DEMO_KEY, max_retries=0) as client:
+        return gateway, await ask(client, name)
+
+
 async def test_a_silent_upstream_costs_at_most_the_total_deadline(
     gateway_factory: GatewayFactory, simulator: test_utils.TestServer
 ) -> None:
     script(simulator, "primary", latency_ms="5000")
     script(simulator, "backup", latency_ms="5000")
-    route = _route("tight", {"credentialRef": {"name": "sim-openai"}, "model": "primary"})
-    route["spec"]["timeouts"] = {"firstToken": "2s", "total": "250ms"}
-    gateway = await gateway_factory(route)
-    async with openai.AsyncOpenAI(base_url=str(gateway.make_url("/v1")), api_key=DEMO_KEY, max_retries=0) as client:
-        seen = await ask(client, "tight")
+    _, seen = await ask_within_total(gateway_factory, "tight", "250ms")
     assert (seen.status, seen.error, seen.attempts) == (504, "upstream_timeout", 1), seen
     assert 0.25 <= seen.elapsed < 0.25 + SLACK, seen
 
@@ -258,12 +265,7 @@ async def test_the_total_deadline_also_cuts_a_fallback_short(
 ) -> None:
     script(simulator, "primary", status="503")
     script(simulator, "backup", latency_ms="5000")
-    route = _route("cut", {"credentialRef": {"name": "sim-openai"}, "model": "primary"})
-    route["spec"]["retry"] = {"attempts": 1}
-    route["spec"]["timeouts"] = {"firstToken": "2s", "total": "300ms"}
-    gateway = await gateway_factory(route)
-    async with openai.AsyncOpenAI(base_url=str(gateway.make_url("/v1")), api_key=DEMO_KEY, max_retries=0) as client:
-        seen = await ask(client, "cut")
+    gateway, seen = await ask_within_total(gateway_factory, "cut", "300ms", retry={"attempts": 1})
     assert (seen.status, seen.error, seen.attempts) == (504, "upstream_timeout", 2), seen
     assert 0.3 <= seen.elapsed < 0.3 + SLACK, seen
     # The backup was cut by the request's deadline, not found slow: its breaker has no failure on record.
