@@ -170,8 +170,17 @@ def _stream_target(bench: Bench, model: str, url: str) -> wrk.Target:
     return wrk.Target(model, url, path, gateway.BENCH_KEY)
 
 
-def profile(cases: list[str], seconds: int, rate: int, *, native: bool = False, variant: str = "") -> None:
-    """Record and summarise each case; ``variant`` is "", "no-tracing" or "lean" (see ``--help``)."""
+def profile(
+    cases: list[str],
+    seconds: int,
+    rate: int,
+    *,
+    native: bool = False,
+    variant: str = "",
+    connections: int | None = None,
+) -> None:
+    """Record and summarise each case; ``variant`` is "", "no-tracing" or "lean" (see ``--help``);
+    ``connections`` overrides each case's own."""
     OUT.mkdir(exist_ok=True)
     settings = Settings(
         rounds=1,
@@ -193,10 +202,11 @@ def profile(cases: list[str], seconds: int, rate: int, *, native: bool = False, 
         bench.check()
         url = f"{systems.gateway.url}/v1/chat/completions"
         for case in cases:
-            name, connections = CASES[case]
+            name, case_connections = CASES[case]
+            load = connections or case_connections
             target = bench.targets.get(name) or _stream_target(bench, name, url)
             pid = (systems.passthrough if name == PASSTHROUGH else systems.gateway.service).pid
-            wrk.run(target, connections, 2)  # warm-up
+            wrk.run(target, load, 2)  # warm-up
             stem = f"{case}-{variant}" if variant else case
             folded = OUT / f"{stem}.folded"
             argv = [
@@ -221,9 +231,9 @@ def profile(cases: list[str], seconds: int, rate: int, *, native: bool = False, 
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            result = wrk.run(target, connections, seconds + 2)
+            result = wrk.run(target, load, seconds + 2)
             spy.wait()
-            head = f"{stem}: {result.rps:,.0f} requests/s at {connections} connections while sampled at {rate}/s\n"
+            head = f"{stem}: {result.rps:,.0f} requests/s at {load} connections while sampled at {rate}/s\n"
             text = head + summarise(read_folded(folded))
             (OUT / f"{stem}.txt").write_text(text)
             print(text)
@@ -236,6 +246,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200, help="samples per second")
     parser.add_argument("--case", action="append", choices=sorted(CASES), help="default: all")
     parser.add_argument("--native", action="store_true", help="C frames too (slows the gateway more)")
+    parser.add_argument("--connections", type=int, default=None, help="wrk connections (default: per case)")
     variant = parser.add_mutually_exclusive_group()
     variant.add_argument("--no-tracing", action="store_true", help="the gateway without a trace exporter")
     variant.add_argument("--lean", action="store_true", help="no trace export, WARNING logs, no access log")
@@ -248,6 +259,7 @@ def main() -> None:
         args.rate,
         native=args.native,
         variant="lean" if args.lean else "no-tracing" if args.no_tracing else "",
+        connections=args.connections,
     )
 
 

@@ -48,7 +48,7 @@ from modelyard_proxy.routing.deadlines import Deadlines
 from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.sse import SSEDecoder
 from modelyard_proxy.store import ResolvedRoute, ResolvedTarget
-from modelyard_proxy.telemetry import GENAI_PROVIDER, PROPAGATOR
+from modelyard_proxy.telemetry import GENAI_PROVIDER, trace_headers
 
 log = logging.getLogger(__name__)
 #: One generator per process for jitter, balancing and fault sampling (seeding one per request costs more
@@ -299,18 +299,12 @@ class Run:
         health.begin()
         started = time.monotonic()
         span = self._attempt_span(resolved, retry=retry, hedge=hedge)
-        carrier: dict[str, str] = {}
-        PROPAGATOR.inject(
-            carrier,
-            context=trace.set_span_in_context(span)
-            if span.get_span_context().is_valid
-            else self.request.get(TRACE_PARENT),
-        )
+        carrier = trace_headers(span, self.request.get(TRACE_PARENT))
         ctx = call_context(self.inbound, self.name, resolved, self.request[REQUEST_ID], carrier)
         budget, bounded_by_total = deadlines.attempt_budget()
         try:
             async with asyncio.timeout(budget):
-                if self.attempts == 1:  # a rehearsed outage hits the first choice; fallbacks run for real
+                if self.attempts == 1 and self.policy.faults is not None:  # a rehearsed outage hits the first choice
                     await faults.inject(self.policy.faults, resolved.credential, self.rng)
                 prepared = await prepare(resolved, ctx, deadlines)
         except TimeoutError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from opentelemetry import context, trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 #: W3C trace context only: ``traceparent``/``tracestate`` from clients, and to upstreams.
@@ -30,6 +31,21 @@ GENAI_PROVIDER = {
     "together": "together",
     "openai-compatible": "openai-compatible",
 }
+
+
+def trace_headers(span: trace.Span, parent: context.Context | None) -> dict[str, str]:
+    """The W3C ``traceparent`` (and ``tracestate``) naming ``span``, else the client's own context when tracing
+    is off; empty without either. What the propagator's ``inject`` writes, without a Context built per call."""
+    span_context = span.get_span_context()
+    if not span_context.is_valid:
+        span_context = trace.get_current_span(parent).get_span_context() if parent is not None else span_context
+        if not span_context.is_valid:
+            return {}
+    ids = f"{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
+    headers = {"traceparent": f"00-{ids}"}
+    if span_context.trace_state:
+        headers["tracestate"] = span_context.trace_state.to_header()
+    return headers
 
 
 def capture_content() -> bool:

@@ -121,3 +121,22 @@ def test_an_ended_span_takes_no_more_writes_and_is_exported_once() -> None:
 def test_a_non_sdk_provider_keeps_its_own_tracer() -> None:
     tracer = lean_tracer(trace.NoOpTracerProvider(), "modelyard_proxy")
     assert not tracer.start_span("free").is_recording()
+
+
+def test_upstream_trace_headers_are_what_the_propagator_injects() -> None:
+    from modelyard_proxy.telemetry import PROPAGATOR, trace_headers  # noqa: PLC0415
+
+    exporter = InMemorySpanExporter()
+    tracer = lean_tracer(provider_with(exporter), "modelyard_proxy")
+    incoming = {
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "tracestate": "vendor=opaque,other=1",
+    }
+    parent = PROPAGATOR.extract(incoming)
+    span = tracer.start_span("attempt", context=parent)
+    for case_span, case_parent in ((span, parent), (trace.INVALID_SPAN, parent), (trace.INVALID_SPAN, None)):
+        injected: dict[str, str] = {}
+        context = trace.set_span_in_context(case_span) if case_span.get_span_context().is_valid else case_parent
+        PROPAGATOR.inject(injected, context=context)
+        assert trace_headers(case_span, case_parent) == injected
+    assert trace_headers(span, None)["tracestate"] == "vendor=opaque,other=1"

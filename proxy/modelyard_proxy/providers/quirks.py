@@ -142,6 +142,30 @@ QUIRKS: dict[Provider, Quirks] = {
 }
 
 
+#: The fields that shape a chat request (the rest are about answers and streams).
+_CHAT_REQUEST_FIELDS = (
+    "rename",
+    "drop",
+    "refuse",
+    "roles",
+    "drop_message_fields",
+    "flatten_text_content",
+    "strip_nulls",
+    "tool_choice",
+    "named_tool_choice",
+    "tool_types",
+    "json_schema",
+    "reasoning_fields",
+    "reasoning_effort",
+)
+
+
+def rewrites_chat_requests(quirks: Quirks) -> bool:
+    """Whether a chat request to this vendor may need more than its ``model`` replaced (OpenAI's own does not)."""
+    plain = Quirks(name=quirks.name)
+    return any(getattr(quirks, name) != getattr(plain, name) for name in _CHAT_REQUEST_FIELDS)
+
+
 class _Draft:
     """A JSON object edited copy-on-write, so an untouched body is never copied."""
 

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.providers.base import CallContext, Inbound, StreamTranslator, UpstreamStreamError
 from modelyard_proxy.providers.openai import OpenAIAdapter
-from modelyard_proxy.providers.quirks import QUIRKS
+from modelyard_proxy.providers.quirks import QUIRKS, rewrite_chat, rewrites_chat_requests
 from modelyard_proxy.sse import SSEDecoder
 from modelyard_routing import Credential, Provider
 
@@ -58,6 +58,29 @@ def test_an_unchanged_body_goes_as_the_clients_own_bytes() -> None:
     assert call.body is request.raw
     assert call.method == "POST"
     assert call.url == "https://api.openai.com/v1/chat/completions"
+
+
+@pytest.mark.parametrize("provider", [Provider.OPENAI, Provider.OPENAI_COMPATIBLE])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "gpt-4o-2024-08-06", "messages": [{"role": "developer", "content": "x", "name": "n"}]},
+        {"model": "alias", "messages": [], "max_completion_tokens": 5, "seed": 1, "tool_choice": "required"},
+        {"model": "alias", "reasoning_effort": "high", "response_format": {"type": "json_schema"}, "user": None},
+    ],
+)
+def test_openais_own_dialect_skips_the_quirk_rewrite_with_the_same_result(
+    provider: Provider, body: dict[str, Any]
+) -> None:
+    assert not rewrites_chat_requests(QUIRKS[provider])
+    call = adapter(provider).chat_call(inbound(**body), context(provider))
+    expected = rewrite_chat(body, QUIRKS[provider], "gpt-4o-2024-08-06")
+    assert orjson.loads(call.body) == (body if expected is None else expected)
+    assert all(
+        rewrites_chat_requests(quirks)
+        for p, quirks in QUIRKS.items()
+        if p not in {provider, Provider.OPENAI, Provider.OPENAI_COMPATIBLE}
+    )
 
 
 def test_the_model_is_rewritten_to_the_upstream_name() -> None:
