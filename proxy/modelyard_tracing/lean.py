@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.sdk import trace as sdk_trace
-from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, DEFAULT_ON, Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
@@ -39,6 +39,10 @@ class LeanTracer(trace.Tracer):
 
     def __init__(self, sdk_tracer: sdk_trace.Tracer, scope: InstrumentationScope) -> None:
         self._sampler = sdk_tracer.sampler
+        # The SDK's default sampler and ``always_on`` (the instances OTEL_TRACES_SAMPLER names resolve to)
+        # decide from the parent alone: decided here, without the sampler's call and its attribute copy.
+        self._always_on = self._sampler is ALWAYS_ON
+        self._follows_parent = self._sampler is DEFAULT_ON
         self._ids = sdk_tracer.id_generator
         self._random_ids = self._ids.is_trace_id_random()
         self.resource = sdk_tracer.resource
@@ -64,8 +68,17 @@ class LeanTracer(trace.Tracer):
             random_trace_id = bool(current.trace_flags & trace.TraceFlags.RANDOM_TRACE_ID)
         else:
             trace_id, random_trace_id = self._ids.generate_trace_id(), self._random_ids
-        sampled = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)
-        flags = trace.TraceFlags.SAMPLED if sampled.decision is Decision.RECORD_AND_SAMPLE else trace.TraceFlags.DEFAULT
+        if self._always_on or self._follows_parent:
+            decision = (
+                Decision.RECORD_AND_SAMPLE
+                if self._always_on or parent is None or parent.trace_flags.sampled
+                else Decision.DROP
+            )
+            trace_state, extra = (parent.trace_state if parent else None), None
+        else:
+            sampled = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)
+            decision, trace_state, extra = sampled.decision, sampled.trace_state, sampled.attributes
+        flags = trace.TraceFlags.SAMPLED if decision is Decision.RECORD_AND_SAMPLE else trace.TraceFlags.DEFAULT
         if random_trace_id:
             flags |= trace.TraceFlags.RANDOM_TRACE_ID
         span_context = trace.SpanContext(
@@ -73,13 +86,13 @@ class LeanTracer(trace.Tracer):
             self._ids.generate_span_id(),
             is_remote=False,
             trace_flags=trace.TraceFlags(flags),
-            trace_state=sampled.trace_state,
+            trace_state=trace_state,
         )
-        if sampled.decision is Decision.DROP:
+        if decision is Decision.DROP:
             return trace.NonRecordingSpan(span_context)
         values = dict(attributes) if attributes else {}
-        if sampled.attributes:
-            values.update(sampled.attributes)
+        if extra:
+            values.update(extra)
         return LeanSpan(self, name, span_context, parent, kind, values, start_time or time.time_ns())
 
     def start_as_current_span(  # noqa: PLR0917 - the API's signature

@@ -7,7 +7,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, DEFAULT_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.status import StatusCode
 
@@ -140,3 +140,22 @@ def test_upstream_trace_headers_are_what_the_propagator_injects() -> None:
         PROPAGATOR.inject(injected, context=context)
         assert trace_headers(case_span, case_parent) == injected
     assert trace_headers(span, None)["tracestate"] == "vendor=opaque,other=1"
+
+
+def test_the_default_and_always_on_samplers_are_decided_as_the_sdk_decides() -> None:
+    unsampled = TraceContextTextMapPropagator().extract(
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00", "tracestate": "k=v"}
+    )
+    for sampler in (DEFAULT_ON, ALWAYS_ON):
+        sdk_span = provider_with(InMemorySpanExporter(), sampler=sampler).get_tracer("t").start_span("s", unsampled)
+        lean_span = lean_tracer(provider_with(InMemorySpanExporter(), sampler=sampler), "t").start_span("s", unsampled)
+        assert lean_span.is_recording() == sdk_span.is_recording() == (sampler is ALWAYS_ON)
+        lean_context, sdk_context = lean_span.get_span_context(), sdk_span.get_span_context()
+        assert (lean_context.trace_flags, lean_context.trace_state) == (
+            sdk_context.trace_flags,
+            sdk_context.trace_state,
+        )
+        assert lean_context.trace_id == sdk_context.trace_id
+    root = lean_tracer(provider_with(InMemorySpanExporter()), "t").start_span("root")
+    assert root.is_recording()
+    assert root.get_span_context().trace_flags.sampled
