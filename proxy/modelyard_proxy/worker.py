@@ -9,6 +9,7 @@ keeps the port.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -82,4 +83,15 @@ def run_worker(
             stop=stop,
         )
 
-    server.run_event_loop(main())
+    try:
+        server.run_event_loop(main())
+    finally:
+        remove_socket(socket)
+
+
+def remove_socket(socket: Path) -> None:
+    """Remove the worker's socket, and the supervisor's socket folder once no worker's is left in it: a
+    supervisor that was killed outright leaves nothing behind."""
+    socket.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # another worker's socket is still there, or the folder is gone
+        socket.parent.rmdir()

@@ -210,10 +210,27 @@ def test_sigterm_drains_the_workers_and_leaves_no_orphan(gateway: Gateway) -> No
 
 def test_workers_exit_when_their_supervisor_is_killed(gateway: Gateway) -> None:
     workers = gateway.workers().values()
+    (sockets,) = {Path(socket).parent for socket in worker_sockets(gateway.proc.pid)}
+    assert sockets.is_dir()
     gateway.proc.kill()
     gateway.proc.wait(timeout=5)
     wait_for(lambda: not any(alive(pid) for pid in workers), timeout=10)
     assert not accepts_connections(gateway.port)
+    assert not sockets.exists()  # the last worker out removed the killed supervisor's socket folder
+
+
+def worker_sockets(supervisor: int) -> list[str]:
+    """The ``--worker-socket`` paths on the command lines of ``supervisor``'s children."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            status = (entry / "status").read_text()
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"PPid:\t{supervisor}\n" in status and b"--worker-socket" in argv:
+            found.append(argv[argv.index(b"--worker-socket") + 1].decode())
+    return found
 
 
 def test_serve_refuses_fewer_than_one_worker(capsys: pytest.CaptureFixture[str]) -> None:
