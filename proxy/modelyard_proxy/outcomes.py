@@ -17,9 +17,9 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
-from opentelemetry import trace
 
 from modelyard_proxy.accounting import Usage, usage_from
+from modelyard_proxy.attempts import Attempt
 from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.providers.base import CallContext, StreamTranslator
 from modelyard_proxy.sse import DONE_FRAME, SSEDecoder, frame
@@ -53,14 +53,14 @@ class Prepared:
     usage: Usage | None = None
     #: The answer ended on a content filter (a refusal): another target may answer, if the route says so.
     filtered: bool = False
-    #: The attempt's client span, ended when the answer is delivered or the attempt is dropped.
-    span: trace.Span | None = None
+    #: The attempt's span facts, finished when the answer is delivered or the attempt is dropped.
+    attempt: Attempt | None = None
 
     async def close(self) -> None:
-        """Release the upstream connection (a hedging loser, or a stream once relayed) and end the span."""
-        if self.span is not None:
-            self.span.end()
-            self.span = None
+        """Release the upstream connection (a hedging loser, or a stream once relayed); finish the attempt."""
+        if self.attempt is not None:
+            self.attempt.finish()
+            self.attempt = None
         if self.stack is not None:
             await self.stack.aclose()
 

@@ -24,6 +24,7 @@ from aiohttp import web
 from opentelemetry import trace
 
 from modelyard_proxy.accounting import Usage, cost_usd, usage_from
+from modelyard_proxy.attempts import Attempt, AttemptSpans
 from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.keys import AUDIT, HEALTH, HTTP_SESSION, METRICS, REQUEST_ID, SETTINGS, SPAN, TRACE_PARENT, TRACER
 from modelyard_proxy.metrics import Metrics
@@ -135,6 +136,7 @@ class Run:
         self.inter_token: float | None = None
         if self.span.is_recording():
             self.span.update_name(f"{self.operation} {name}")
+        self.attempt_spans = AttemptSpans(self.tracer, self.span)
 
     # -- the pre-commit phase: plan, retry, fall back, hedge ---------------------------------------------
 
@@ -298,8 +300,8 @@ class Run:
         health = self.health[resolved.target.id]
         health.begin()
         started = time.monotonic()
-        span = self._attempt_span(resolved, retry=retry, hedge=hedge)
-        carrier = trace_headers(span, self.request.get(TRACE_PARENT))
+        attempt = self._begin_attempt(resolved, retry=retry, hedge=hedge)
+        carrier = trace_headers(attempt.context_span(), self.request.get(TRACE_PARENT))
         ctx = call_context(self.inbound, self.name, resolved, self.request[REQUEST_ID], carrier)
         budget, bounded_by_total = deadlines.attempt_budget()
         try:
@@ -315,18 +317,17 @@ class Run:
                     type="upstream_error",
                     code="upstream_timeout",
                 )
-                self._abandoned(resolved, error, span)
+                self._abandoned(resolved, error, attempt)
             else:
                 error = timeout_error(resolved, "sent no first token in time")
-                self._failed(resolved, error, span, started)
+                self._failed(resolved, error, attempt, started)
             raise error from None
         except GatewayError as exc:
-            self._failed(resolved, exc, span, started)
+            self._failed(resolved, exc, attempt, started)
             raise
         except BaseException:
             health.probing = False
-            span.set_attribute("error.type", "cancelled")
-            span.end()
+            attempt.finish({"error.type": "cancelled"})
             raise
         elapsed = time.monotonic() - started
         health.record(self.policy, ok=True, latency=elapsed)
@@ -334,45 +335,37 @@ class Run:
         labels = resolved.labels
         self.metrics.attempts.inc((*labels, "ok"))
         self.metrics.attempt_duration.observe((*labels, "ok"), elapsed)
-        prepared.span = span
+        prepared.attempt = attempt
         return prepared
 
-    def _attempt_span(self, resolved: ResolvedTarget, *, retry: int, hedge: bool) -> trace.Span:
-        """The attempt's client span, every attribute known now given at its start (the route is the parent's)."""
-        if not self.span.is_recording():
-            return trace.INVALID_SPAN
+    def _begin_attempt(self, resolved: ResolvedTarget, *, retry: int, hedge: bool) -> Attempt:
+        """The attempt's span facts, every attribute known now (the route is the server span's)."""
         provider = resolved.credential.provider.value
-        attributes: dict[str, str | int | bool] = {
-            "gen_ai.operation.name": self.operation,
-            "gen_ai.provider.name": GENAI_PROVIDER.get(provider, provider),
-            "gen_ai.request.model": resolved.target.model,
-            "modelyard.target": resolved.target.id,
-            "modelyard.credential": resolved.credential.id,
-            "modelyard.attempt": self.attempts,
-        }
-        if retry:
-            attributes["modelyard.retry"] = retry
-        if hedge:
-            attributes["modelyard.hedge"] = True
-        if self.fallback_reason is not None:
-            attributes["modelyard.fallback_reason"] = self.fallback_reason
-        return self.tracer.start_span(
-            f"{self.operation} {resolved.target.model}",
-            context=trace.set_span_in_context(self.span),
-            kind=trace.SpanKind.CLIENT,
-            attributes=attributes,
-        )
+        attributes: dict[str, str | int | bool] = {}
+        if self.span.is_recording():
+            attributes = {
+                "gen_ai.operation.name": self.operation,
+                "gen_ai.provider.name": GENAI_PROVIDER.get(provider, provider),
+                "gen_ai.request.model": resolved.target.model,
+                "modelyard.target": resolved.target.id,
+                "modelyard.credential": resolved.credential.id,
+                "modelyard.attempt": self.attempts,
+            }
+            if retry:
+                attributes["modelyard.retry"] = retry
+            if hedge:
+                attributes["modelyard.hedge"] = True
+            if self.fallback_reason is not None:
+                attributes["modelyard.fallback_reason"] = self.fallback_reason
+        return self.attempt_spans.begin(f"{self.operation} {resolved.target.model}", attributes)
 
-    def _abandoned(self, resolved: ResolvedTarget, error: GatewayError, span: trace.Span) -> None:
+    def _abandoned(self, resolved: ResolvedTarget, error: GatewayError, attempt: Attempt) -> None:
         """An attempt cut by the request's total deadline: no verdict on the target's health."""
         self.health[resolved.target.id].probing = False
         self.tried.append({"target": resolved.target.id, "code": error.code})
-        if span.is_recording():
-            span.set_attribute("error.type", "total_deadline")
-            span.set_status(trace.StatusCode.ERROR)
-            span.end()
+        attempt.finish({"error.type": "total_deadline"}, error=True)
 
-    def _failed(self, resolved: ResolvedTarget, error: GatewayError, span: trace.Span, started: float) -> None:
+    def _failed(self, resolved: ResolvedTarget, error: GatewayError, attempt: Attempt, started: float) -> None:
         health = self.health[resolved.target.id]
         health.record(self.policy, ok=not policy.counts_against_health(error))
         self.tried.append({"target": resolved.target.id, "code": error.code})
@@ -380,10 +373,7 @@ class Run:
         labels = (*resolved.labels, outcome)
         self.metrics.attempts.inc(labels)
         self.metrics.attempt_duration.observe(labels, time.monotonic() - started)
-        if span.is_recording():
-            span.set_attributes({"error.type": outcome, "modelyard.upstream_status": error.status})
-            span.set_status(trace.StatusCode.ERROR)
-            span.end()
+        attempt.finish({"error.type": outcome, "modelyard.upstream_status": error.status}, error=True)
 
     # -- attempts ------------------------------------------------------------------------------------------
 
@@ -520,8 +510,7 @@ class Run:
         self.cost = None if served.price is None else cost_usd(usage, served.price)
 
     def _end_attempt(self, prepared: Prepared, code: str | None) -> None:
-        span = prepared.span
-        if span is None or not span.is_recording():
+        if prepared.attempt is None:
             return
         attributes: dict[str, str | int] = {"gen_ai.response.model": prepared.resolved.target.model}
         if self.usage is not None:
@@ -529,8 +518,7 @@ class Run:
             attributes["gen_ai.usage.output_tokens"] = self.usage.output
         if code is not None:
             attributes["error.type"] = code
-            span.set_status(trace.StatusCode.ERROR)
-        span.set_attributes(attributes)
+        prepared.attempt.finish(attributes, error=code is not None)
 
     async def _relay_rest(self, client: web.StreamResponse, prepared: Prepared, deadlines: Deadlines) -> str | None:
         """Relay the stream after its commit point; a failure ends it in-band (its code is returned)."""

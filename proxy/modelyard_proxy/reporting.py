@@ -110,6 +110,7 @@ def annotate(span: trace.Span, outcome: RequestOutcome, messages: object = None)
         attributes["gen_ai.provider.name"] = GENAI_PROVIDER.get(outcome.provider, outcome.provider)
         attributes["gen_ai.response.model"] = outcome.upstream_model
         attributes["modelyard.target"] = outcome.served.target.id
+        attributes["modelyard.credential"] = outcome.served.credential.id
     if (usage := outcome.usage) is not None:
         attributes["gen_ai.usage.input_tokens"] = usage.input
         attributes["gen_ai.usage.output_tokens"] = usage.output
