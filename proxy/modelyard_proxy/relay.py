@@ -176,29 +176,29 @@ class Run:
             self.rng,
             one_per_priority=candidates.one_per_priority,
         )
-        last: GatewayError | None = None
         rest = order
         if self.policy.strategy == "hedge" and len(order) > 1:
             try:
                 return await self._hedge(prepare, deadlines, order[0], order[1])
             except GatewayError as exc:
-                if not policy.falls_back(exc, self.policy):
+                rest = order[2:]
+                if not self._can_fall_back(exc, rest, deadlines):
                     raise
-                last, rest = exc, order[2:]
                 self._fell_back(exc)
-        for resolved in rest:
-            if self._attempts_exhausted(deadlines):
-                break
+        for index, resolved in enumerate(rest):
             try:
                 return await self._over_target(prepare, deadlines, resolved)
             except GatewayError as exc:
-                last = exc
-                if not policy.falls_back(exc, self.policy):
+                if not self._can_fall_back(exc, rest[index + 1 :], deadlines):
                     raise
                 log.warning("target %s failed (%s), falling back", resolved.target.id, exc.code)
                 self._fell_back(exc)
-        assert last is not None  # a compiled route always has at least one target
-        raise last
+        raise AssertionError("unreachable: the last target's failure is raised")  # pragma: no cover
+
+    def _can_fall_back(self, exc: GatewayError, rest: list[ResolvedTarget], deadlines: Deadlines) -> bool:
+        """Whether the route moves on after ``exc``: it falls back on this failure, a target is left, and
+        attempts and time remain (else the failure is the answer, and no fallback is counted)."""
+        return bool(rest) and policy.falls_back(exc, self.policy) and not self._attempts_exhausted(deadlines)
 
     def _fell_back(self, exc: GatewayError) -> None:
         self.fallback_reason = exc.code or exc.type

@@ -235,3 +235,16 @@ async def test_requests_refused_before_routing_are_counted_once_with_empty_route
     assert value(samples, "modelyard_request_errors_total", **unrouted, error_type="model_not_found") == 1
     assert value(samples, "modelyard_requests_total", route="default/gpt-4o", status="429") == 1
     assert ("modelyard_requests_total", frozenset({**unrouted, "status": "429"}.items())) not in samples
+
+
+async def test_a_fallback_is_counted_only_when_a_target_is_left_to_fall_back_to(
+    client: openai.AsyncOpenAI, admin: test_utils.TestServer
+) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        await client.chat.completions.create(
+            model="fallback", messages=[{"role": "user", "content": "[simulate status=503]"}]
+        )
+    assert caught.value.response.headers["x-modelyard-attempts"] == "4"  # two targets, each retried once
+    _, _, text = await scrape(admin)
+    samples, _ = parse(text)
+    assert value(samples, "modelyard_fallbacks_total", route="default/fallback") == 1
