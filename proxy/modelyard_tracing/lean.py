@@ -10,8 +10,9 @@ a span here is a slotted object with a plain dict until it ends; it then becomes
 Kept from the SDK: the provider's sampler (``OTEL_TRACES_SAMPLER``, parent-based decisions), id generator,
 resource and processors, W3C context propagation (``trace.set_span_in_context`` works on these spans), and
 the exported data. Left out, as the proxy needs none of it: processors' ``on_start`` and ending hooks (the
-batch processor does nothing there), span limits (no span here has more than ~20 attributes), and attribute
-validation (every value is a str, bool, int or float written by this code).
+batch processor does nothing there), links (given to the sampler, not kept), span limits (no span here has
+more than ~20 attributes), and attribute validation (every value is a str, bool, int or float written by
+this code).
 """
 
 from __future__ import annotations
