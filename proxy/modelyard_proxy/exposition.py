@@ -17,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
+from modelyard_proxy.metrics import sample_value
+
 #: Kinds whose series add up across processes.
 SUMMED = frozenset({"counter", "histogram"})
 
@@ -70,7 +72,7 @@ def render(families: Exposition) -> str:
         if family.help:
             lines.append(f"# HELP {name} {family.help}")
         lines.append(f"# TYPE {name} {family.kind}")
-        lines.extend(f"{series} {_number(value)}" for series, value in family.samples.items())
+        lines.extend(f"{series} {sample_value(value)}" for series, value in family.samples.items())
     return "\n".join(lines) + "\n"
 
 
@@ -120,7 +122,3 @@ def _with_worker(series: str, worker: int) -> str:
     if not brace or labels == "}":
         return f"{name}{{{label}}}"
     return f"{name}{{{label},{labels}"
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if value.is_integer() else repr(value)

@@ -40,7 +40,8 @@ def _labels(names: Sequence[str], values: Labels, extra: str = "") -> str:
     return "{" + ",".join(pairs) + "}" if pairs else ""
 
 
-def _number(value: float) -> str:
+def sample_value(value: float) -> str:
+    """A sample's value as the exposition writes it: integers without a decimal point."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
@@ -61,7 +62,7 @@ class Counter:
         """Exposition lines for every series."""
         sample = self.name if self.name.endswith("_total") else self.name + "_total"
         for labels, value in self.values.items():
-            yield f"{sample}{_labels(self.label_names, labels)} {_number(value)}"
+            yield f"{sample}{_labels(self.label_names, labels)} {sample_value(value)}"
 
 
 class Histogram:
@@ -86,12 +87,12 @@ class Histogram:
         """Cumulative ``_bucket`` lines, ``_sum`` and ``_count`` for every series."""
         for labels, series in self.values.items():
             running = 0.0
-            for bound, count in zip((*map(_number, self.bounds), "+Inf"), series[:-1], strict=True):
+            for bound, count in zip((*map(sample_value, self.bounds), "+Inf"), series[:-1], strict=True):
                 running += count
                 le = 'le="' + bound + '"'
-                yield f"{self.name}_bucket{_labels(self.label_names, labels, le)} {_number(running)}"
-            yield f"{self.name}_sum{_labels(self.label_names, labels)} {_number(series[-1])}"
-            yield f"{self.name}_count{_labels(self.label_names, labels)} {_number(running)}"
+                yield f"{self.name}_bucket{_labels(self.label_names, labels, le)} {sample_value(running)}"
+            yield f"{self.name}_sum{_labels(self.label_names, labels)} {sample_value(series[-1])}"
+            yield f"{self.name}_count{_labels(self.label_names, labels)} {sample_value(running)}"
 
 
 REQUEST = ("route", "provider", "model", "status")
