@@ -23,7 +23,7 @@ from modelyard_proxy.providers.base import (
     UpstreamCall,
     UpstreamStreamError,
 )
-from modelyard_proxy.providers.quirks import Quirks, rewrite_chat, rewrite_embeddings, rewrites_chat_requests
+from modelyard_proxy.providers.quirks import Quirks, rewrite_chat, rewrite_embeddings
 from modelyard_proxy.providers.upstream_errors import CLIENT_FAULT, classify, scrub
 from modelyard_proxy.sse import DONE_FRAME, SSEDecoder, SSEEvent, frame
 from modelyard_routing import Credential
@@ -106,19 +106,13 @@ class OpenAIAdapter(ProviderAdapter):
     def __init__(self, quirks: Quirks) -> None:
         self.quirks = quirks
         self.name = quirks.name
-        #: OpenAI's own dialect: a request needs at most its model replaced, no quirk checked (a per-request saving).
-        self._plain_requests = not rewrites_chat_requests(quirks)
         reasons = (*quirks.finish_reasons, *quirks.failure_finish_reasons)
         self._finish_needles = tuple(b'"' + reason.encode() + b'"' for reason in reasons)
 
     # -- requests ---------------------------------------------------------------------------------------
 
     def chat_call(self, inbound: Inbound, ctx: CallContext) -> UpstreamCall:
-        model = self._body_model(ctx)
-        if self._plain_requests:
-            body = None if model is None or inbound.body.get("model") == model else {**inbound.body, "model": model}
-        else:
-            body = rewrite_chat(inbound.body, self.quirks, model)
+        body = rewrite_chat(inbound.body, self.quirks, self._body_model(ctx))
         if ctx.stream and not ctx.include_usage and self.quirks.stream_usage_on_request:
             # The gateway accounts every stream's tokens: ask for the usage chunk (the translator strips it).
             body = dict(inbound.body if body is None else body)

@@ -63,6 +63,37 @@ class Quirks:
     stream_usage_on_request: bool = True
     #: Whether a stream that ends without ``data: [DONE]`` counts as truncated (every vendor here sends it).
     requires_done: bool = True
+    #: Derived: whether a chat request may need more than its ``model`` replaced. OpenAI's own dialect does
+    #: not, and skipping a dozen checks that would find nothing is a per-request saving.
+    rewrites_requests: bool = dataclasses.field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        differs = any(getattr(self, name) != _default(name) for name in _CHAT_REQUEST_FIELDS)
+        object.__setattr__(self, "rewrites_requests", differs)
+
+
+#: The fields that shape a chat request (the rest are about answers and streams).
+_CHAT_REQUEST_FIELDS = (
+    "rename",
+    "drop",
+    "refuse",
+    "roles",
+    "drop_message_fields",
+    "flatten_text_content",
+    "strip_nulls",
+    "tool_choice",
+    "named_tool_choice",
+    "tool_types",
+    "json_schema",
+    "reasoning_fields",
+    "reasoning_effort",
+)
+
+
+def _default(name: str) -> object:
+    """A Quirks field's default: OpenAI's own behaviour."""
+    field = Quirks.__dataclass_fields__[name]
+    return field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
 
 
 #: OpenAI-only spellings most vendors need respelled: the ``developer`` role and ``max_completion_tokens``.
@@ -142,30 +173,6 @@ QUIRKS: dict[Provider, Quirks] = {
 }
 
 
-#: The fields that shape a chat request (the rest are about answers and streams).
-_CHAT_REQUEST_FIELDS = (
-    "rename",
-    "drop",
-    "refuse",
-    "roles",
-    "drop_message_fields",
-    "flatten_text_content",
-    "strip_nulls",
-    "tool_choice",
-    "named_tool_choice",
-    "tool_types",
-    "json_schema",
-    "reasoning_fields",
-    "reasoning_effort",
-)
-
-
-def rewrites_chat_requests(quirks: Quirks) -> bool:
-    """Whether a chat request to this vendor may need more than its ``model`` replaced (OpenAI's own does not)."""
-    plain = Quirks(name=quirks.name)
-    return any(getattr(quirks, name) != getattr(plain, name) for name in _CHAT_REQUEST_FIELDS)
-
-
 class _Draft:
     """A JSON object edited copy-on-write, so an untouched body is never copied."""
 
@@ -201,12 +208,14 @@ def rewrite_chat(body: JSONObject, quirks: Quirks, model: str | None) -> JSONObj
     ``model`` replaces the body's model when given (None: the upstream ignores it). Raises a 400 for a
     parameter the vendor cannot honour.
     """
-    refuse_unsupported(body, quirks.name, quirks.refuse)
-    _check_tools(body, quirks)
-    _check_response_format(body, quirks)
     draft = _Draft(body)
     if model is not None and body.get("model") != model:
         draft.set("model", model)
+    if not quirks.rewrites_requests:
+        return draft.body if draft.changed else None
+    refuse_unsupported(body, quirks.name, quirks.refuse)
+    _check_tools(body, quirks)
+    _check_response_format(body, quirks)
     _apply_reasoning(draft, quirks)
     _apply_renames(draft, quirks.rename)
     for name in quirks.drop:
