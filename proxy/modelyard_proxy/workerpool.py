@@ -122,8 +122,10 @@ class WorkerPool:
             await session.close()
 
     async def _spawn(self, worker: Worker) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            worker.socket.unlink()  # a dead predecessor's
+        # The last worker to exit removes the socket folder (so a killed supervisor leaves nothing behind):
+        # make it again for the new one, and clear a dead predecessor's socket.
+        worker.socket.parent.mkdir(mode=0o700, exist_ok=True)
+        worker.socket.unlink(missing_ok=True)
         process = await asyncio.create_subprocess_exec(
             *self._command, "--worker-socket", str(worker.socket), stdin=asyncio.subprocess.PIPE
         )

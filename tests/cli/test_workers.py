@@ -193,6 +193,15 @@ def test_a_killed_worker_is_restarted_and_given_the_table_it_missed(gateway: Gat
     assert f"worker 0 (pid {killed}) exited" in gateway.log.read_text()
 
 
+def test_workers_that_all_exit_are_restarted_though_the_last_removed_the_socket_folder(gateway: Gateway) -> None:
+    first = gateway.workers()
+    for pid in first.values():
+        os.kill(pid, signal.SIGTERM)  # each stops cleanly and removes its socket; the last one, the folder
+    wait_for(lambda: all(gateway.workers()[index] != pid for index, pid in first.items()), timeout=15)
+    wait_for(lambda: gateway.admin_request("GET", "/admin/v1/routing-table")[0] == 200, timeout=15)
+    assert all(gateway.chat() == 200 for _ in range(6))
+
+
 def test_sigterm_drains_the_workers_and_leaves_no_orphan(gateway: Gateway) -> None:
     request = slow_stream_request(gateway.url)
     workers = gateway.workers().values()
