@@ -1,22 +1,22 @@
-"""The application factory: routes, middlewares and the shared upstream client session."""
+"""The application factory: routes, middlewares and the shared upstream client."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 from opentelemetry import trace
 
 import modelyard_tracing
 from modelyard_proxy import handlers
 from modelyard_proxy.auditlog import AuditLog
-from modelyard_proxy.keys import AUDIT, HEALTH, HTTP_SESSION, METRICS, SETTINGS, STORE, TRACER
+from modelyard_proxy.keys import AUDIT, HEALTH, METRICS, SETTINGS, STORE, TRACER, UPSTREAM
 from modelyard_proxy.metrics import Metrics
 from modelyard_proxy.middlewares import gateway_middleware
 from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.settings import ProxySettings
 from modelyard_proxy.store import TableStore
+from modelyard_proxy.upstream import UpstreamClient
 from modelyard_tracing.lean import lean_tracer
 
 
@@ -52,7 +52,7 @@ def create_app(
         app.on_cleanup.append(_shutdown)
         tracer_provider = owned
     app[TRACER] = lean_tracer(tracer_provider, "modelyard_proxy")
-    app.cleanup_ctx.append(_upstream_session)
+    app.cleanup_ctx.append(_upstream_client)
     app.router.add_post("/v1/chat/completions", handlers.chat_completions)
     app.router.add_post("/v1/embeddings", handlers.embeddings)
     app.router.add_get("/v1/models", handlers.list_models)
@@ -61,12 +61,11 @@ def create_app(
     return app
 
 
-async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
-    """One pooled client session per process, closed on shutdown."""
-    settings = app[SETTINGS]
-    connector = aiohttp.TCPConnector(limit=settings.pool_size, limit_per_host=0, ttl_dns_cache=300)
-    async with aiohttp.ClientSession(
-        connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
-    ) as session:
-        app[HTTP_SESSION] = session
+async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
+    """One pooled upstream client per process, its connections closed on shutdown."""
+    client = UpstreamClient(limit=app[SETTINGS].pool_size)
+    app[UPSTREAM] = client
+    try:
         yield
+    finally:
+        await client.close()

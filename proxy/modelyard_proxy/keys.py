@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import aiohttp
 from aiohttp import web
 from opentelemetry import context, trace
 
@@ -11,10 +10,12 @@ from modelyard_proxy.metrics import Metrics
 from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.settings import ProxySettings
 from modelyard_proxy.store import TableStore
+from modelyard_proxy.upstream import UpstreamClient
 
 SETTINGS = web.AppKey("settings", ProxySettings)
 STORE = web.AppKey("store", TableStore)
-HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
+#: The pooled client every upstream call goes through.
+UPSTREAM = web.AppKey("upstream", UpstreamClient)
 #: Per-target breakers and latency, by target id: outlives every routing table swap.
 HEALTH = web.AppKey("health", HealthRegistry)
 REQUEST_ID = web.RequestKey("request_id", str)

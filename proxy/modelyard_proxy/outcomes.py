@@ -6,15 +6,11 @@ these are the pure pieces it applies to each attempt's bytes and exceptions.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
-import io
 import logging
 import re
 from typing import Any
 
-import aiohttp
 import orjson
 from aiohttp import web
 
@@ -24,11 +20,10 @@ from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.providers.base import CallContext, StreamTranslator
 from modelyard_proxy.sse import DONE_FRAME, SSEDecoder, frame
 from modelyard_proxy.store import ResolvedTarget
+from modelyard_proxy.upstream import ProtocolError, UpstreamResponse, UpstreamTruncated
 
 log = logging.getLogger(__name__)
 
-#: aiohttp writes bytes bodies in one go; past this size it prefers (and warns about) a file-like body.
-LARGE_BODY = 1024 * 1024
 PROFILE_HEADER = "x-modelyard-profile"
 #: Characters per token when estimating whether a prompt fits a context window (an underestimate on purpose).
 CHARS_PER_TOKEN = 4
@@ -45,8 +40,8 @@ class Prepared:
     body: bytes = b""
     stream: bool = False
     finished: bool = True
-    stack: contextlib.AsyncExitStack | None = None
-    response: aiohttp.ClientResponse | None = None
+    #: A stream's upstream response, open until the stream is relayed.
+    upstream: UpstreamResponse | None = None
     translator: StreamTranslator | None = None
     decoder: SSEDecoder | None = None
     #: A whole answer's usage, read from the parse that checked it.
@@ -56,13 +51,13 @@ class Prepared:
     #: The attempt's span facts, finished when the answer is delivered or the attempt is dropped.
     attempt: Attempt | None = None
 
-    async def close(self) -> None:
+    def close(self) -> None:
         """Release the upstream connection (a hedging loser, or a stream once relayed); finish the attempt."""
         if self.attempt is not None:
             self.attempt.finish()
             self.attempt = None
-        if self.stack is not None:
-            await self.stack.aclose()
+        if self.upstream is not None:
+            self.upstream.close()
 
 
 def estimate_tokens(body: dict[str, Any]) -> int:
@@ -144,11 +139,6 @@ def timeout_error(resolved: ResolvedTarget, what: str) -> GatewayError:
     return GatewayError(504, f"{where} {what}", type="upstream_error", code="upstream_timeout", retryable=True)
 
 
-def request_payload(body: bytes) -> bytes | io.BytesIO:
-    """Large bodies go through a file-like payload, which aiohttp writes without blocking the loop."""
-    return body if len(body) < LARGE_BODY else io.BytesIO(body)
-
-
 async def fail_in_band(client: web.StreamResponse, error: GatewayError) -> str | None:
     """End a started stream with an OpenAI error event (and no ``[DONE]``), as the SDKs expect."""
     log.warning("stream failed after the commit point: %s", error.code)
@@ -159,9 +149,14 @@ async def fail_in_band(client: web.StreamResponse, error: GatewayError) -> str |
 def transport_error(resolved: ResolvedTarget, exc: BaseException) -> GatewayError:
     """A connection failure or timeout as a retryable 502/504 that names the upstream, not its key."""
     where = f"upstream {resolved.credential.provider.value} ({resolved.credential.id})"
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(exc, TimeoutError):
         return timeout_error(resolved, "did not answer in time")
-    if isinstance(exc, aiohttp.ClientPayloadError):
+    if isinstance(exc, ProtocolError):
+        log.warning("%s broke HTTP/1.1: %s", where, exc)
+        return GatewayError(
+            502, f"{where} answered malformed HTTP", type="upstream_error", code="upstream_malformed", retryable=True
+        )
+    if isinstance(exc, UpstreamTruncated):
         return GatewayError(
             502,
             f"{where} closed the response mid-way",

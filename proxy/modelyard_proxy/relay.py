@@ -19,14 +19,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from opentelemetry import trace
 
 from modelyard_proxy.accounting import Usage, cost_usd, usage_from
 from modelyard_proxy.attempts import Attempt, AttemptSpans
 from modelyard_proxy.errors import GatewayError
-from modelyard_proxy.keys import AUDIT, HEALTH, HTTP_SESSION, METRICS, REQUEST_ID, SETTINGS, SPAN, TRACE_PARENT, TRACER
+from modelyard_proxy.keys import AUDIT, HEALTH, METRICS, REQUEST_ID, SETTINGS, SPAN, TRACE_PARENT, TRACER, UPSTREAM
 from modelyard_proxy.metrics import Metrics
 from modelyard_proxy.outcomes import (
     FILTERED,
@@ -34,7 +33,6 @@ from modelyard_proxy.outcomes import (
     commits,
     estimate_tokens,
     fail_in_band,
-    request_payload,
     request_profile,
     timeout_error,
     transport_error,
@@ -50,6 +48,7 @@ from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.sse import SSEDecoder
 from modelyard_proxy.store import ResolvedRoute, ResolvedTarget
 from modelyard_proxy.telemetry import GENAI_PROVIDER, trace_headers
+from modelyard_proxy.upstream import UpstreamError
 
 log = logging.getLogger(__name__)
 #: One generator per process for jitter, balancing and fault sampling (seeding one per request costs more
@@ -233,7 +232,7 @@ class Run:
                         raise failure
                 if winners:
                     for extra in winners[1:]:
-                        await extra.close()
+                        extra.close()
                     return winners[0]
                 if pending_second and (not done or not tasks):
                     pending_second = False
@@ -246,7 +245,7 @@ class Run:
             for task in tasks:
                 with contextlib.suppress(BaseException):
                     loser = await task
-                    await loser.close()  # it reached the commit point too late: never billed to this stream
+                    loser.close()  # it reached the commit point too late: never billed to this stream
         assert last is not None
         raise last
 
@@ -416,63 +415,59 @@ class Run:
         deadlines: Deadlines,
     ) -> bytes:
         """One whole request/response with the upstream; non-2xx answers become the adapter's GatewayError."""
-        session = self.request.app[HTTP_SESSION]
         try:
-            async with session.request(
-                method, url, data=request_payload(body), headers=headers, timeout=deadlines.client_timeout()
-            ) as response:
-                payload = await response.read()
-                if response.status >= 300:
-                    raise resolved.adapter.error_from(response.status, response.headers, payload, ctx)
-                return payload
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            response = await self.request.app[UPSTREAM].request(
+                method, url, headers, body, connect_timeout=deadlines.connect, read_timeout=deadlines.idle
+            )
+            payload = await response.read()
+        except (UpstreamError, OSError, TimeoutError) as exc:
             raise transport_error(resolved, exc) from exc
+        if response.status >= 300:
+            raise resolved.adapter.error_from(response.status, response.headers, payload, ctx)
+        return payload
 
     async def prepare_stream(self, resolved: ResolvedTarget, ctx: CallContext, deadlines: Deadlines) -> Prepared:
         """Open the upstream stream and read until the first content frame (the commit point) or its end."""
         call = resolved.adapter.chat_call(self.inbound, ctx)
-        session = self.request.app[HTTP_SESSION]
-        stack = contextlib.AsyncExitStack()
         translator = resolved.adapter.chat_stream(ctx)
         decoder = SSEDecoder()
         held: list[bytes] = []
+        response = None
         try:
-            response = await stack.enter_async_context(
-                session.request(
-                    call.method,
-                    call.url,
-                    data=request_payload(call.body),
-                    headers=with_trace(call.headers, ctx),
-                    timeout=deadlines.client_timeout(),
-                )
+            response = await self.request.app[UPSTREAM].request(
+                call.method,
+                call.url,
+                with_trace(call.headers, ctx),
+                call.body,
+                connect_timeout=deadlines.connect,
+                read_timeout=deadlines.idle,
             )
             if response.status >= 300:
                 payload = await response.read()
                 raise resolved.adapter.error_from(response.status, response.headers, payload, ctx)
-            while chunk := await response.content.readany():
+            while chunk := await response.readany():
                 out = translator.translate(decoder, chunk)
                 if out:
                     held.append(out)
                     if commits(resolved, out):
                         if any(FILTERED.search(frames) for frames in held):
                             self._refuse(resolved)
-                        return Prepared(resolved, b"".join(held), True, False, stack, response, translator, decoder)
+                        prepared = Prepared(resolved, b"".join(held), True, False, response, translator, decoder)
+                        response = None  # the stream's upstream is the Prepared's to close now
+                        return prepared
             closing = translator.close(decoder)
             held.append(closing)
             commits(resolved, closing)
             if FILTERED.search(closing):
                 self._refuse(resolved)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            await stack.aclose()
+        except (UpstreamError, OSError, TimeoutError) as exc:
             raise transport_error(resolved, exc) from exc
         except UpstreamStreamError as exc:
-            await stack.aclose()
             # Nothing reached the client yet, so an in-band failure is as retryable as any other.
             raise GatewayError(exc.status, exc.message, type=exc.type, code=exc.code, retryable=True) from exc
-        except BaseException:
-            await stack.aclose()
-            raise
-        await stack.aclose()
+        finally:
+            if response is not None:
+                response.close()
         return Prepared(resolved, b"".join(held), stream=True)
 
     # -- after the commit point ----------------------------------------------------------------------------
@@ -484,7 +479,7 @@ class Run:
             if self.cost is not None:
                 headers[COST_HEADER] = f"{self.cost:.8f}"
             self._end_attempt(prepared, None)
-            await prepared.close()
+            prepared.close()
             return web.Response(body=prepared.body, content_type="application/json", headers=headers), None
         client = web.StreamResponse(status=200, headers={**STREAM_HEADERS, **headers})
         code = None
@@ -499,7 +494,7 @@ class Run:
             translator = prepared.translator
             self._account(prepared.resolved, usage_from(translator.usage) if translator is not None else None)
             self._end_attempt(prepared, code)
-            await prepared.close()
+            prepared.close()
         return client, code
 
     def _account(self, served: ResolvedTarget, usage: Usage | None) -> None:
@@ -522,14 +517,15 @@ class Run:
 
     async def _relay_rest(self, client: web.StreamResponse, prepared: Prepared, deadlines: Deadlines) -> str | None:
         """Relay the stream after its commit point; a failure ends it in-band (its code is returned)."""
-        assert prepared.response is not None
+        upstream = prepared.upstream
+        assert upstream is not None
         assert prepared.translator is not None
         assert prepared.decoder is not None
         translator, decoder = prepared.translator, prepared.decoder
         frames, last = 0, self.first_token_at
         try:
             async with asyncio.timeout_at(deadlines.total_at):
-                async for chunk in prepared.response.content.iter_any():
+                while chunk := await upstream.readany():
                     out = translator.translate(decoder, chunk)
                     if out:
                         await client.write(out)
@@ -539,7 +535,7 @@ class Run:
             if frames and last is not None and self.first_token_at is not None:
                 # Per stream, not per chunk: the mean gap between writes after the first content frame.
                 self.inter_token = (last - self.first_token_at) / frames
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (UpstreamError, OSError, TimeoutError) as exc:
             return await fail_in_band(client, transport_error(prepared.resolved, exc))
         except UpstreamStreamError as exc:
             return await fail_in_band(client, exc)

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
-
 from modelyard_proxy.settings import ProxySettings
 from modelyard_routing import Policy
-
-#: aiohttp's per-attempt timeouts by ``(connect, idle)`` seconds: a handful of distinct values per table,
-#: built once instead of an immutable ``ClientTimeout`` per attempt.
-_CLIENT_TIMEOUTS: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
-MAX_CACHED_TIMEOUTS = 1024
 
 
 class Deadlines:
@@ -43,17 +36,6 @@ class Deadlines:
         if total is not None:
             deadlines.total_at = deadlines._loop.time() + total / 1000
         return deadlines
-
-    def client_timeout(self) -> aiohttp.ClientTimeout:
-        """aiohttp's timeouts for one attempt: connect, and the longest silence between reads."""
-        key = (self.connect, self.idle)
-        timeout = _CLIENT_TIMEOUTS.get(key)
-        if timeout is None:
-            if len(_CLIENT_TIMEOUTS) >= MAX_CACHED_TIMEOUTS:
-                _CLIENT_TIMEOUTS.clear()
-            timeout = aiohttp.ClientTimeout(total=None, connect=self.connect, sock_read=self.idle)
-            _CLIENT_TIMEOUTS[key] = timeout
-        return timeout
 
     def remaining(self) -> float | None:
         """Seconds left before the total deadline, or None without one."""
