@@ -38,14 +38,18 @@ class _Target:
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS or not parts.hostname:
             raise InvalidRequest(f"not an http(s) URL: {parts.scheme}://{parts.hostname or ''}")
+        try:
+            port = parts.port
+        except ValueError:
+            raise InvalidRequest(f"not a valid port in {scheme}://{parts.netloc}") from None
         self.host = parts.hostname
-        self.port = parts.port or _DEFAULT_PORTS[scheme]
+        self.port = port or _DEFAULT_PORTS[scheme]
         self.tls = scheme == "https"
         self.key = (scheme, self.host, self.port)
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host_header = f"[{self.host}]" if ":" in self.host else self.host
-        if parts.port is not None and parts.port != _DEFAULT_PORTS[scheme]:
-            host_header = f"{host_header}:{parts.port}"
+        if port is not None and port != _DEFAULT_PORTS[scheme]:
+            host_header = f"{host_header}:{port}"
         self.start = f" {self.path} HTTP/1.1\r\nHost: {host_header}\r\n"
 
     def request_head(self, method: str, headers: Mapping[str, str], length: int) -> bytes:
@@ -142,9 +146,10 @@ class UpstreamClient:
         ``OSError`` (refused, unreachable, TLS) or ``TimeoutError``.
         """
         target = self._target(url)
+        request_head = target.request_head(method, headers, len(body))  # refused before taking a connection
         connection = await self._acquire(target, connect_timeout)
         try:
-            await connection.send(target.request_head(method, headers, len(body)), body, with_body=method != "HEAD")
+            await connection.send(request_head, body, with_body=method != "HEAD")
             head = await connection.read_head(read_timeout)
         except BaseException:
             self.release(connection)
@@ -189,17 +194,18 @@ class UpstreamClient:
         return target
 
     async def _acquire(self, target: _Target, connect_timeout: float) -> Connection:
-        pooled = self._reuse(target)
-        if pooled is not None:
-            return pooled
+        if not self._full():
+            pooled = self._reuse(target)
+            if pooled is not None:
+                return pooled
         async with asyncio.timeout(connect_timeout):
-            while self.limit and self.in_use >= self.limit:
+            while self._full():
                 turn = asyncio.get_running_loop().create_future()
                 self._turns.append(turn)
                 try:
                     await turn
                 except BaseException:
-                    if not turn.cancel():  # woken, then cancelled: the turn passes to the next in line
+                    if not turn.cancel() and not turn.cancelled():  # woken, then cancelled: pass the turn on
                         self._pass_turn()
                     raise
                 pooled = self._reuse(target)
@@ -210,7 +216,12 @@ class UpstreamClient:
                 return await self._connect(target)
             except BaseException:
                 self.in_use -= 1
+                self._pass_turn()  # the slot is free again for whoever waits for it
                 raise
+
+    def _full(self) -> bool:
+        """As many connections carry requests as the cap allows (pooled idle ones do not count)."""
+        return bool(self.limit) and self.in_use >= self.limit
 
     def _reuse(self, target: _Target) -> Connection | None:
         """The most recently pooled live connection to the target (older expired ones are closed)."""

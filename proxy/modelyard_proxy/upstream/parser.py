@@ -19,6 +19,7 @@ MAX_HEAD = 64 * 1024
 #: A chunk-size line (hex digits and extensions) longer than this is refused.
 MAX_CHUNK_LINE = 4096
 _NO_BODY = frozenset((204, 304))
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
 _CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 #: Parser states, in the order of ``ResponseParser._STEPS``.
@@ -96,6 +97,8 @@ class ResponseParser:
             if len(data) > limit:
                 raise ProtocolError(f"{what} too long")
             self._buffer = data
+        elif end > limit:  # refused however the bytes were split, not only when they came in pieces
+            raise ProtocolError(f"{what} too long")
         return end
 
     def _in_head(self, data: bytes) -> bytes:
@@ -164,12 +167,9 @@ class ResponseParser:
 
     def _chunk_size(self, line: bytes) -> None:
         size_text = line.partition(b";")[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise ProtocolError(f"malformed chunk size: {line[:32]!r}") from None
-        if size < 0 or size_text[:1] in {b"-", b"+"}:
+        if not size_text or size_text.strip(_HEX_DIGITS):  # int() would also take a sign, "0x" and "_"
             raise ProtocolError(f"malformed chunk size: {line[:32]!r}")
+        size = int(size_text, 16)
         if size == 0:
             self._state = _TRAILERS
         else:
@@ -208,7 +208,7 @@ class ResponseParser:
             self.reusable = False
             return
         values = {value.strip() for value in length.split(",")}
-        if len(values) != 1 or not (value := values.pop()).isdigit():
+        if len(values) != 1 or not (value := values.pop()).isdigit() or not value.isascii():  # not "²"
             raise ProtocolError(f"invalid Content-Length {length[:32]!r}")
         self._left = int(value)
         self._state = _LENGTH
