@@ -112,6 +112,8 @@ def category(frames: list[Frame]) -> str:
         return "circuit breaker bookkeeping (routing/health.py)"
     if where in ("modelyard_proxy/metrics.py", "modelyard_proxy/accounting.py", "modelyard_routing/prices.py"):
         return "metrics and cost accounting"
+    if where.startswith("modelyard_proxy/upstream/"):
+        return "upstream client (modelyard_proxy/upstream)"
     if where.startswith(("modelyard_proxy/", "modelyard_routing/", "bench/")):
         return "request logic (middlewares, handlers, relay, adapters)"
     if where.startswith("aiohttp/"):
