@@ -82,12 +82,9 @@ class UpstreamResponse:
         """The whole (rest of the) body."""
         connection = self._held()
         try:
-            body = await connection.read_body(self._idle)
-        except BaseException:
+            return await connection.read_body(self._idle)
+        finally:
             self.close()
-            raise
-        self.close()
-        return body
 
     async def readany(self) -> bytes:
         """The body bytes that arrived since the last read (waiting for some), ``b""`` at the end."""

@@ -99,9 +99,7 @@ class Connection(asyncio.Protocol):
             else:
                 self._error = UpstreamTruncated(f"the upstream closed the connection mid-response: {exc or 'EOF'}")
         self._wake()
-        drain, self._drain = self._drain, None
-        if drain is not None and not drain.done():
-            drain.set_result(None)
+        self.resume_writing()  # a request waiting to write learns of the loss from its error
 
     def pause_writing(self) -> None:
         if self._drain is None:
@@ -148,7 +146,7 @@ class Connection(asyncio.Protocol):
         while not parser.complete:
             await self._wait(idle)
             body.append(self._take(parser))
-        return body[0] if len(body) == 1 else b"".join(body)
+        return b"".join(body)  # one piece comes back as itself, not a copy
 
     def _take(self, parser: ResponseParser) -> bytes:
         """The body pieces parsed so far, reading from the socket again if it was paused for them."""
@@ -158,8 +156,6 @@ class Connection(asyncio.Protocol):
         if self._paused:
             self._paused = False
             self._transport().resume_reading()
-        if len(pieces) == 1:
-            return pieces[0]
         return b"".join(pieces)
 
     @property
