@@ -48,7 +48,7 @@ from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.sse import SSEDecoder
 from modelyard_proxy.store import ResolvedRoute, ResolvedTarget
 from modelyard_proxy.telemetry import GENAI_PROVIDER, trace_headers
-from modelyard_proxy.upstream import UpstreamError
+from modelyard_proxy.upstream import TRANSPORT_ERRORS
 
 log = logging.getLogger(__name__)
 #: One generator per process for jitter, balancing and fault sampling (seeding one per request costs more
@@ -420,7 +420,7 @@ class Run:
                 method, url, headers, body, connect_timeout=deadlines.connect, read_timeout=deadlines.idle
             )
             payload = await response.read()
-        except (UpstreamError, OSError, TimeoutError) as exc:
+        except TRANSPORT_ERRORS as exc:
             raise transport_error(resolved, exc) from exc
         if response.status >= 300:
             raise resolved.adapter.error_from(response.status, response.headers, payload, ctx)
@@ -460,7 +460,7 @@ class Run:
             commits(resolved, closing)
             if FILTERED.search(closing):
                 self._refuse(resolved)
-        except (UpstreamError, OSError, TimeoutError) as exc:
+        except TRANSPORT_ERRORS as exc:
             raise transport_error(resolved, exc) from exc
         except UpstreamStreamError as exc:
             # Nothing reached the client yet, so an in-band failure is as retryable as any other.
@@ -535,7 +535,7 @@ class Run:
             if frames and last is not None and self.first_token_at is not None:
                 # Per stream, not per chunk: the mean gap between writes after the first content frame.
                 self.inter_token = (last - self.first_token_at) / frames
-        except (UpstreamError, OSError, TimeoutError) as exc:
+        except TRANSPORT_ERRORS as exc:
             return await fail_in_band(client, transport_error(prepared.resolved, exc))
         except UpstreamStreamError as exc:
             return await fail_in_band(client, exc)

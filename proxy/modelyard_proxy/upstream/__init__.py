@@ -2,6 +2,7 @@
 
 from modelyard_proxy.upstream.client import UpstreamClient, UpstreamResponse
 from modelyard_proxy.upstream.errors import (
+    TRANSPORT_ERRORS,
     InvalidRequest,
     ProtocolError,
     UpstreamDisconnected,
@@ -10,6 +11,7 @@ from modelyard_proxy.upstream.errors import (
 )
 
 __all__ = [
+    "TRANSPORT_ERRORS",
     "InvalidRequest",
     "ProtocolError",
     "UpstreamClient",

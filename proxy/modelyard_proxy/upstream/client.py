@@ -139,8 +139,7 @@ class UpstreamClient:
         """Send a request and wait for the response's head.
 
         ``connect_timeout`` bounds the wait for a pooled or new connection; ``read_timeout`` each wait for
-        bytes of the response. Failures are :class:`~modelyard_proxy.upstream.errors.UpstreamError`,
-        ``OSError`` (refused, unreachable, TLS) or ``TimeoutError``.
+        bytes of the response. Failures are one of ``TRANSPORT_ERRORS``.
         """
         target = self._target(url)
         request_head = target.request_head(method, headers, len(body))  # refused before taking a connection

@@ -21,3 +21,8 @@ class ProtocolError(UpstreamError):
 
 class InvalidRequest(UpstreamError):
     """The request cannot be sent as configured (not an http(s) URL, a header value with a line break)."""
+
+
+#: Everything an upstream call can raise below HTTP: the client's own errors, the socket's (refused,
+#: unreachable, TLS) and its timeouts.
+TRANSPORT_ERRORS = (UpstreamError, OSError, TimeoutError)
