@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from modelyard_proxy.accounting import Usage, usage_from
 from modelyard_proxy.attempts import Attempt
 from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.providers.base import CallContext, StreamTranslator
+from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 from modelyard_proxy.sse import DONE_FRAME, SSEDecoder, frame
 from modelyard_proxy.store import ResolvedTarget
 from modelyard_proxy.upstream import ProtocolError, UpstreamResponse, UpstreamTruncated
@@ -106,15 +108,33 @@ def commits(resolved: ResolvedTarget, out: bytes) -> bool:
     return False
 
 
-def whole_answer(resolved: ResolvedTarget, body: bytes) -> Prepared:
-    """``body`` if it is one complete JSON document (a cut or corrupted answer is never relayed as a 200),
-    with the usage read from the same parse."""
+def translated(
+    resolved: ResolvedTarget, translate: Callable[[bytes, CallContext], bytes], payload: bytes, ctx: CallContext
+) -> bytes:
+    """An upstream's 2xx answer in OpenAI's form, or ``upstream_malformed`` naming the credential.
+
+    An answer the adapter cannot read (not JSON, not the dialect's shape, a field of the wrong type) is the
+    upstream's fault, never the gateway's 500, and it is the same transient failure for every provider.
+    """
+    try:
+        return translate(payload, ctx)
+    except GatewayError:
+        raise
+    except (MalformedAnswer, ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        error = malformed_answer(resolved)
+        log.warning("%s: %s", error.message, type(exc).__name__)  # the type only: the text may quote the answer
+        raise error from None
+
+
+def whole_answer(resolved: ResolvedTarget, body: bytes, listing: str = "choices") -> Prepared:
+    """``body`` if it is one complete JSON object with its ``listing`` array (a cut, corrupted or foreign
+    answer is never relayed as a 200), with the usage read from the same parse."""
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise malformed_answer(resolved) from None
-    if not isinstance(parsed, dict):
-        return Prepared(resolved, body)
+    if not isinstance(parsed, dict) or not isinstance(parsed.get(listing), list):
+        raise malformed_answer(resolved)
     choices = parsed.get("choices")
     filtered = isinstance(choices, list) and any(
         isinstance(choice, dict) and choice.get("finish_reason") == "content_filter" for choice in choices

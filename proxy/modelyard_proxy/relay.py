@@ -35,6 +35,7 @@ from modelyard_proxy.outcomes import (
     fail_in_band,
     request_profile,
     timeout_error,
+    translated,
     transport_error,
     whole_answer,
     with_trace,
@@ -382,7 +383,7 @@ class Run:
         payload = await self._exchange(
             resolved, call.method, call.url, call.body, with_trace(call.headers, ctx), ctx, deadlines
         )
-        prepared = whole_answer(resolved, resolved.adapter.chat_result(payload, ctx))
+        prepared = whole_answer(resolved, translated(resolved, resolved.adapter.chat_result, payload, ctx))
         if prepared.filtered:
             self._refuse(resolved)
         return prepared
@@ -402,7 +403,7 @@ class Run:
         payload = await self._exchange(
             resolved, call.method, call.url, call.body, with_trace(call.headers, ctx), ctx, deadlines
         )
-        return whole_answer(resolved, resolved.adapter.embeddings_result(payload, ctx))
+        return whole_answer(resolved, translated(resolved, resolved.adapter.embeddings_result, payload, ctx), "data")
 
     async def _exchange(  # noqa: PLR0917
         self,

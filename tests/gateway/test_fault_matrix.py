@@ -64,9 +64,16 @@ REFUSING_CREDENTIAL = {
     "metadata": {"name": "refusing", "namespace": "default"},
     "spec": {"provider": "openai-compatible", "baseURL": "http://127.0.0.1:9/v1"},
 }
+#: A route per dialect whose primary answers in that provider's wire format (the backup speaks OpenAI's).
+DIALECTS = ["openai", "anthropic", "gemini"]
 MANIFESTS = [
     REFUSING_CREDENTIAL,
     _route("resilient", {"credentialRef": {"name": "sim-openai"}, "model": "primary"}),
+    *(_route(f"resilient-{name}", {"credentialRef": {"name": f"sim-{name}"}, "model": "primary"}) for name in DIALECTS),
+    *(
+        _route(f"alone-{name}", {"credentialRef": {"name": f"sim-{name}"}, "model": "primary"}, fallbackOn=[])
+        for name in DIALECTS
+    ),
     _route("unreachable", {"credentialRef": {"name": "refusing"}, "model": "primary"}),
     _route("small-window", {"credentialRef": {"name": "sim-openai"}, "model": "primary", "contextWindow": 10}),
 ]
@@ -175,6 +182,34 @@ async def test_failure_before_the_commit_point_falls_back(
 ) -> None:
     script(simulator, "primary", **behaviour)
     assert_fell_back(await ask(sdk, "resilient", stream=stream), attempts, budget)
+
+
+UNREADABLE = [
+    pytest.param({"malformed": "true"}, id="not-json"),
+    pytest.param({"shapeless": "true"}, id="foreign-json"),
+]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("behaviour", UNREADABLE)
+async def test_an_unreadable_whole_answer_is_retried_then_falls_back_for_every_provider(
+    sdk: openai.AsyncOpenAI, simulator: test_utils.TestServer, behaviour: dict[str, str], dialect: str
+) -> None:
+    script(simulator, "primary", **behaviour)
+    assert_fell_back(await ask(sdk, f"resilient-{dialect}"), RETRIED, BACKOFF_MAX)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("behaviour", UNREADABLE)
+async def test_an_unreadable_whole_answer_names_the_credential_that_sent_it(
+    sdk: openai.AsyncOpenAI, simulator: test_utils.TestServer, behaviour: dict[str, str], dialect: str
+) -> None:
+    script(simulator, "primary", **behaviour)
+    with pytest.raises(openai.APIStatusError) as caught:
+        await sdk.chat.completions.create(model=f"alone-{dialect}", messages=[{"role": "user", "content": "hi"}])
+    assert (caught.value.status_code, caught.value.code) == (502, "upstream_malformed")
+    assert f"upstream {dialect} (default/sim-{dialect}) sent a malformed answer" in caught.value.message
+    assert caught.value.response.headers["x-modelyard-attempts"] == "2"  # retried like any transient fault
 
 
 @pytest.mark.parametrize(

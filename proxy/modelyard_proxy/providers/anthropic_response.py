@@ -13,7 +13,7 @@ import orjson
 from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.providers.base import CallContext, JSONObject, UpstreamStreamError
 from modelyard_proxy.providers.chunks import usage_object
-from modelyard_proxy.providers.upstream_errors import classify
+from modelyard_proxy.providers.upstream_errors import MalformedAnswer, classify
 
 E = TypeVar("E", bound=GatewayError)
 
@@ -75,7 +75,7 @@ def chat_completion(payload: bytes, ctx: CallContext) -> bytes:
     except orjson.JSONDecodeError:
         message = None
     if not isinstance(message, dict) or not isinstance(message.get("content"), list):
-        raise malformed("answer", GatewayError)
+        raise MalformedAnswer("not an Anthropic message")
     texts: list[str] = []
     thoughts: list[str] = []
     calls: list[JSONObject] = []
