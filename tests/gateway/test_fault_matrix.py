@@ -225,6 +225,7 @@ async def test_stream_stall_or_cut_before_the_first_token_falls_back(
     [
         pytest.param({"token-interval-ms": "5000"}, IDLE, id="stall-after-commit"),
         pytest.param({"cut-after-chunks": "2", "token-interval-ms": "20"}, 0.04, id="cut-after-commit"),
+        pytest.param({"drop-last-events": "3"}, 0, id="clean-close-before-finish"),
         pytest.param(
             {"mid-stream-error": "true", "cut-after-chunks": "2", "token-interval-ms": "20"},
             0.04,
