@@ -260,7 +260,7 @@ class Run:
             try:
                 return await self._attempt(prepare, deadlines, resolved, retry=retry, hedge=hedge)
             except GatewayError as exc:
-                if not policy.retries_same_target(exc) or retry + 1 >= self.policy.attempts:
+                if not policy.retries_same_target(exc, self.policy) or retry + 1 >= self.policy.attempts:
                     raise
                 if self._attempts_exhausted(deadlines):
                     raise
