@@ -154,6 +154,35 @@ def malformed_answer(resolved: ResolvedTarget) -> GatewayError:
     )
 
 
+#: The status nginx gave the outcome "the client closed the connection before the answer was complete".
+CLIENT_CLOSED_REQUEST = 499
+CLIENT_DISCONNECTED = "client_disconnected"
+
+
+class ClientGone(Exception):
+    """A write to the client failed: it closed its connection (not an ``OSError``, so it is never mistaken
+    for the upstream's transport failing)."""
+
+
+def client_disconnected() -> GatewayError:
+    """The outcome of a request whose client left before its answer was delivered; nobody receives it, the
+    audit line, span and metrics record it (as nginx records 499)."""
+    return GatewayError(
+        CLIENT_CLOSED_REQUEST,
+        "the client closed the connection before the answer was complete",
+        type=CLIENT_DISCONNECTED,
+        code=CLIENT_DISCONNECTED,
+    )
+
+
+async def send(client: web.StreamResponse, data: bytes) -> None:
+    """Write to the client's stream; its connection closing becomes :class:`ClientGone`."""
+    try:
+        await client.write(data)
+    except ConnectionError as exc:
+        raise ClientGone from exc
+
+
 def timeout_error(resolved: ResolvedTarget, what: str) -> GatewayError:
     where = f"upstream {resolved.credential.provider.value} ({resolved.credential.id})"
     return GatewayError(504, f"{where} {what}", type="upstream_error", code="upstream_timeout", retryable=True)
@@ -162,7 +191,7 @@ def timeout_error(resolved: ResolvedTarget, what: str) -> GatewayError:
 async def fail_in_band(client: web.StreamResponse, error: GatewayError) -> str | None:
     """End a started stream with an OpenAI error event (and no ``[DONE]``), as the SDKs expect."""
     log.warning("stream failed after the commit point: %s", error.code)
-    await client.write(frame(orjson.dumps(error.payload())))
+    await send(client, frame(orjson.dumps(error.payload())))
     return error.code
 
 

@@ -28,12 +28,17 @@ from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.keys import AUDIT, HEALTH, METRICS, REQUEST_ID, SETTINGS, SPAN, TRACE_PARENT, TRACER, UPSTREAM
 from modelyard_proxy.metrics import Metrics
 from modelyard_proxy.outcomes import (
+    CLIENT_CLOSED_REQUEST,
+    CLIENT_DISCONNECTED,
     FILTERED,
+    ClientGone,
     Prepared,
+    client_disconnected,
     commits,
     estimate_tokens,
     fail_in_band,
     request_profile,
+    send,
     timeout_error,
     translated,
     transport_error,
@@ -144,7 +149,8 @@ class Run:
         """Find a target that answers, then deliver its answer; one audit line whatever happens.
 
         The total deadline needs no timer of its own before the commit point: every attempt's budget ends by
-        it, and no backoff sleeps past it.
+        it, and no backoff sleeps past it. A client that leaves cancels the handler (the server runs with
+        ``handler_cancellation``), and so the upstream call: that is a client disconnect, not a success.
         """
         deadlines = Deadlines.start(self.policy, self.request.app[SETTINGS])
         status, code, served = 200, None, None
@@ -157,6 +163,9 @@ class Run:
             status, code = exc.status, exc.code
             exc.extra_headers.update(self._headers(None))
             exc.reported = True
+            raise
+        except asyncio.CancelledError:
+            status, code = CLIENT_CLOSED_REQUEST, CLIENT_DISCONNECTED
             raise
         finally:
             report(
@@ -479,18 +488,27 @@ class Run:
             self._account(prepared.resolved, prepared.usage)
             if self.cost is not None:
                 headers[COST_HEADER] = f"{self.cost:.8f}"
-            self._end_attempt(prepared, None)
+            gone = self.request.transport is None or self.request.transport.is_closing()
+            self._end_attempt(prepared, CLIENT_DISCONNECTED if gone else None)
             prepared.close()
+            if gone:  # it left while the answer was on its way (and so was billed)
+                raise client_disconnected()
             return web.Response(body=prepared.body, content_type="application/json", headers=headers), None
         client = web.StreamResponse(status=200, headers={**STREAM_HEADERS, **headers})
         code = None
         try:
             await client.prepare(self.request)
             self.first_token_at = time.monotonic()
-            await client.write(prepared.body)
+            await send(client, prepared.body)
             if not prepared.finished:
                 code = await self._relay_rest(client, prepared, deadlines)
             await client.write_eof()
+        except (ClientGone, ConnectionError):
+            code = CLIENT_DISCONNECTED
+            raise client_disconnected() from None
+        except asyncio.CancelledError:
+            code = CLIENT_DISCONNECTED
+            raise
         finally:
             translator = prepared.translator
             self._account(prepared.resolved, usage_from(translator.usage) if translator is not None else None)
@@ -529,7 +547,7 @@ class Run:
                 while chunk := await upstream.readany():
                     out = translator.translate(decoder, chunk)
                     if out:
-                        await client.write(out)
+                        await send(client, out)
                         frames += 1
                         last = time.monotonic()
                 closing = translator.close(decoder)
@@ -540,7 +558,7 @@ class Run:
             return await fail_in_band(client, transport_error(prepared.resolved, exc))
         except UpstreamStreamError as exc:
             return await fail_in_band(client, exc)
-        await client.write(closing)
+        await send(client, closing)
         return None
 
     # -- transparency --------------------------------------------------------------------------------------
