@@ -108,6 +108,10 @@ def commits(resolved: ResolvedTarget, out: bytes) -> bool:
     return False
 
 
+#: What reading an upstream's 2xx answer or stream event raises when it is not what the dialect promises.
+UNREADABLE = (MalformedAnswer, ValueError, TypeError, KeyError, AttributeError, IndexError)
+
+
 def translated(
     resolved: ResolvedTarget, translate: Callable[[bytes, CallContext], bytes], payload: bytes, ctx: CallContext
 ) -> bytes:
@@ -118,12 +122,15 @@ def translated(
     """
     try:
         return translate(payload, ctx)
-    except GatewayError:
-        raise
-    except (MalformedAnswer, ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
-        error = malformed_answer(resolved)
-        log.warning("%s: %s", error.message, type(exc).__name__)  # the type only: the text may quote the answer
-        raise error from None
+    except UNREADABLE as exc:
+        raise unreadable(resolved, exc) from None
+
+
+def unreadable(resolved: ResolvedTarget, exc: Exception) -> GatewayError:
+    """``upstream_malformed`` for an answer or stream event an adapter failed to read with ``exc``."""
+    error = malformed_answer(resolved)
+    log.warning("%s: %s", error.message, type(exc).__name__)  # the type only: the text may quote the answer
+    return error
 
 
 def whole_answer(resolved: ResolvedTarget, body: bytes, listing: str = "choices") -> Prepared:

@@ -31,6 +31,7 @@ from modelyard_proxy.outcomes import (
     CLIENT_CLOSED_REQUEST,
     CLIENT_DISCONNECTED,
     FILTERED,
+    UNREADABLE,
     ClientGone,
     Prepared,
     client_disconnected,
@@ -42,6 +43,7 @@ from modelyard_proxy.outcomes import (
     timeout_error,
     translated,
     transport_error,
+    unreadable,
     whole_answer,
     with_trace,
 )
@@ -475,6 +477,8 @@ class Run:
         except UpstreamStreamError as exc:
             # Nothing reached the client yet, so an in-band failure is as retryable as any other.
             raise GatewayError(exc.status, exc.message, type=exc.type, code=exc.code, retryable=True) from exc
+        except UNREADABLE as exc:
+            raise unreadable(resolved, exc) from None
         finally:
             if response is not None:
                 response.close()
@@ -558,6 +562,8 @@ class Run:
             return await fail_in_band(client, transport_error(prepared.resolved, exc))
         except UpstreamStreamError as exc:
             return await fail_in_band(client, exc)
+        except UNREADABLE as exc:
+            return await fail_in_band(client, unreadable(prepared.resolved, exc))
         await send(client, closing)
         return None
 

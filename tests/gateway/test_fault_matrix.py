@@ -111,6 +111,7 @@ class Seen:
     error: str | None
     elapsed: float
     served_by: str | None = None
+    message: str | None = None
 
 
 async def ask(sdk: openai.AsyncOpenAI, model: str, *, stream: bool = False, prompt: str = "hello there") -> Seen:
@@ -120,7 +121,8 @@ async def ask(sdk: openai.AsyncOpenAI, model: str, *, stream: bool = False, prom
         raw = await sdk.chat.completions.with_raw_response.create(model=model, messages=messages, stream=stream)
     except openai.APIStatusError as exc:
         attempts = int(exc.response.headers["x-modelyard-attempts"])
-        return Seen(exc.status_code, attempts, "", exc.code, time.monotonic() - started)
+        message = exc.body.get("message") if isinstance(exc.body, dict) else None
+        return Seen(exc.status_code, attempts, "", exc.code, time.monotonic() - started, message=message)
     attempts = int(raw.headers["x-modelyard-attempts"])
     served_by = raw.headers.get("x-modelyard-upstream-model")
     if not stream:
@@ -195,24 +197,23 @@ async def test_failure_before_the_commit_point_falls_back(
 
 
 UNREADABLE = [
-    pytest.param({"malformed": "true"}, id="not-json"),
-    pytest.param({"shapeless": "true"}, id="foreign-json"),
+    pytest.param({"malformed": "true"}, False, id="not-json"),
+    pytest.param({"shapeless": "true"}, False, id="foreign-json"),
+    pytest.param({"malformed": "true"}, True, id="not-json-stream-event"),
 ]
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-@pytest.mark.parametrize("behaviour", UNREADABLE)
-async def test_an_unreadable_whole_answer_is_retried_then_falls_back_for_every_provider(
-    sdk: openai.AsyncOpenAI, simulator: test_utils.TestServer, behaviour: dict[str, str], dialect: str
+@pytest.mark.parametrize(("behaviour", "stream"), UNREADABLE)
+async def test_an_unreadable_answer_is_retried_then_falls_back_for_every_provider(
+    sdk: openai.AsyncOpenAI, simulator: test_utils.TestServer, behaviour: dict[str, str], dialect: str, *, stream: bool
 ) -> None:
     script(simulator, "primary", **behaviour)
-    assert_fell_back(await ask(sdk, f"resilient-{dialect}"), RETRIED, BACKOFF_MAX)
+    assert_fell_back(await ask(sdk, f"resilient-{dialect}", stream=stream), RETRIED, BACKOFF_MAX)
     # Without a fallback, the client learns which credential sent it, after the same retry.
-    with pytest.raises(openai.APIStatusError) as caught:
-        await sdk.chat.completions.create(model=f"alone-{dialect}", messages=[{"role": "user", "content": "hi"}])
-    assert (caught.value.status_code, caught.value.code) == (502, "upstream_malformed")
-    assert f"upstream {dialect} (default/sim-{dialect}) sent a malformed answer" in caught.value.message
-    assert caught.value.response.headers["x-modelyard-attempts"] == "2"
+    seen = await ask(sdk, f"alone-{dialect}", stream=stream)
+    assert (seen.status, seen.error, seen.attempts) == (502, "upstream_malformed", 2), seen
+    assert seen.message == f"upstream {dialect} (default/sim-{dialect}) sent a malformed answer", seen
 
 
 @pytest.mark.parametrize(
