@@ -336,8 +336,9 @@ class Run:
         except GatewayError as exc:
             self._failed(resolved, exc, attempt, started)
             raise
-        except BaseException:
+        except BaseException:  # cancelled: the client left, or another hedged attempt won
             health.probing = False
+            self.tried.append({"target": resolved.target.id, "code": "cancelled"})
             attempt.finish({"error.type": "cancelled"})
             raise
         elapsed = time.monotonic() - started

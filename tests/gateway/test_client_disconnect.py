@@ -110,3 +110,4 @@ async def test_a_whole_answer_the_client_stopped_waiting_for_is_a_client_disconn
             await sdk.chat.completions.create(model="leaving", messages=[{"role": "user", "content": "hello"}])
     record = await watch.assert_disconnect_recorded(UNSERVED)
     assert record["elapsed_ms"] < 3000  # the upstream call was abandoned with the client, not waited out
+    assert record["tried"] == [{"target": "default/sim-openai|slow", "code": "cancelled"}]

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import test_utils
 from openai.types.chat import ChatCompletionChunk
 
+from modelyard_proxy.keys import METRICS
 from tests.harness import audit_records
 
 PROMPT = "one two three four five six"
@@ -41,6 +42,7 @@ async def test_a_clean_end_after_the_finish_reason_is_a_complete_answer_ended_wi
     assert [choice.finish_reason for chunk in chunks for choice in chunk.choices if choice.finish_reason] == ["stop"]
     records = audit_records(gateway.app, capsys)
     assert [(record["status"], record["code"]) for record in records] == [(200, None), (200, None)]
+    assert not gateway.app[METRICS].errors.values
 
 
 async def test_a_clean_end_before_any_finish_reason_is_still_an_in_band_error(client: openai.AsyncOpenAI) -> None:
