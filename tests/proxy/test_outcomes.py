@@ -54,3 +54,12 @@ def test_an_answer_of_the_wrong_shape_is_malformed_for_its_credential(provider: 
 def test_a_readable_answer_is_relayed() -> None:
     answer = {"candidates": [{"content": {"parts": [{"text": "hi"}]}, "finishReason": "STOP"}]}
     assert orjson.loads(read(Provider.GEMINI, answer))["choices"][0]["message"]["content"] == "hi"
+
+
+@pytest.mark.parametrize("provider", [Provider.GEMINI, Provider.OPENAI])
+def test_embeddings_of_the_wrong_shape_are_malformed(provider: Provider) -> None:
+    served = resolved(provider)
+    ctx = CallContext(public_model="embed", upstream_model="m", credential=served.credential)
+    with pytest.raises(GatewayError) as caught:
+        whole_answer(served, translated(served, served.adapter.embeddings_result, b'{"status": "ok"}', ctx), "data")
+    assert (caught.value.code, caught.value.retryable) == ("upstream_malformed", True)
