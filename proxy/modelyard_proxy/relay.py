@@ -336,9 +336,10 @@ class Run:
         except GatewayError as exc:
             self._failed(resolved, exc, attempt, started)
             raise
-        except BaseException:  # cancelled: the client left, or another hedged attempt won
+        except BaseException as exc:
             health.probing = False
-            self.tried.append({"target": resolved.target.id, "code": "cancelled"})
+            if isinstance(exc, asyncio.CancelledError):  # the client left, or another hedged attempt won
+                self.tried.append({"target": resolved.target.id, "code": "cancelled"})
             attempt.finish({"error.type": "cancelled"})
             raise
         elapsed = time.monotonic() - started
