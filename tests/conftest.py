@@ -9,6 +9,9 @@ import openai
 import pytest
 import pytest_asyncio
 from aiohttp import test_utils
+from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import TracerProvider
 
 from modelyard_proxy.app import create_app
@@ -36,6 +39,23 @@ def _event_loop_for_sync_tests(request: pytest.FixtureRequest) -> Iterator[None]
     yield
     asyncio.set_event_loop(None)
     loop.close()
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    """Finished spans, kept in memory."""
+    spans = InMemorySpanExporter()
+    yield spans
+    spans.shutdown()
+
+
+@pytest.fixture
+def provider(exporter: InMemorySpanExporter) -> Iterator[SDKTracerProvider]:
+    """A tracer provider exporting every span to ``exporter`` as it ends."""
+    tracer_provider = SDKTracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield tracer_provider
+    tracer_provider.shutdown()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from modelyard_proxy.accounting import Usage, usage_from
 from modelyard_proxy.attempts import Attempt
 from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.providers.base import CallContext, StreamTranslator
+from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 from modelyard_proxy.sse import DONE_FRAME, SSEDecoder, frame
 from modelyard_proxy.store import ResolvedTarget
 from modelyard_proxy.upstream import ProtocolError, UpstreamResponse, UpstreamTruncated
@@ -106,15 +108,40 @@ def commits(resolved: ResolvedTarget, out: bytes) -> bool:
     return False
 
 
-def whole_answer(resolved: ResolvedTarget, body: bytes) -> Prepared:
-    """``body`` if it is one complete JSON document (a cut or corrupted answer is never relayed as a 200),
-    with the usage read from the same parse."""
+#: What reading an upstream's 2xx answer or stream event raises when it is not what the dialect promises.
+UNREADABLE = (MalformedAnswer, ValueError, TypeError, KeyError, AttributeError, IndexError)
+
+
+def translated(
+    resolved: ResolvedTarget, translate: Callable[[bytes, CallContext], bytes], payload: bytes, ctx: CallContext
+) -> bytes:
+    """An upstream's 2xx answer in OpenAI's form, or ``upstream_malformed`` naming the credential.
+
+    An answer the adapter cannot read (not JSON, not the dialect's shape, a field of the wrong type) is the
+    upstream's fault, never the gateway's 500, and it is the same transient failure for every provider.
+    """
+    try:
+        return translate(payload, ctx)
+    except UNREADABLE as exc:
+        raise unreadable(resolved, exc) from None
+
+
+def unreadable(resolved: ResolvedTarget, exc: Exception) -> GatewayError:
+    """``upstream_malformed`` for an answer or stream event an adapter failed to read with ``exc``."""
+    error = malformed_answer(resolved)
+    log.warning("%s: %s", error.message, type(exc).__name__)  # the type only: the text may quote the answer
+    return error
+
+
+def whole_answer(resolved: ResolvedTarget, body: bytes, listing: str = "choices") -> Prepared:
+    """``body`` if it is one complete JSON object with its ``listing`` array (a cut, corrupted or foreign
+    answer is never relayed as a 200), with the usage read from the same parse."""
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise malformed_answer(resolved) from None
-    if not isinstance(parsed, dict):
-        return Prepared(resolved, body)
+    if not isinstance(parsed, dict) or not isinstance(parsed.get(listing), list):
+        raise malformed_answer(resolved)
     choices = parsed.get("choices")
     filtered = isinstance(choices, list) and any(
         isinstance(choice, dict) and choice.get("finish_reason") == "content_filter" for choice in choices
@@ -134,6 +161,35 @@ def malformed_answer(resolved: ResolvedTarget) -> GatewayError:
     )
 
 
+#: The status nginx gave the outcome "the client closed the connection before the answer was complete".
+CLIENT_CLOSED_REQUEST = 499
+CLIENT_DISCONNECTED = "client_disconnected"
+
+
+class ClientGone(Exception):
+    """A write to the client failed: it closed its connection (not an ``OSError``, so it is never mistaken
+    for the upstream's transport failing)."""
+
+
+def client_disconnected() -> GatewayError:
+    """The outcome of a request whose client left before its answer was delivered; nobody receives it, the
+    audit line, span and metrics record it (as nginx records 499)."""
+    return GatewayError(
+        CLIENT_CLOSED_REQUEST,
+        "the client closed the connection before the answer was complete",
+        type=CLIENT_DISCONNECTED,
+        code=CLIENT_DISCONNECTED,
+    )
+
+
+async def send(client: web.StreamResponse, data: bytes) -> None:
+    """Write to the client's stream; its connection closing becomes :class:`ClientGone`."""
+    try:
+        await client.write(data)
+    except ConnectionError as exc:
+        raise ClientGone from exc
+
+
 def timeout_error(resolved: ResolvedTarget, what: str) -> GatewayError:
     where = f"upstream {resolved.credential.provider.value} ({resolved.credential.id})"
     return GatewayError(504, f"{where} {what}", type="upstream_error", code="upstream_timeout", retryable=True)
@@ -142,7 +198,7 @@ def timeout_error(resolved: ResolvedTarget, what: str) -> GatewayError:
 async def fail_in_band(client: web.StreamResponse, error: GatewayError) -> str | None:
     """End a started stream with an OpenAI error event (and no ``[DONE]``), as the SDKs expect."""
     log.warning("stream failed after the commit point: %s", error.code)
-    await client.write(frame(orjson.dumps(error.payload())))
+    await send(client, frame(orjson.dumps(error.payload())))
     return error.code
 
 

@@ -28,14 +28,22 @@ from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.keys import AUDIT, HEALTH, METRICS, REQUEST_ID, SETTINGS, SPAN, TRACE_PARENT, TRACER, UPSTREAM
 from modelyard_proxy.metrics import Metrics
 from modelyard_proxy.outcomes import (
+    CLIENT_CLOSED_REQUEST,
+    CLIENT_DISCONNECTED,
     FILTERED,
+    UNREADABLE,
+    ClientGone,
     Prepared,
+    client_disconnected,
     commits,
     estimate_tokens,
     fail_in_band,
     request_profile,
+    send,
     timeout_error,
+    translated,
     transport_error,
+    unreadable,
     whole_answer,
     with_trace,
 )
@@ -143,7 +151,8 @@ class Run:
         """Find a target that answers, then deliver its answer; one audit line whatever happens.
 
         The total deadline needs no timer of its own before the commit point: every attempt's budget ends by
-        it, and no backoff sleeps past it.
+        it, and no backoff sleeps past it. A client that leaves cancels the handler (the server runs with
+        ``handler_cancellation``), and so the upstream call: that is a client disconnect, not a success.
         """
         deadlines = Deadlines.start(self.policy, self.request.app[SETTINGS])
         status, code, served = 200, None, None
@@ -156,6 +165,9 @@ class Run:
             status, code = exc.status, exc.code
             exc.extra_headers.update(self._headers(None))
             exc.reported = True
+            raise
+        except asyncio.CancelledError:
+            status, code = CLIENT_CLOSED_REQUEST, CLIENT_DISCONNECTED
             raise
         finally:
             report(
@@ -259,7 +271,7 @@ class Run:
             try:
                 return await self._attempt(prepare, deadlines, resolved, retry=retry, hedge=hedge)
             except GatewayError as exc:
-                if not policy.retries_same_target(exc) or retry + 1 >= self.policy.attempts:
+                if not policy.retries_same_target(exc, self.policy) or retry + 1 >= self.policy.attempts:
                     raise
                 if self._attempts_exhausted(deadlines):
                     raise
@@ -324,8 +336,10 @@ class Run:
         except GatewayError as exc:
             self._failed(resolved, exc, attempt, started)
             raise
-        except BaseException:
+        except BaseException as exc:
             health.probing = False
+            if isinstance(exc, asyncio.CancelledError):  # the client left, or another hedged attempt won
+                self.tried.append({"target": resolved.target.id, "code": "cancelled"})
             attempt.finish({"error.type": "cancelled"})
             raise
         elapsed = time.monotonic() - started
@@ -382,7 +396,7 @@ class Run:
         payload = await self._exchange(
             resolved, call.method, call.url, call.body, with_trace(call.headers, ctx), ctx, deadlines
         )
-        prepared = whole_answer(resolved, resolved.adapter.chat_result(payload, ctx))
+        prepared = whole_answer(resolved, translated(resolved, resolved.adapter.chat_result, payload, ctx))
         if prepared.filtered:
             self._refuse(resolved)
         return prepared
@@ -402,7 +416,7 @@ class Run:
         payload = await self._exchange(
             resolved, call.method, call.url, call.body, with_trace(call.headers, ctx), ctx, deadlines
         )
-        return whole_answer(resolved, resolved.adapter.embeddings_result(payload, ctx))
+        return whole_answer(resolved, translated(resolved, resolved.adapter.embeddings_result, payload, ctx), "data")
 
     async def _exchange(  # noqa: PLR0917
         self,
@@ -465,6 +479,8 @@ class Run:
         except UpstreamStreamError as exc:
             # Nothing reached the client yet, so an in-band failure is as retryable as any other.
             raise GatewayError(exc.status, exc.message, type=exc.type, code=exc.code, retryable=True) from exc
+        except UNREADABLE as exc:
+            raise unreadable(resolved, exc) from None
         finally:
             if response is not None:
                 response.close()
@@ -478,18 +494,27 @@ class Run:
             self._account(prepared.resolved, prepared.usage)
             if self.cost is not None:
                 headers[COST_HEADER] = f"{self.cost:.8f}"
-            self._end_attempt(prepared, None)
+            gone = self.request.transport is None or self.request.transport.is_closing()
+            self._end_attempt(prepared, CLIENT_DISCONNECTED if gone else None)
             prepared.close()
+            if gone:  # it left while the answer was on its way (and so was billed)
+                raise client_disconnected()
             return web.Response(body=prepared.body, content_type="application/json", headers=headers), None
         client = web.StreamResponse(status=200, headers={**STREAM_HEADERS, **headers})
         code = None
         try:
             await client.prepare(self.request)
             self.first_token_at = time.monotonic()
-            await client.write(prepared.body)
+            await send(client, prepared.body)
             if not prepared.finished:
                 code = await self._relay_rest(client, prepared, deadlines)
             await client.write_eof()
+        except (ClientGone, ConnectionError):
+            code = CLIENT_DISCONNECTED
+            raise client_disconnected() from None
+        except asyncio.CancelledError:
+            code = CLIENT_DISCONNECTED
+            raise
         finally:
             translator = prepared.translator
             self._account(prepared.resolved, usage_from(translator.usage) if translator is not None else None)
@@ -528,7 +553,7 @@ class Run:
                 while chunk := await upstream.readany():
                     out = translator.translate(decoder, chunk)
                     if out:
-                        await client.write(out)
+                        await send(client, out)
                         frames += 1
                         last = time.monotonic()
                 closing = translator.close(decoder)
@@ -539,7 +564,9 @@ class Run:
             return await fail_in_band(client, transport_error(prepared.resolved, exc))
         except UpstreamStreamError as exc:
             return await fail_in_band(client, exc)
-        await client.write(closing)
+        except UNREADABLE as exc:
+            return await fail_in_band(client, unreadable(prepared.resolved, exc))
+        await send(client, closing)
         return None
 
     # -- transparency --------------------------------------------------------------------------------------

@@ -122,6 +122,7 @@ def annotate(span: trace.Span, outcome: RequestOutcome, messages: object = None)
         attributes["gen_ai.server.time_to_first_token"] = outcome.ttft
     if outcome.code is not None:
         attributes["error.type"] = outcome.code
+        attributes["http.response.status_code"] = outcome.status  # also when no response went out (a 499)
         span.set_status(trace.StatusCode.ERROR)
     if messages is not None:
         attributes["gen_ai.input.messages"] = orjson.dumps(messages).decode()

@@ -267,7 +267,11 @@ def compile_policy(spec: ModelRouteSpec) -> Policy:
     if spec.strategy is not None:
         policy |= {"strategy": spec.strategy.type.value, "hedge_delay_ms": ms(spec.strategy.hedge_delay)}
     if spec.retry is not None:
-        policy |= {"attempts": spec.retry.attempts, "max_total_attempts": spec.retry.max_total_attempts}
+        policy |= {
+            "attempts": spec.retry.attempts,
+            "max_total_attempts": spec.retry.max_total_attempts,
+            "retry_on": tuple(t.value for t in spec.retry.retry_on),
+        }
         if spec.retry.backoff is not None:
             policy |= {
                 "backoff_initial_ms": duration_ms(spec.retry.backoff.initial),

@@ -181,6 +181,26 @@ DEFAULT_FALLBACK_ON = [
 ]
 
 
+class RetryTrigger(enum.StrEnum):
+    """Transient failure classes a route may retry on the same target (the others fall back at once)."""
+
+    RATE_LIMIT = "rateLimit"
+    SERVER_ERROR = "serverError"
+    OVERLOADED = "overloaded"
+    CONNECT_ERROR = "connectError"
+    TIMEOUT = "timeout"
+
+
+#: A timeout is not retried on the same target by default: a silent upstream then costs one ``firstToken``
+#: before the fallback starts, not ``attempts`` of them.
+DEFAULT_RETRY_ON = [
+    RetryTrigger.RATE_LIMIT,
+    RetryTrigger.SERVER_ERROR,
+    RetryTrigger.OVERLOADED,
+    RetryTrigger.CONNECT_ERROR,
+]
+
+
 class StrategyType(enum.StrEnum):
     """How a route picks the first target (the others follow as fallbacks)."""
 
@@ -217,11 +237,14 @@ class BackoffSpec(_Spec):
 
 
 class RetrySpec(_Spec):
-    """Retries of the same target for transient failures (429 rate limits, 5xx, timeouts, connect errors)."""
+    """Retries of the same target for the transient failures ``retryOn`` lists (429 rate limits, 5xx, connect
+    errors; timeouts only when listed). Spelled as Istio does: a bare ``on`` key is the boolean true in YAML 1.1,
+    which PyYAML and Kubernetes' YAML reader both follow."""
 
     attempts: Annotated[int, Field(ge=1, le=10)] = 1
     max_total_attempts: Annotated[int | None, Field(alias="maxTotalAttempts", ge=1, le=50)] = None
     backoff: BackoffSpec | None = None
+    retry_on: Annotated[list[RetryTrigger], Field(alias="retryOn", max_length=5)] = Field(default=DEFAULT_RETRY_ON)
 
 
 class TimeoutsSpec(_Spec):

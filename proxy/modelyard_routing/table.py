@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_core.core_schema import SerializationInfo
 
+from modelyard_routing import specs
 from modelyard_routing.specs import AzureOptions, DataRetention, Provider
 
 #: Bumped on any change a proxy of the previous version could misread; proxies refuse unknown versions.
@@ -100,12 +101,17 @@ class Faults(_Frozen):
     delay_percent: int = 100
 
 
+#: Failure classes retried on the same target unless a route says otherwise (``retry.on``).
+DEFAULT_RETRY_ON = tuple(trigger.value for trigger in specs.DEFAULT_RETRY_ON)
+
+
 class Policy(_Frozen):
     """How the proxy spends a request on a route's targets: order, retries, deadlines, fallbacks, health."""
 
     strategy: str = "priority"
     hedge_delay_ms: int | None = None
     attempts: int = 1
+    retry_on: tuple[str, ...] = DEFAULT_RETRY_ON
     max_total_attempts: int | None = None
     backoff_initial_ms: int = 100
     backoff_max_ms: int = 2000
@@ -126,6 +132,15 @@ class Policy(_Frozen):
     breaker_window_ms: int = 30_000
     breaker_cooldown_ms: int = 10_000
     faults: Faults | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_default_retry_on(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """A policy with the default ``retry_on`` serialises (and hashes) as before the field existed, so a
+        proxy of the previous version still reads the table; one that sets it is refused by such a proxy."""
+        data = handler(self)
+        if isinstance(data, dict) and tuple(data.get("retry_on", ())) == DEFAULT_RETRY_ON:
+            data.pop("retry_on")
+        return data
 
 
 class Route(_Frozen):

@@ -61,6 +61,15 @@ class Behaviour(BaseModel):
         default=False, description="Send the dialect's in-stream error event instead of cutting."
     )
     malformed: bool = Field(default=False, description="The body, or one SSE event, is invalid JSON.")
+    shapeless: bool = Field(
+        default=False,
+        description="A 2xx body that is valid JSON but not the dialect's answer, as a misrouted proxy sends.",
+    )
+    drop_last_events: int = Field(
+        default=0,
+        ge=0,
+        description="End the stream cleanly without its last N events (1: an OpenAI stream without [DONE]).",
+    )
     reply: str | None = Field(default=None, description="Answer text; default echoes the last user turn.")
     refusal: bool = Field(default=False, description="Refuse: no text, the dialect's content-filter finish.")
     tool_call: ToolCall | None = Field(default=None, description="Call this tool when tools are declared.")

@@ -30,6 +30,10 @@ class SseEvent:
         return head + b"data: " + self.data + newline + newline
 
 
+#: Valid JSON that is no provider's answer: what a health endpoint or a misrouted proxy answers with 200.
+SHAPELESS_BODY = b'{"status":"ok"}'
+
+
 def corrupt(data: bytes) -> bytes:
     """A proper prefix of a JSON object is never valid JSON."""
     return data[: max(len(data) // 2, 1)]
@@ -60,7 +64,10 @@ async def send_body(
     headers: Mapping[str, str] | None = None,
     content_type: str = "application/json",
 ) -> web.StreamResponse:
-    """Send a complete body; ``malformed`` corrupts it, ``cut_after_chunks`` truncates it mid-way."""
+    """Send a complete body; ``malformed`` corrupts it, ``shapeless`` swaps a success for foreign JSON,
+    ``cut_after_chunks`` truncates it mid-way."""
+    if behaviour.shapeless and status < 300:
+        body = SHAPELESS_BODY
     if behaviour.malformed:
         body = corrupt(body)
     if behaviour.cut_after_chunks is None:
@@ -111,6 +118,8 @@ class _EventWriter:
     newline: bytes
 
     async def run(self, events: Sequence[SseEvent]) -> None:
+        if self.behaviour.drop_last_events:
+            events = events[: max(len(events) - self.behaviour.drop_last_events, 0)]
         stop_at = self._failure_position(events)
         sent_content = 0
         corrupted = False

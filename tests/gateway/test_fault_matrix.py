@@ -58,16 +58,33 @@ def _route(name: str, primary: dict[str, Any], **spec: Any) -> dict[str, Any]:
     }
 
 
+#: Routes whose first-token deadline, not the idle one, is what a silent target runs into.
+SILENT_FIRST_TOKEN = 0.2
+SILENT_TIMEOUTS = {"firstToken": "200ms", "idle": "2s", "total": "3s"}
 REFUSING_CREDENTIAL = {
     "apiVersion": "modelyard.io/v1alpha1",
     "kind": "ProviderCredential",
     "metadata": {"name": "refusing", "namespace": "default"},
     "spec": {"provider": "openai-compatible", "baseURL": "http://127.0.0.1:9/v1"},
 }
+#: A route per dialect whose primary answers in that provider's wire format (the backup speaks OpenAI's).
+DIALECTS = ["openai", "anthropic", "gemini"]
 MANIFESTS = [
     REFUSING_CREDENTIAL,
     _route("resilient", {"credentialRef": {"name": "sim-openai"}, "model": "primary"}),
+    *(_route(f"resilient-{name}", {"credentialRef": {"name": f"sim-{name}"}, "model": "primary"}) for name in DIALECTS),
+    *(
+        _route(f"alone-{name}", {"credentialRef": {"name": f"sim-{name}"}, "model": "primary"}, fallbackOn=[])
+        for name in DIALECTS
+    ),
     _route("unreachable", {"credentialRef": {"name": "refusing"}, "model": "primary"}),
+    _route("hasty", {"credentialRef": {"name": "sim-openai"}, "model": "primary"}, timeouts=SILENT_TIMEOUTS),
+    _route(
+        "patient",
+        {"credentialRef": {"name": "sim-openai"}, "model": "primary"},
+        retry={"attempts": 2, "backoff": {"initial": "20ms", "max": "50ms"}, "retryOn": ["timeout"]},
+        timeouts=SILENT_TIMEOUTS,
+    ),
     _route("small-window", {"credentialRef": {"name": "sim-openai"}, "model": "primary", "contextWindow": 10}),
 ]
 
@@ -94,6 +111,7 @@ class Seen:
     error: str | None
     elapsed: float
     served_by: str | None = None
+    message: str | None = None
 
 
 async def ask(sdk: openai.AsyncOpenAI, model: str, *, stream: bool = False, prompt: str = "hello there") -> Seen:
@@ -103,7 +121,8 @@ async def ask(sdk: openai.AsyncOpenAI, model: str, *, stream: bool = False, prom
         raw = await sdk.chat.completions.with_raw_response.create(model=model, messages=messages, stream=stream)
     except openai.APIStatusError as exc:
         attempts = int(exc.response.headers["x-modelyard-attempts"])
-        return Seen(exc.status_code, attempts, "", exc.code, time.monotonic() - started)
+        message = exc.body.get("message") if isinstance(exc.body, dict) else None
+        return Seen(exc.status_code, attempts, "", exc.code, time.monotonic() - started, message=message)
     attempts = int(raw.headers["x-modelyard-attempts"])
     served_by = raw.headers.get("x-modelyard-upstream-model")
     if not stream:
@@ -144,7 +163,7 @@ TRANSIENT_CASES = [
     pytest.param({"status": "502"}, RETRIED, BACKOFF_MAX, id="502"),
     pytest.param({"status": "503"}, RETRIED, BACKOFF_MAX, id="503"),
     pytest.param({"status": "529"}, RETRIED, BACKOFF_MAX, id="529"),
-    pytest.param({"latency-ms": "5000"}, RETRIED, 2 * FIRST_TOKEN + BACKOFF_MAX, id="silent-upstream"),
+    pytest.param({"latency-ms": "5000"}, 2, FIRST_TOKEN, id="silent-upstream"),  # a timeout is not retried
     pytest.param({"malformed": "true"}, RETRIED, BACKOFF_MAX, id="malformed-body"),
     pytest.param(
         {"status": "400", "error-message": "This model's maximum context length is 8192 tokens"},
@@ -177,19 +196,61 @@ async def test_failure_before_the_commit_point_falls_back(
     assert_fell_back(await ask(sdk, "resilient", stream=stream), attempts, budget)
 
 
+UNREADABLE = [
+    pytest.param({"malformed": "true"}, False, id="not-json"),
+    pytest.param({"shapeless": "true"}, False, id="foreign-json"),
+    pytest.param({"malformed": "true"}, True, id="not-json-stream-event"),
+]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize(("behaviour", "stream"), UNREADABLE)
+async def test_an_unreadable_answer_is_retried_then_falls_back_for_every_provider(
+    sdk: openai.AsyncOpenAI, simulator: test_utils.TestServer, behaviour: dict[str, str], dialect: str, *, stream: bool
+) -> None:
+    script(simulator, "primary", **behaviour)
+    assert_fell_back(await ask(sdk, f"resilient-{dialect}", stream=stream), RETRIED, BACKOFF_MAX)
+    # Without a fallback, the client learns which credential sent it, after the same retry.
+    seen = await ask(sdk, f"alone-{dialect}", stream=stream)
+    assert (seen.status, seen.error, seen.attempts) == (502, "upstream_malformed", 2), seen
+    assert seen.message == f"upstream {dialect} (default/sim-{dialect}) sent a malformed answer", seen
+
+
 @pytest.mark.parametrize(
-    ("behaviour", "budget"),
+    ("behaviour", "attempts", "budget"),
     [
-        pytest.param({"ttft-ms": "5000"}, 2 * FIRST_TOKEN + BACKOFF_MAX, id="slow-first-token"),
-        pytest.param({"cut-after-chunks": "0"}, BACKOFF_MAX, id="cut-before-commit"),
-        pytest.param({"mid-stream-error": "true", "cut-after-chunks": "0"}, BACKOFF_MAX, id="error-before-commit"),
+        pytest.param({"ttft-ms": "5000"}, 2, FIRST_TOKEN, id="slow-first-token"),
+        pytest.param({"cut-after-chunks": "0"}, RETRIED, BACKOFF_MAX, id="cut-before-commit"),
+        pytest.param(
+            {"mid-stream-error": "true", "cut-after-chunks": "0"}, RETRIED, BACKOFF_MAX, id="error-before-commit"
+        ),
     ],
 )
 async def test_stream_stall_or_cut_before_the_first_token_falls_back(
-    sdk: openai.AsyncOpenAI, simulator: test_utils.TestServer, behaviour: dict[str, str], budget: float
+    sdk: openai.AsyncOpenAI, simulator: test_utils.TestServer, behaviour: dict[str, str], attempts: int, budget: float
 ) -> None:
     script(simulator, "primary", **behaviour)
-    assert_fell_back(await ask(sdk, "resilient", stream=True), RETRIED, budget)
+    assert_fell_back(await ask(sdk, "resilient", stream=True), attempts, budget)
+
+
+@pytest.mark.parametrize(
+    ("silence", "stream"),
+    [
+        pytest.param({"latency-ms": "5000"}, False, id="no-answer"),
+        pytest.param({"latency-ms": "5000"}, True, id="no-headers"),
+        pytest.param({"ttft-ms": "5000"}, True, id="no-first-token"),
+    ],
+)
+async def test_a_silent_target_costs_one_first_token_wait_unless_the_route_retries_timeouts(
+    sdk: openai.AsyncOpenAI, simulator: test_utils.TestServer, silence: dict[str, str], *, stream: bool
+) -> None:
+    script(simulator, "primary", **silence)
+    seen = await ask(sdk, "hasty", stream=stream)
+    assert_fell_back(seen, 2, SILENT_FIRST_TOKEN)  # one firstToken, then the fallback: no retry of the silent one
+    assert seen.elapsed >= SILENT_FIRST_TOKEN, seen
+    patient = await ask(sdk, "patient", stream=stream)  # retry.retryOn lists timeout: each attempt waits it out
+    assert_fell_back(patient, RETRIED, 2 * SILENT_FIRST_TOKEN + BACKOFF_MAX)
+    assert patient.elapsed >= 2 * SILENT_FIRST_TOKEN, patient
 
 
 @pytest.mark.parametrize(
@@ -197,6 +258,7 @@ async def test_stream_stall_or_cut_before_the_first_token_falls_back(
     [
         pytest.param({"token-interval-ms": "5000"}, IDLE, id="stall-after-commit"),
         pytest.param({"cut-after-chunks": "2", "token-interval-ms": "20"}, 0.04, id="cut-after-commit"),
+        pytest.param({"drop-last-events": "3"}, 0, id="clean-close-before-finish"),
         pytest.param(
             {"mid-stream-error": "true", "cut-after-chunks": "2", "token-interval-ms": "20"},
             0.04,

@@ -154,13 +154,45 @@ def test_retry_classification() -> None:
     quota = GatewayError(429, "quota", code="insufficient_quota")
     auth = GatewayError(502, "bad key", code="upstream_auth_failed")
     context = GatewayError(400, "too long", code="context_length_exceeded")
-    assert policy.retries_same_target(limited)
-    assert not any(policy.retries_same_target(e) for e in (quota, auth, context))
     defaults = Policy()
+    assert policy.retries_same_target(limited, defaults)
+    assert not any(policy.retries_same_target(e, defaults) for e in (quota, auth, context))
     assert policy.falls_back(quota, defaults)
     assert not policy.falls_back(auth, defaults)
     assert not policy.falls_back(context, defaults)
     assert policy.falls_back(context, Policy(fallback_on=("contextLength",)))
+
+
+TIMED_OUT = GatewayError(504, "silent", type="upstream_error", code="upstream_timeout", retryable=True)
+FAILED = GatewayError(502, "down", type="upstream_error", code="upstream_error", retryable=True)
+UNREACHABLE = GatewayError(502, "refused", type="upstream_error", code="upstream_unreachable", retryable=True)
+
+
+def test_a_timeout_falls_back_at_once_by_default_and_is_retried_when_the_route_lists_it() -> None:
+    defaults = Policy()
+    assert not policy.retries_same_target(TIMED_OUT, defaults)
+    assert policy.falls_back(TIMED_OUT, defaults)
+    assert policy.retries_same_target(TIMED_OUT, Policy(retry_on=("timeout",)))
+
+
+def test_retry_on_decides_per_class_which_transient_failures_are_retried() -> None:
+    only_timeouts = Policy(retry_on=("timeout",))
+    assert [policy.retries_same_target(e, only_timeouts) for e in (TIMED_OUT, FAILED, UNREACHABLE)] == [
+        True,
+        False,
+        False,
+    ]
+    assert [policy.retries_same_target(e, Policy()) for e in (TIMED_OUT, FAILED, UNREACHABLE)] == [False, True, True]
+    nothing = Policy(retry_on=())
+    assert not any(policy.retries_same_target(e, nothing) for e in (TIMED_OUT, FAILED, UNREACHABLE))
+    # Not retrying a class never stops the fallback, nor the breaker counting it against the target.
+    assert all(policy.falls_back(e, nothing) for e in (TIMED_OUT, FAILED, UNREACHABLE))
+    assert all(policy.counts_against_health(e) for e in (TIMED_OUT, FAILED, UNREACHABLE))
+
+
+def test_a_non_retryable_failure_is_never_retried_whatever_the_route_lists() -> None:
+    gave_up = GatewayError(504, "cut", type="upstream_error", code="upstream_timeout")
+    assert not policy.retries_same_target(gave_up, Policy(retry_on=("timeout",)))
 
 
 def test_backoff_is_capped_jittered_and_honours_retry_after() -> None:

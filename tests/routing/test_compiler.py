@@ -193,3 +193,22 @@ def test_keyless_openai_compatible_credential_for_in_cluster_servers() -> None:
     table = compile_inventory(inventory(*docs), generation=1).table
     assert table.credentials[0].api_key is None
     assert table.credentials[0].base_url == "http://vllm:8000/v1"
+
+
+@pytest.mark.parametrize(
+    ("retry", "retry_on"),
+    [
+        pytest.param(None, ("rateLimit", "serverError", "overloaded", "connectError"), id="no-retry-block"),
+        pytest.param({"attempts": 3}, ("rateLimit", "serverError", "overloaded", "connectError"), id="default"),
+        pytest.param({"attempts": 3, "retryOn": ["timeout", "rateLimit"]}, ("timeout", "rateLimit"), id="listed"),
+        pytest.param({"attempts": 3, "retryOn": []}, (), id="none"),
+    ],
+)
+def test_retry_on_compiles_into_the_policy_and_leaves_timeouts_out_by_default(
+    retry: dict[str, Any] | None, retry_on: tuple[str, ...]
+) -> None:
+    spec: dict[str, Any] = {"model": "chat", "targets": [{"credentialRef": {"name": "openai"}, "model": "gpt-4o"}]}
+    if retry is not None:
+        spec["retry"] = retry
+    table = compile_inventory(inventory(*BASE[:3], route("chat", spec)), generation=1).table
+    assert table.routes[0].policy.retry_on == retry_on

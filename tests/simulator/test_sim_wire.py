@@ -121,6 +121,30 @@ async def test_non_stream_body_can_be_malformed_or_cut(sim: test_utils.TestServe
 
 
 @pytest.mark.parametrize(
+    ("path", "body", "headers"),
+    [
+        ("/v1/chat/completions", CHAT, {}),
+        ("/v1/messages", {**CHAT, "max_tokens": 16}, {"anthropic-version": "2023-06-01"}),
+        ("/v1beta/models/g:generateContent", {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}, {}),
+    ],
+)
+async def test_a_shapeless_answer_is_json_of_no_dialect(
+    sim: test_utils.TestServer, path: str, body: dict[str, Any], headers: dict[str, str]
+) -> None:
+    status, _, raw = await post(sim, path, body, {**headers, "x-simulator-shapeless": "true"})
+    assert (status, orjson.loads(raw)) == (200, {"status": "ok"})
+
+
+async def test_a_stream_can_end_cleanly_without_its_last_events(sim: test_utils.TestServer) -> None:
+    body = {**CHAT, "stream": True}
+    _, _, whole = await post(sim, "/v1/chat/completions", body)
+    _, _, short = await post(sim, "/v1/chat/completions", body, {"x-simulator-drop-last-events": "1"})
+    assert whole.endswith(b"data: [DONE]\n\n")
+    assert short.endswith(b'"finish_reason":"stop"}]}\n\n')  # the final chunk, then a clean end
+    assert short.count(b"data: ") == whole.count(b"data: ") - 1
+
+
+@pytest.mark.parametrize(
     ("path", "headers", "check"),
     [
         ("/v1/chat/completions", {}, lambda p: p["error"]["type"] == "invalid_request_error"),

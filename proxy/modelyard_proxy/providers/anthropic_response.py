@@ -6,16 +6,14 @@ The stream translator shares the stop-reason, usage and error mappings so both p
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
 from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.providers.base import CallContext, JSONObject, UpstreamStreamError
 from modelyard_proxy.providers.chunks import usage_object
-from modelyard_proxy.providers.upstream_errors import classify
-
-E = TypeVar("E", bound=GatewayError)
+from modelyard_proxy.providers.upstream_errors import MalformedAnswer, classify
 
 PROVIDER = "anthropic"
 FINISH_REASONS = {
@@ -75,7 +73,7 @@ def chat_completion(payload: bytes, ctx: CallContext) -> bytes:
     except orjson.JSONDecodeError:
         message = None
     if not isinstance(message, dict) or not isinstance(message.get("content"), list):
-        raise malformed("answer", GatewayError)
+        raise MalformedAnswer("not an Anthropic message")
     texts: list[str] = []
     thoughts: list[str] = []
     calls: list[JSONObject] = []
@@ -142,8 +140,3 @@ def stream_error(data: Any, ctx: CallContext) -> UpstreamStreamError:
     status = ERROR_STATUS.get(kind or "", 500)
     error = classify(status, message or kind or "stream error", ctx.credential, provider=PROVIDER, upstream_type=kind)
     return UpstreamStreamError(error.status, error.message, type=error.type, code=error.code, param=error.param)
-
-
-def malformed(what: str, error: type[E]) -> E:
-    """An answer the gateway cannot read: the upstream's fault, reported as a bad gateway."""
-    return error(502, f"upstream {PROVIDER} sent a malformed {what}", type="upstream_error", code="upstream_error")

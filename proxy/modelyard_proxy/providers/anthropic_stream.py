@@ -11,9 +11,10 @@ from typing import Any
 
 import orjson
 
-from modelyard_proxy.providers.anthropic_response import finish_reason, malformed, openai_usage, stream_error
+from modelyard_proxy.providers.anthropic_response import finish_reason, openai_usage, stream_error
 from modelyard_proxy.providers.base import CallContext, JSONObject, StreamTranslator, UpstreamStreamError
 from modelyard_proxy.providers.chunks import ChunkWriter
+from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 from modelyard_proxy.sse import SSEEvent
 
 USAGE_FIELDS = (
@@ -46,7 +47,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         except orjson.JSONDecodeError:
             data = None
         if not isinstance(data, dict):
-            raise self._fail(malformed("stream event", UpstreamStreamError))
+            raise MalformedAnswer("not an Anthropic stream event")
         kind = event.event or data.get("type")
         if kind == "content_block_delta":
             return self._delta(data)

@@ -15,6 +15,7 @@ import orjson
 from modelyard_proxy.errors import bad_request
 from modelyard_proxy.providers.base import JSONObject
 from modelyard_proxy.providers.gemini_response import load_object
+from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 
 ENCODINGS = frozenset({"float", "base64"})
 
@@ -51,9 +52,11 @@ def encoding_format(body: JSONObject) -> str:
 def embeddings_list(payload: bytes, model: str, encoding: str) -> bytes:
     """Gemini's ``{"embeddings": [{"values": [...]}]}`` as OpenAI's ``list`` of embeddings."""
     embeddings = load_object(payload).get("embeddings")
+    if not isinstance(embeddings, list):
+        raise MalformedAnswer("no embeddings")
     data = [
         {"object": "embedding", "index": k, "embedding": _encode(item.get("values") or [], encoding)}
-        for k, item in enumerate(embeddings if isinstance(embeddings, list) else ())
+        for k, item in enumerate(embeddings)
         if isinstance(item, dict)
     ]
     return orjson.dumps(

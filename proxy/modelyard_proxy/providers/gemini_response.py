@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.providers.base import CallContext, JSONObject
 from modelyard_proxy.providers.chunks import usage_object
+from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 
 _CONTENT_FILTER = (
     "SAFETY BLOCKLIST PROHIBITED_CONTENT SPII RECITATION LANGUAGE OTHER IMAGE_SAFETY IMAGE_PROHIBITED_CONTENT "
@@ -47,15 +47,13 @@ class CallIds:
 
 
 def load_object(payload: bytes) -> JSONObject:
-    """An upstream success body as a JSON object, or a 502 if it is not one."""
+    """An upstream success body as a JSON object (else :class:`MalformedAnswer`)."""
     try:
         parsed = orjson.loads(payload)
     except orjson.JSONDecodeError:
         parsed = None
     if not isinstance(parsed, dict):
-        raise GatewayError(
-            502, "upstream gemini sent an unreadable answer", type="upstream_error", code="upstream_error"
-        )
+        raise MalformedAnswer("not a JSON object")
     return parsed
 
 
@@ -118,6 +116,8 @@ def usage(metadata: Any) -> JSONObject | None:
 def chat_completion(payload: bytes, ctx: CallContext) -> bytes:
     """A whole ``generateContent`` answer as an OpenAI ``chat.completion``."""
     response = load_object(payload)
+    if not isinstance(response.get("candidates"), list) and not blocked(response):
+        raise MalformedAnswer("neither candidates nor a blocked prompt")
     response_id = str(response.get("responseId") or ctx.completion_id)
     ids = CallIds(response_id)
     candidates = response.get("candidates")

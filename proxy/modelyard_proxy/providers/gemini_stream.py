@@ -14,6 +14,7 @@ from modelyard_proxy.providers.base import CallContext, JSONObject, StreamTransl
 from modelyard_proxy.providers.chunks import ChunkWriter
 from modelyard_proxy.providers.gemini_errors import in_band_error
 from modelyard_proxy.providers.gemini_response import CallIds, blocked, finish_reason, read_parts, usage
+from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 from modelyard_proxy.sse import SSEEvent
 
 
@@ -78,7 +79,7 @@ class GeminiStream(StreamTranslator):
         if isinstance(chunk, list) and len(chunk) == 1:
             chunk = chunk[0]  # an error may come wrapped in an array, as in Gemini's HTTP errors
         if not isinstance(chunk, dict):
-            raise self._broken("sent malformed stream data")
+            raise MalformedAnswer("not a Gemini stream chunk")
         return chunk
 
     def _broken(self, what: str) -> UpstreamStreamError:

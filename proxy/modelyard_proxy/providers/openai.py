@@ -31,6 +31,8 @@ from modelyard_routing import Credential
 _USAGE_NEEDLES = (b'"usage":{', b'"usage": {')
 _ERROR_NEEDLE = b'"error"'
 _ERROR_PREFIXES = (b'{"error"', b'{"object":"error"')
+#: A chunk that ends a choice: its ``finish_reason`` is a string (every chunk before it says ``null``).
+_FINISH_NEEDLES = (b'"finish_reason":"', b'"finish_reason": "')
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -226,20 +228,24 @@ class OpenAIAdapter(ProviderAdapter):
 class PassthroughStream(StreamTranslator):
     """Re-frames each upstream ``data:`` payload as it came; parses one only when it must.
 
-    ``[DONE]`` is forwarded from :meth:`feed`, so :meth:`finish` then returns nothing; a stream that ends
-    without it is truncated (every vendor in the table sends it; ``Quirks.requires_done`` relaxes this).
+    ``[DONE]`` is forwarded from :meth:`feed`, so :meth:`finish` then returns nothing. Some compatible servers
+    close the body cleanly after the chunk with the ``finish_reason`` (and usage) without ``[DONE]``: that
+    answer is complete, and :meth:`finish` ends it with ``[DONE]``. A stream that ends before any
+    ``finish_reason`` is truncated (``Quirks.requires_done`` off accepts any clean end).
     """
 
     def __init__(self, adapter: OpenAIAdapter, ctx: CallContext) -> None:
         self._adapter = adapter
         self._ctx = ctx
         self._done = False
+        self._finished = False
         self.usage: JSONObject | None = None
 
     def feed(self, event: SSEEvent) -> bytes:
         data = event.data
         if self._done or not data:
             return b""
+        self._note_finish(data)
         if data.startswith(b"[DONE]"):
             self._done = True
             return DONE_FRAME
@@ -257,8 +263,14 @@ class PassthroughStream(StreamTranslator):
     def translate(self, decoder: SSEDecoder, chunk: bytes) -> bytes:
         """A read of whole, plain events (the usual case) goes out as it came, without decoding an event."""
         if not self._done and decoder.idle and self._plain(chunk):
+            self._note_finish(chunk)
             return chunk
         return super().translate(decoder, chunk)
+
+    def _note_finish(self, data: bytes) -> None:
+        """Remember that a choice finished (a byte scan, until the first one does)."""
+        if not self._finished:
+            self._finished = _FINISH_NEEDLES[0] in data or _FINISH_NEEDLES[1] in data
 
     def _plain(self, chunk: bytes) -> bool:
         """``chunk`` is exactly ``data: {…}\n\n`` events, one line each, none of which :meth:`feed` would
@@ -279,10 +291,13 @@ class PassthroughStream(StreamTranslator):
     def finish(self) -> bytes:
         if self._done:
             return b""
-        if self._adapter.quirks.requires_done:
+        if self._adapter.quirks.requires_done and not self._finished:
             where = f"upstream {self._adapter.name} ({self._ctx.credential.id})"
             raise UpstreamStreamError(
-                502, f"{where} ended the stream before [DONE]", type="upstream_error", code="upstream_truncated"
+                502,
+                f"{where} ended the stream before a finish_reason or [DONE]",
+                type="upstream_error",
+                code="upstream_truncated",
             )
         self._done = True
         return DONE_FRAME

@@ -41,6 +41,15 @@ class UpstreamFault:
     retryable: bool
 
 
+class MalformedAnswer(ValueError):
+    """A 2xx answer an adapter cannot read: not JSON, or not its dialect's shape.
+
+    Adapters raise it without naming the credential; the relay reports it as ``upstream_malformed`` for the
+    credential that sent it and treats it like any other transient upstream fault (retry, then fall back),
+    the same way for every provider.
+    """
+
+
 _AUTH = UpstreamFault(502, "upstream_auth_failed", "rejected the gateway's credential", retryable=False)
 _TIMEOUT = UpstreamFault(504, "upstream_timeout", "timed out", retryable=True)
 _OVERLOADED = UpstreamFault(503, "upstream_unavailable", "is overloaded", retryable=True)

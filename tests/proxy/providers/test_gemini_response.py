@@ -9,9 +9,9 @@ import pytest
 from google.genai import types
 from pydantic import SecretStr
 
-from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.providers.base import CallContext
 from modelyard_proxy.providers.gemini import GeminiAdapter
+from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 from modelyard_routing import Credential
 from modelyard_routing.specs import Provider
 
@@ -234,11 +234,16 @@ def test_logprobs_are_translated() -> None:
     }
 
 
-@pytest.mark.parametrize("payload", [b"", b"<html>502 Bad Gateway</html>", b"[1,2]"])
-def test_unreadable_answers_are_upstream_errors(payload: bytes) -> None:
-    with pytest.raises(GatewayError) as caught:
+@pytest.mark.parametrize("payload", [b"", b"<html>502 Bad Gateway</html>", b"[1,2]", b'{"status": "ok"}'])
+def test_unreadable_answers_are_malformed(payload: bytes) -> None:
+    with pytest.raises(MalformedAnswer):  # the relay reports it for the credential, and tries again
         GeminiAdapter().chat_result(payload, CTX)
-    assert (caught.value.status, caught.value.code) == (502, "upstream_error")
+
+
+def test_a_blocked_prompt_without_candidates_is_an_answer() -> None:
+    blocked = orjson.dumps({"promptFeedback": {"blockReason": "SAFETY"}})
+    (choice,) = orjson.loads(GeminiAdapter().chat_result(blocked, CTX))["choices"]
+    assert choice["finish_reason"] == "content_filter"
 
 
 def test_fixtures_match_the_google_sdk_schema() -> None:

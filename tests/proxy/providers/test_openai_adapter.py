@@ -317,6 +317,27 @@ def test_a_stream_without_done_is_truncated() -> None:
     assert "[DONE]" in caught.value.message
 
 
+WITHOUT_DONE = OPENAI_STREAM.removesuffix(b"data: [DONE]\n\n")
+WITHOUT_USAGE = WITHOUT_DONE[: WITHOUT_DONE.rindex(b"data: ")]
+
+
+@pytest.mark.parametrize(
+    "complete",
+    [
+        pytest.param(WITHOUT_DONE, id="usage-then-close"),
+        pytest.param(WITHOUT_USAGE, id="finish-then-close"),
+        pytest.param(
+            sse(chunk({"content": "Hi"}), b'{"choices": [{"index": 0, "finish_reason": "stop"}]}'), id="spaced"
+        ),
+    ],
+)
+@pytest.mark.parametrize("reads", ["whole", "event-by-event"])
+def test_a_clean_end_after_a_finish_reason_is_complete_and_gets_done(complete: bytes, reads: str) -> None:
+    translator = adapter().chat_stream(dataclasses.replace(context(), stream=True, include_usage=True))
+    relayed = translate(translator, [complete]) if reads == "whole" else translate_event_by_event(translator, complete)
+    assert relayed == complete + b"data: [DONE]\n\n"
+
+
 def test_done_may_be_optional_for_a_vendor_that_omits_it() -> None:
     lenient = OpenAIAdapter(dataclasses.replace(QUIRKS[Provider.OPENAI_COMPATIBLE], requires_done=False))
     stream = sse(chunk({"role": "assistant", "content": "Hi"}), chunk({}, "stop"))
