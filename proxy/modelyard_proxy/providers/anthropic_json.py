@@ -23,13 +23,13 @@ JSON_TOOL_DEFINITION: JSONObject = {
 }
 
 
-def force_json_answer(request: JSONObject) -> None:
+def force_json_answer(request: JSONObject, reasoning_effort: str | None) -> None:
     """Make ``request`` answer with a JSON object: the answer tool, and a tool choice that calls a tool.
 
     With client tools and an ``auto`` choice the model must call one of them or answer in JSON; with none,
     or ``tool_choice: none``, it must answer in JSON; a client's ``required`` or named choice is kept.
     """
-    if "thinking" in request:
+    if reasoning_effort not in (None, "none"):
         raise unsupported_parameter(
             "reasoning_effort",
             PROVIDER,

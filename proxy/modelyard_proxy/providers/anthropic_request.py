@@ -78,7 +78,7 @@ def build_request(body: JSONObject, model: str, stream: bool) -> JSONObject:
             request[name] = value
     tools_and_choice(body, request)
     if kind == "json_object":
-        force_json_answer(request)
+        force_json_answer(request, params.reasoning_effort(body))
     user = body.get("user") or body.get("safety_identifier")
     if isinstance(user, str):
         request["metadata"] = {"user_id": user}

@@ -417,6 +417,15 @@ REFUSALS: list[tuple[str, dict[str, Any], str]] = [
         "reasoning_effort",
     ),
     (
+        "JSON mode cannot think, even where a history without signatures turns thinking off",
+        {
+            "messages": [HI, WEATHER_CALLS, {"role": "tool", "tool_call_id": "toolu_a", "content": "4C"}],
+            "response_format": {"type": "json_object"},
+            "reasoning_effort": "low",
+        },
+        "reasoning_effort",
+    ),
+    (
         "a client tool named like the JSON answer tool",
         {"response_format": {"type": "json_object"}, "tools": [{"type": "function", "function": {"name": JSON_TOOL}}]},
         "tools",
