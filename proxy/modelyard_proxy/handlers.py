@@ -9,6 +9,7 @@ from aiohttp import web
 
 from modelyard_proxy.errors import GatewayError, bad_request
 from modelyard_proxy.keys import STORE
+from modelyard_proxy.providers import params
 from modelyard_proxy.providers.base import Inbound
 from modelyard_proxy.relay import relay_chat, relay_embeddings
 from modelyard_proxy.store import ResolvedRoute
@@ -55,6 +56,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         raise bad_request("every message must be an object with a 'role'", param="messages")
     if "stream" in body and not isinstance(body["stream"], bool | None):
         raise bad_request("'stream' must be a boolean", param="stream")
+    params.check_token_limits(body)
     name, route = lookup_route(request, body)
     return await relay_chat(request, inbound, name, route)
 

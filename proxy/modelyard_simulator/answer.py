@@ -72,9 +72,12 @@ class Answer:
 
     @property
     def thinking_signature(self) -> str:
-        """Deterministic so a gateway test can check the signature is replayed verbatim."""
-        digest = hashlib.sha256((self.thinking or "").encode()).digest()
-        return base64.b64encode(digest).decode()
+        return sign(self.thinking or "")
+
+
+def sign(thinking: str) -> str:
+    """A thinking block's signature: deterministic and tied to the text, so replays can be verified."""
+    return base64.b64encode(hashlib.sha256(thinking.encode()).digest()).decode()
 
 
 def compose(prompt: Prompt, behaviour: Behaviour) -> Answer:

@@ -2,16 +2,25 @@
 
 Streams follow the documented event order: message_start, per block start/delta/stop
 (thinking, text, tool_use), a ping, message_delta with cumulative usage, message_stop.
+
+Thinking follows the API's rules: blocks are signed (a ``signature_delta`` just before a streamed block
+stops), Anthropic's documented test string turns them into ``redacted_thinking``, replayed blocks must be
+unmodified, and with thinking enabled the final assistant turn that called tools must start with one.
+A ``tool_choice`` of ``any`` or a named tool always gets a tool call, as the real model's does.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import orjson
 from aiohttp import web
 
-from modelyard_simulator.answer import Answer, Prompt, compose, new_id
+from modelyard_simulator.answer import Answer, Prompt, compose, new_id, sample_json, sign
+from modelyard_simulator.behaviour import Behaviour, ToolCall, parse_directives
 from modelyard_simulator.engine import (
     SCENARIOS,
     Dialect,
@@ -35,6 +44,11 @@ STOP_REASONS = {
     "refusal": "refusal",
 }
 MIN_THINKING_BUDGET = 1024
+#: The string Anthropic documents for testing redacted thinking: a prompt holding it gets redacted blocks.
+REDACTED_TRIGGER = "ANTHROPIC_MAGIC_STRING_TRIGGER_REDACTED_THINKING_46C9A13E193C177646C7398A98432ECCCE4C1253"
+_REDACTED_MARK = b"sim-redacted:"
+THINKING_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+FORCED_CHOICES = frozenset({"any", "tool"})
 # (name, limit, remaining): token counts are rounded to the thousand, as the real API does.
 _RATE_LIMITS = (
     ("requests", 4000, 3999),
@@ -142,7 +156,82 @@ def _validate(ex: Exchange) -> JsonObject:
             raise Failure(400, "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
         if budget >= body["max_tokens"]:
             raise Failure(400, "`max_tokens` must be greater than `thinking.budget_tokens`.")
+        choice = body.get("tool_choice")
+        if isinstance(choice, dict) and choice.get("type") in FORCED_CHOICES:
+            raise Failure(400, "Thinking may not be enabled when tool_choice forces tool use.")
+        _check_final_turn_thinks(body["messages"])
+    _check_replayed_thinking(body["messages"])
     return body
+
+
+def _assistant_blocks(messages: list[object]) -> list[tuple[int, list[JsonObject]]]:
+    """``(position, content blocks)`` of each assistant turn given as a list of blocks."""
+    return [
+        (i, [b for b in m["content"] if isinstance(b, dict)])
+        for i, m in enumerate(messages)
+        if isinstance(m, dict) and m.get("role") == "assistant" and isinstance(m.get("content"), list)
+    ]
+
+
+def _check_final_turn_thinks(messages: list[object]) -> None:
+    """With thinking on, the last assistant turn that called tools must start with its thinking."""
+    turns = _assistant_blocks(messages)
+    if not turns:
+        return
+    i, blocks = turns[-1]
+    if not any(b.get("type") == "tool_use" for b in blocks) or blocks[0].get("type") in THINKING_BLOCKS:
+        return
+    raise Failure(
+        400,
+        f"messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found"
+        f" `{blocks[0].get('type')}`. When `thinking` is enabled, a final `assistant` message must start with"
+        " a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend"
+        " you include thinking blocks from previous turns. To avoid this requirement, disable `thinking`."
+        " Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking",
+    )
+
+
+def _check_replayed_thinking(messages: list[object]) -> None:
+    """Thinking blocks sent back must be exactly as this simulator produced them."""
+    for i, blocks in _assistant_blocks(messages):
+        for j, block in enumerate(blocks):
+            kind = block.get("type")
+            if kind == "thinking" and block.get("signature") != sign(str(block.get("thinking"))):
+                raise Failure(400, f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block")
+            if kind == "redacted_thinking" and not _redacted_valid(block.get("data")):
+                raise Failure(400, f"messages.{i}.content.{j}: Invalid `data` in `redacted_thinking` block")
+
+
+def _redacted_data(thinking: str) -> str:
+    """Opaque data standing for redacted thinking; it carries a digest so a replay can be verified."""
+    raw = thinking.encode()
+    return base64.b64encode(_REDACTED_MARK + raw + hashlib.sha256(raw).digest()).decode()
+
+
+def _redacted_valid(data: object) -> bool:
+    if not isinstance(data, str):
+        return False
+    try:
+        decoded = base64.b64decode(data, validate=True)
+    except binascii.Error:
+        return False
+    raw, digest = decoded[len(_REDACTED_MARK) : -32], decoded[-32:]
+    return decoded.startswith(_REDACTED_MARK) and hashlib.sha256(raw).digest() == digest
+
+
+def _forced_tool(body: JsonObject, behaviour: Behaviour, user_text: str) -> Behaviour:
+    """A ``tool_choice`` of ``any`` or a named tool gets a call, its input an instance of the tool's schema."""
+    choice = body.get("tool_choice")
+    if behaviour.tool_call is not None or not isinstance(choice, dict) or choice.get("type") not in FORCED_CHOICES:
+        return behaviour
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict)]
+    tool = next((t for t in tools if choice["type"] == "any" or t.get("name") == choice.get("name")), None)
+    if tool is None:
+        return behaviour
+    schema = tool.get("input_schema") or {}
+    clean, _ = parse_directives(user_text)
+    arguments = sample_json(schema, clean) if schema.get("properties") else {"echo": clean}
+    return behaviour.model_copy(update={"tool_call": ToolCall(name=str(tool.get("name")), arguments=arguments)})
 
 
 def messages_prompt(body: JsonObject) -> Prompt:
@@ -182,9 +271,11 @@ def _usage(answer: Answer) -> JsonObject:
     }
 
 
-def _blocks(answer: Answer) -> list[JsonObject]:
+def _blocks(answer: Answer, redacted: bool = False) -> list[JsonObject]:
     blocks: list[JsonObject] = []
-    if answer.thinking is not None:
+    if answer.thinking is not None and redacted:
+        blocks.append({"type": "redacted_thinking", "data": _redacted_data(answer.thinking)})
+    elif answer.thinking is not None:
         blocks.append({"type": "thinking", "thinking": answer.thinking, "signature": answer.thinking_signature})
     if answer.text is not None and (answer.text or answer.tool is None):
         blocks.append({"type": "text", "text": answer.text})
@@ -194,13 +285,13 @@ def _blocks(answer: Answer) -> list[JsonObject]:
     return blocks
 
 
-def message(answer: Answer, model: str) -> JsonObject:
+def message(answer: Answer, model: str, redacted: bool = False) -> JsonObject:
     return {
         "id": new_id("msg_01", 22),
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": _blocks(answer),
+        "content": _blocks(answer, redacted),
         "stop_reason": STOP_REASONS[answer.finish],
         "stop_sequence": answer.stop_sequence,
         "usage": _usage(answer),
@@ -218,6 +309,8 @@ def _block_events(index: int, block: JsonObject, answer: Answer) -> list[SseEven
     if kind == "thinking":
         start = {"type": "thinking", "thinking": "", "signature": ""}
         deltas = [{"type": "thinking_delta", "thinking": t} for t in tokenize(block["thinking"])]
+    elif kind == "redacted_thinking":
+        start, deltas = block, []  # redacted thinking arrives whole in its start event
     elif kind == "text":
         start = {"type": "text", "text": ""}
         deltas = [{"type": "text_delta", "text": t} for t in answer.text_tokens]
@@ -236,12 +329,12 @@ def _block_events(index: int, block: JsonObject, answer: Answer) -> list[SseEven
     return events
 
 
-def message_events(answer: Answer, model: str) -> list[SseEvent]:
+def message_events(answer: Answer, model: str, redacted: bool = False) -> list[SseEvent]:
     """The full event sequence of a streamed message."""
     start = {**message(answer, model), "content": [], "stop_reason": None, "stop_sequence": None}
     start["usage"] = {**_usage(answer), "output_tokens": 1}
     events = [_event("message_start", {"message": start})]
-    for index, block in enumerate(_blocks(answer)):
+    for index, block in enumerate(_blocks(answer, redacted)):
         events.extend(_block_events(index, block, answer))
     delta = {"stop_reason": STOP_REASONS[answer.finish], "stop_sequence": answer.stop_sequence}
     events.append(_event("message_delta", {"delta": delta, "usage": _usage(answer)}))
@@ -251,11 +344,13 @@ def message_events(answer: Answer, model: str) -> list[SseEvent]:
 
 async def respond_messages(ex: Exchange) -> web.StreamResponse:
     body = _validate(ex)
-    answer = compose(messages_prompt(body), ex.behaviour)
+    prompt = messages_prompt(body)
+    answer = compose(prompt, _forced_tool(body, ex.behaviour, prompt.user_text))
     model = str(body["model"])
+    redacted = REDACTED_TRIGGER in prompt.user_text
     if body.get("stream") is True:
-        return await ex.send_events(message_events(answer, model))
-    return await ex.send_json(message(answer, model))
+        return await ex.send_events(message_events(answer, model, redacted))
+    return await ex.send_json(message(answer, model, redacted))
 
 
 async def respond_count_tokens(ex: Exchange) -> web.StreamResponse:

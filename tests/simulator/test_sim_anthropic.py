@@ -11,6 +11,7 @@ import pytest
 from aiohttp import test_utils
 
 from modelyard_simulator import Behaviour, RequestLog, ScenarioBook
+from modelyard_simulator.anthropic_dialect import REDACTED_TRIGGER
 
 USER: Any = [{"role": "user", "content": "Weather in Oslo?"}]
 TOOLS: Any = [{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
@@ -131,6 +132,109 @@ async def test_thinking_blocks_stream_with_signature(claude: anthropic.AsyncAnth
     assert text.type == "text"
     assert text.text == "echo: Weather in Oslo?"
     assert final.usage.output_tokens == 4 + 6  # text + thinking tokens
+
+
+THINKING: Any = {"type": "enabled", "budget_tokens": 1024}
+#: Anthropic's documented test string: a prompt holding it gets redacted thinking.
+REDACTED_PROMPT: Any = [{"role": "user", "content": f"Weather? {REDACTED_TRIGGER}"}]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_redacted_thinking_on_the_documented_trigger(claude: anthropic.AsyncAnthropic, stream: bool) -> None:
+    message: anthropic.types.Message
+    if stream:
+        async with claude.messages.stream(
+            model="claude-sim", max_tokens=2048, thinking=THINKING, messages=REDACTED_PROMPT
+        ) as streamed:
+            message = await streamed.get_final_message()
+    else:
+        message = await claude.messages.create(
+            model="claude-sim", max_tokens=2048, thinking=THINKING, messages=REDACTED_PROMPT
+        )
+    redacted = message.content[0]
+    assert redacted.type == "redacted_thinking"
+    assert redacted.data
+    assert message.content[1].type == "text"
+
+
+async def tool_turn(claude: anthropic.AsyncAnthropic, prompt: Any) -> Any:
+    """The conversation after a thinking turn that called the weather tool, as the SDK returned it."""
+    first = await claude.messages.create(
+        model="claude-sim", max_tokens=2048, thinking=THINKING, messages=prompt, tools=TOOLS, extra_headers=TOOL_HEADER
+    )
+    assert first.stop_reason == "tool_use"
+    tool_use = first.content[-1]
+    assert tool_use.type == "tool_use"
+    result = {"type": "tool_result", "tool_use_id": tool_use.id, "content": "4C"}
+    return [*prompt, {"role": "assistant", "content": first.content}, {"role": "user", "content": [result]}]
+
+
+@pytest.mark.parametrize("prompt", [USER, REDACTED_PROMPT], ids=["signed", "redacted"])
+async def test_thinking_replayed_unmodified_continues_the_tool_turn(
+    claude: anthropic.AsyncAnthropic, prompt: Any
+) -> None:
+    messages = await tool_turn(claude, prompt)
+    answer = await claude.messages.create(
+        model="claude-sim", max_tokens=2048, thinking=THINKING, messages=messages, tools=TOOLS
+    )
+    assert answer.stop_reason == "end_turn"
+
+
+async def test_tool_turn_without_its_thinking_is_refused_while_thinking(claude: anthropic.AsyncAnthropic) -> None:
+    messages = await tool_turn(claude, USER)
+    messages[1]["content"] = [b for b in messages[1]["content"] if b.type != "thinking"]
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        await claude.messages.create(
+            model="claude-sim", max_tokens=2048, thinking=THINKING, messages=messages, tools=TOOLS
+        )
+    assert caught.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    assert "final `assistant` message must start with a thinking block" in caught.value.message
+    # The same history is fine without thinking.
+    answer = await claude.messages.create(model="claude-sim", max_tokens=2048, messages=messages, tools=TOOLS)
+    assert answer.stop_reason == "end_turn"
+
+
+@pytest.mark.parametrize(("field", "tampered"), [("thinking", "I changed my mind."), ("signature", "Zm9yZ2Vk")])
+async def test_modified_thinking_is_refused(claude: anthropic.AsyncAnthropic, field: str, tampered: str) -> None:
+    messages = await tool_turn(claude, USER)
+    thinking = messages[1]["content"][0].model_dump()
+    messages[1]["content"] = [{**thinking, field: tampered}, *messages[1]["content"][1:]]
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        await claude.messages.create(
+            model="claude-sim", max_tokens=2048, thinking=THINKING, messages=messages, tools=TOOLS
+        )
+    error = caught.value.body["error"]  # type: ignore[index]
+    assert error == {
+        "type": "invalid_request_error",
+        "message": "messages.1.content.0: Invalid `signature` in `thinking` block",
+    }
+
+
+async def test_forced_tool_choice_always_calls_the_tool(claude: anthropic.AsyncAnthropic) -> None:
+    tools: Any = [*TOOLS, {"name": "answer", "input_schema": {"type": "object"}}]
+    named = await claude.messages.create(
+        model="claude-sim", max_tokens=100, messages=USER, tools=tools, tool_choice={"type": "tool", "name": "answer"}
+    )
+    assert [(b.type, getattr(b, "name", None)) for b in named.content] == [("tool_use", "answer")]
+    assert named.content[0].input == {"echo": "Weather in Oslo?"}  # type: ignore[union-attr]
+    any_tool = await claude.messages.create(
+        model="claude-sim", max_tokens=100, messages=USER, tools=TOOLS, tool_choice={"type": "any"}
+    )
+    assert any_tool.stop_reason == "tool_use"
+    assert any_tool.content[0].input == {"city": "Weather in Oslo?"}  # type: ignore[union-attr]
+
+
+async def test_forced_tool_choice_cannot_think(claude: anthropic.AsyncAnthropic) -> None:
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        await claude.messages.create(
+            model="claude-sim",
+            max_tokens=2048,
+            thinking=THINKING,
+            messages=USER,
+            tools=TOOLS,
+            tool_choice={"type": "any"},
+        )
+    assert "Thinking may not be enabled when tool_choice forces tool use." in caught.value.message
 
 
 async def test_stop_sequence_and_max_tokens(claude: anthropic.AsyncAnthropic) -> None:

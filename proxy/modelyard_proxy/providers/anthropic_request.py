@@ -9,12 +9,13 @@ call is made. Choices worth knowing:
   turn first, and inventing one would put words in the user's mouth.
 * ``temperature`` above 1 is refused rather than clamped (Anthropic's range is 0 to 1), so a client never
   gets a different sampling regime than it asked for.
-* ``response_format: json_object`` becomes a system instruction (best effort): Anthropic's native
-  structured output needs a closed schema, and a generic closed object schema would force ``{}``.
-  ``json_schema`` maps to native ``output_config.format``; objects that do not declare
-  ``additionalProperties`` are closed, as Anthropic requires.
+* ``response_format: json_object`` becomes a forced tool call whose input is the answer (see
+  ``anthropic_json``). ``json_schema`` maps to native ``output_config.format``; objects that do not
+  declare ``additionalProperties`` are closed, as Anthropic requires.
 * ``reasoning_effort`` becomes an extended-thinking budget; the thinking budget counts against
-  ``max_tokens`` on Anthropic as reasoning counts against ``max_completion_tokens`` on OpenAI.
+  ``max_tokens`` on Anthropic as reasoning counts against ``max_completion_tokens`` on OpenAI. Signed
+  thinking blocks a client sends back are replayed (see ``anthropic_thinking``); a tool-use turn sent back
+  without them is continued without thinking, which Anthropic would otherwise refuse.
 * ``seed`` is refused: Anthropic has no seed, and a client that sends one expects repeatable answers.
 """
 
@@ -24,6 +25,8 @@ from typing import Any
 
 from modelyard_proxy.errors import bad_request, unsupported_parameter
 from modelyard_proxy.providers import params
+from modelyard_proxy.providers.anthropic_json import force_json_answer
+from modelyard_proxy.providers.anthropic_thinking import replay_satisfied, replayed_blocks
 from modelyard_proxy.providers.base import JSONObject
 
 PROVIDER = "anthropic"
@@ -33,9 +36,6 @@ DEFAULT_MAX_TOKENS = 4096
 MIN_THINKING_BUDGET = 1024
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 PDF_MEDIA_TYPE = "application/pdf"
-JSON_OBJECT_INSTRUCTION = (
-    "Respond with a single valid JSON object only, with no text before or after it and no code fences."
-)
 #: OpenAI parameters with no Anthropic equivalent, mapped to the one value that is harmless to drop.
 REFUSED: dict[str, Any] = {
     "n": 1,
@@ -62,12 +62,10 @@ def build_request(body: JSONObject, model: str, stream: bool) -> JSONObject:
     """The Anthropic ``/v1/messages`` body for an OpenAI chat completion request."""
     params.refuse_unsupported(body, PROVIDER, REFUSED)
     system, messages = conversation(body.get("messages"))
-    max_tokens, thinking = token_budget(body)
+    max_tokens, thinking = token_budget(body, replay_satisfied(messages))
     request: JSONObject = {"model": model, "max_tokens": max_tokens, "messages": messages}
     kind, schema = params.response_format(body)
-    if kind == "json_object":
-        system.append(text_block(JSON_OBJECT_INSTRUCTION))
-    elif kind == "json_schema":
+    if kind == "json_schema":
         request["output_config"] = {"format": {"type": "json_schema", "schema": closed_schema(schema)}}
     if system:
         request["system"] = system
@@ -79,6 +77,8 @@ def build_request(body: JSONObject, model: str, stream: bool) -> JSONObject:
         if (value := params.number_in_range(body, name, 0, 1, PROVIDER)) is not None:
             request[name] = value
     tools_and_choice(body, request)
+    if kind == "json_object":
+        force_json_answer(request, params.reasoning_effort(body))
     user = body.get("user") or body.get("safety_identifier")
     if isinstance(user, str):
         request["metadata"] = {"user_id": user}
@@ -188,8 +188,10 @@ def media_block(url: Any, where: str) -> JSONObject:
 
 
 def assistant_blocks(message: JSONObject, where: str) -> list[JSONObject]:
-    text = params.text_content(message.get("content"), where)
-    blocks = [text_block(text)] if text else []
+    """Signed thinking first (where Anthropic requires it), then text, then tool calls."""
+    blocks = replayed_blocks(message, where)
+    if text := params.text_content(message.get("content"), where):
+        blocks.append(text_block(text))
     blocks.extend(
         {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
         for call in params.assistant_tool_calls(message, where)
@@ -207,11 +209,11 @@ def tool_result(message: JSONObject, where: str) -> JSONObject:
     return block
 
 
-def token_budget(body: JSONObject) -> tuple[int, JSONObject | None]:
+def token_budget(body: JSONObject, thinking_allowed: bool = True) -> tuple[int, JSONObject | None]:
     """``(max_tokens, thinking)``: the thinking budget always fits below ``max_tokens``."""
     requested = params.max_output_tokens(body)
     effort = params.reasoning_effort(body)
-    if effort is None or effort == "none":
+    if effort is None or effort == "none" or not thinking_allowed:
         return requested or DEFAULT_MAX_TOKENS, None
     budget = params.REASONING_BUDGETS[effort]
     if requested is None:

@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 
 from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.providers.anthropic_json import JSON_TOOL
+from modelyard_proxy.providers.anthropic_thinking import BLOCK_FIELDS, client_block, extra_content
 from modelyard_proxy.providers.base import CallContext, JSONObject, UpstreamStreamError
 from modelyard_proxy.providers.chunks import usage_object
 from modelyard_proxy.providers.upstream_errors import MalformedAnswer, classify
@@ -74,44 +76,58 @@ def chat_completion(payload: bytes, ctx: CallContext) -> bytes:
         message = None
     if not isinstance(message, dict) or not isinstance(message.get("content"), list):
         raise MalformedAnswer("not an Anthropic message")
-    texts: list[str] = []
-    thoughts: list[str] = []
-    calls: list[JSONObject] = []
-    for block in message["content"]:
-        kind = block.get("type") if isinstance(block, dict) else None
-        if kind == "text":
-            texts.append(block.get("text") or "")
-        elif kind == "thinking":
-            thoughts.append(block.get("thinking") or "")
-        elif kind == "tool_use":
-            arguments = orjson.dumps(block.get("input") or {}).decode()
-            calls.append(
-                {
-                    "id": block.get("id"),
-                    "type": "function",
-                    "function": {"name": block.get("name"), "arguments": arguments},
-                }
-            )
-    reply: JSONObject = {
-        "role": "assistant",
-        "content": "".join(texts) if texts or not calls else None,
-        "refusal": None,
-    }
-    if calls:
-        reply["tool_calls"] = calls
-    if thoughts:
-        reply["reasoning_content"] = "".join(thoughts)
+    reply, json_answer = assistant_message(message["content"])
+    finish = finish_reason(message.get("stop_reason"))
+    if finish == "tool_calls" and json_answer and "tool_calls" not in reply:
+        finish = "stop"  # the only call was the JSON answer
     completion = {
         "id": message.get("id") or ctx.completion_id,
         "object": "chat.completion",
         "created": ctx.created,
         "model": message.get("model") or ctx.upstream_model,
-        "choices": [
-            {"index": 0, "message": reply, "logprobs": None, "finish_reason": finish_reason(message.get("stop_reason"))}
-        ],
+        "choices": [{"index": 0, "message": reply, "logprobs": None, "finish_reason": finish}],
         "usage": openai_usage(message.get("usage")),
     }
     return orjson.dumps(completion)
+
+
+def assistant_message(content: list[Any]) -> tuple[JSONObject, bool]:
+    """OpenAI's assistant message for Anthropic content blocks, and whether it holds a JSON-mode answer.
+
+    Thinking text becomes ``reasoning_content`` and the signed blocks ride in ``extra_content`` (see
+    ``anthropic_thinking``); a call of the JSON-mode tool becomes the content (see ``anthropic_json``).
+    """
+    texts: list[str] = []
+    thoughts: list[str] = []
+    signed: list[JSONObject] = []
+    answers: list[str] = []
+    calls: list[JSONObject] = []
+    for block in content:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            texts.append(block.get("text") or "")
+        elif kind in BLOCK_FIELDS:
+            if kind == "thinking":
+                thoughts.append(block.get("thinking") or "")
+            if (kept := client_block(block)) is not None:
+                signed.append(kept)
+        elif kind == "tool_use":
+            arguments = orjson.dumps(block.get("input") or {}).decode()
+            if block.get("name") == JSON_TOOL:
+                answers.append(arguments)
+                continue
+            function = {"name": block.get("name"), "arguments": arguments}
+            calls.append({"id": block.get("id"), "type": "function", "function": function})
+    parts = answers or texts
+    text = "".join(parts) if parts or not calls else None
+    reply: JSONObject = {"role": "assistant", "content": text, "refusal": None}
+    if calls:
+        reply["tool_calls"] = calls
+    if thoughts:
+        reply["reasoning_content"] = "".join(thoughts)
+    if signed:
+        reply["extra_content"] = extra_content(signed)
+    return reply, bool(answers)
 
 
 def error_fields(data: Any) -> tuple[str | None, str | None]:

@@ -3,6 +3,8 @@
 Anthropic numbers content blocks across text, thinking and tool calls, while OpenAI numbers tool calls
 alone, so tool calls get their own counter. Usage in ``message_delta`` is cumulative: fields are set,
 never added. The stream is complete only at ``message_stop``; a body that ends before it is a failure.
+Signed thinking blocks reach the client whole as they stop (see ``anthropic_thinking``), and the
+arguments of a JSON-mode answer stream as content (see ``anthropic_json``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from typing import Any
 
 import orjson
 
+from modelyard_proxy.providers.anthropic_json import JSON_TOOL
 from modelyard_proxy.providers.anthropic_response import finish_reason, openai_usage, stream_error
+from modelyard_proxy.providers.anthropic_thinking import BLOCK_FIELDS, StreamedThinking
 from modelyard_proxy.providers.base import CallContext, JSONObject, StreamTranslator, UpstreamStreamError
 from modelyard_proxy.providers.chunks import ChunkWriter
 from modelyard_proxy.providers.upstream_errors import MalformedAnswer
@@ -34,6 +38,8 @@ class AnthropicStreamTranslator(StreamTranslator):
         self._ctx = ctx
         self._tools: dict[int, int] = {}  # Anthropic block index -> OpenAI tool call index
         self._no_arguments: set[int] = set()  # tool blocks that have not streamed any arguments yet
+        self._json_answers: set[int] = set()  # blocks calling the JSON-mode tool: their arguments are content
+        self._thinking = StreamedThinking()
         self._native_usage: JSONObject = {}
         self._stop_reason: str | None = None
         self._stopped = False
@@ -70,7 +76,10 @@ class AnthropicStreamTranslator(StreamTranslator):
         if kind == "message_stop":
             self._stopped = True
             self.usage = openai_usage(self._native_usage)
-            return self._writer.finish(finish_reason(self._stop_reason), self.usage)
+            finish = finish_reason(self._stop_reason)
+            if finish == "tool_calls" and self._json_answers and not self._tools:
+                finish = "stop"  # the only call was the JSON answer
+            return self._writer.finish(finish, self.usage)
         if kind == "error":
             raise self._fail(stream_error(data, self._ctx))
         return b""  # unknown events are allowed by Anthropic's versioning policy
@@ -94,17 +103,21 @@ class AnthropicStreamTranslator(StreamTranslator):
         if not isinstance(block, dict):
             return b""
         kind = block.get("type")
+        at = data.get("index", -1)
         if kind == "text":
             return self._writer.delta({"content": block["text"]}) if block.get("text") else b""
-        if kind == "thinking":
+        if kind in BLOCK_FIELDS:
+            self._thinking.start(at, block)
             return self._writer.delta({"reasoning_content": block["thinking"]}) if block.get("thinking") else b""
         if kind != "tool_use":
-            return b""  # redacted_thinking and server-side tool blocks have no OpenAI form
-        at = data.get("index", -1)
-        index = self._tools[at] = len(self._tools)
+            return b""  # server-side tool blocks have no OpenAI form
         arguments = orjson.dumps(block["input"]).decode() if block.get("input") else ""
         if not arguments:
             self._no_arguments.add(at)
+        if block.get("name") == JSON_TOOL:
+            self._json_answers.add(at)
+            return self._writer.delta({"content": arguments}) if arguments else b""
+        index = self._tools[at] = len(self._tools)
         function = {"name": block.get("name"), "arguments": arguments}
         return self._writer.delta(
             {"tool_calls": [{"index": index, "id": block.get("id"), "type": "function", "function": function}]}
@@ -118,25 +131,33 @@ class AnthropicStreamTranslator(StreamTranslator):
         if kind == "text_delta":
             text = delta.get("text")
             return self._writer.delta({"content": text}) if text else b""
+        at = data.get("index", -1)
         if kind == "input_json_delta":
-            at = data.get("index", -1)
             partial = delta.get("partial_json")
-            if not partial or at not in self._tools:
+            if not partial or (at not in self._tools and at not in self._json_answers):
                 return b""
             self._no_arguments.discard(at)
             return self._arguments(at, partial)
         if kind == "thinking_delta":
             thinking = delta.get("thinking")
-            return self._writer.delta({"reasoning_content": thinking}) if thinking else b""
-        return b""  # signature_delta, citations_delta: nothing OpenAI clients can use
+            if not thinking:
+                return b""
+            self._thinking.thinking(at, thinking)
+            return self._writer.delta({"reasoning_content": thinking})
+        if kind == "signature_delta" and isinstance(delta.get("signature"), str):
+            self._thinking.signature(at, delta["signature"])
+        return b""  # citations_delta: nothing OpenAI clients can use
 
     def _stop_block(self, block: Any) -> bytes:
         if block in self._no_arguments:
             self._no_arguments.discard(block)
             return self._arguments(block, "{}")  # OpenAI clients parse arguments; "" is not JSON
-        return b""
+        signed = self._thinking.stop(block)
+        return self._writer.delta(signed) if signed is not None else b""
 
     def _arguments(self, block: int, fragment: str) -> bytes:
+        if block in self._json_answers:
+            return self._writer.delta({"content": fragment})
         return self._writer.delta({"tool_calls": [{"index": self._tools[block], "function": {"arguments": fragment}}]})
 
     def _take_usage(self, native: Any) -> None:

@@ -28,16 +28,26 @@ REASONING_BUDGETS: dict[str, int] = {
 REASONING_EFFORTS = frozenset({"none", *REASONING_BUDGETS})
 
 
-def max_output_tokens(body: JSONObject) -> int | None:
-    """``max_completion_tokens`` first, else the deprecated ``max_tokens``; must be a positive integer."""
-    for name in ("max_completion_tokens", "max_tokens"):
+#: OpenAI's output-token limits: the current name first, then the deprecated one.
+TOKEN_LIMITS = ("max_completion_tokens", "max_tokens")
+
+
+def check_token_limits(body: JSONObject) -> None:
+    """Refuse a token limit that is not a positive integer, before any provider sees it.
+
+    Called for every chat request whatever its provider, so a negative limit gets the same 400 everywhere
+    rather than an upstream's own refusal (or none: OpenAI-family targets would forward it).
+    """
+    for name in TOKEN_LIMITS:
         value = body.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise bad_request(f"{name!r} must be a positive integer", param=name)
-        return value
-    return None
+
+
+def max_output_tokens(body: JSONObject) -> int | None:
+    """``max_completion_tokens`` first, else the deprecated ``max_tokens``; each a positive integer."""
+    check_token_limits(body)
+    return next((body[name] for name in TOKEN_LIMITS if body.get(name) is not None), None)
 
 
 def stop_sequences(body: JSONObject) -> list[str] | None:

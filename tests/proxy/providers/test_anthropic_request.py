@@ -10,7 +10,8 @@ from pydantic import SecretStr
 
 from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.providers.anthropic import AnthropicAdapter
-from modelyard_proxy.providers.anthropic_request import DEFAULT_MAX_TOKENS, JSON_OBJECT_INSTRUCTION
+from modelyard_proxy.providers.anthropic_json import JSON_TOOL, JSON_TOOL_DEFINITION
+from modelyard_proxy.providers.anthropic_request import DEFAULT_MAX_TOKENS
 from modelyard_proxy.providers.base import CallContext, Inbound
 from modelyard_routing import Credential, Provider
 
@@ -294,9 +295,34 @@ TRANSLATIONS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         },
     ),
     (
-        "json_object becomes a system instruction",
+        "json_object forces the JSON answer tool",
         {"messages": [{"role": "system", "content": "Be brief."}, HI], "response_format": {"type": "json_object"}},
-        {"system": [text("Be brief."), text(JSON_OBJECT_INSTRUCTION)], "output_config": None},
+        {
+            "system": [text("Be brief.")],
+            "tools": [JSON_TOOL_DEFINITION],
+            "tool_choice": {"type": "tool", "name": JSON_TOOL, "disable_parallel_tool_use": True},
+            "output_config": None,
+        },
+    ),
+    (
+        "json_object with client tools: a tool call or the JSON answer",
+        {"messages": [HI], "tools": TOOLS, "response_format": {"type": "json_object"}},
+        {"tools": [*ANTHROPIC_TOOLS, JSON_TOOL_DEFINITION], "tool_choice": {"type": "any"}},
+    ),
+    (
+        "json_object with tool_choice none: the JSON answer only",
+        {"messages": [HI], "tools": TOOLS, "tool_choice": "none", "response_format": {"type": "json_object"}},
+        {"tool_choice": {"type": "tool", "name": JSON_TOOL, "disable_parallel_tool_use": True}},
+    ),
+    (
+        "json_object keeps a client's named tool choice",
+        {
+            "messages": [HI],
+            "tools": TOOLS,
+            "tool_choice": {"type": "function", "function": {"name": "now"}},
+            "response_format": {"type": "json_object"},
+        },
+        {"tool_choice": {"type": "tool", "name": "now"}},
     ),
     ("response_format text is the default", {"messages": [HI], "response_format": {"type": "text"}}, {"system": None}),
     (
@@ -385,6 +411,50 @@ REFUSALS: list[tuple[str, dict[str, Any], str]] = [
     ("thinking budget cannot fit", {"reasoning_effort": "low", "max_completion_tokens": 1024}, "max_completion_tokens"),
     ("thinking budget cannot fit (legacy)", {"reasoning_effort": "high", "max_tokens": 800}, "max_tokens"),
     ("unknown reasoning effort", {"reasoning_effort": "extreme"}, "reasoning_effort"),
+    (
+        "JSON mode cannot think",
+        {"response_format": {"type": "json_object"}, "reasoning_effort": "low"},
+        "reasoning_effort",
+    ),
+    (
+        "JSON mode cannot think, even where a history without signatures turns thinking off",
+        {
+            "messages": [HI, WEATHER_CALLS, {"role": "tool", "tool_call_id": "toolu_a", "content": "4C"}],
+            "response_format": {"type": "json_object"},
+            "reasoning_effort": "low",
+        },
+        "reasoning_effort",
+    ),
+    (
+        "a client tool named like the JSON answer tool",
+        {"response_format": {"type": "json_object"}, "tools": [{"type": "function", "function": {"name": JSON_TOOL}}]},
+        "tools",
+    ),
+    ("negative max_tokens", {"max_tokens": -5}, "max_tokens"),
+    (
+        "negative max_tokens beside a valid max_completion_tokens",
+        {"max_completion_tokens": 50, "max_tokens": -1},
+        "max_tokens",
+    ),
+    ("zero max_completion_tokens", {"max_completion_tokens": 0}, "max_completion_tokens"),
+    (
+        "thinking block without its signature",
+        {
+            "messages": [
+                HI,
+                {
+                    **WEATHER_CALLS,
+                    "extra_content": {"anthropic": {"thinking_blocks": [{"type": "thinking", "thinking": "x"}]}},
+                },
+            ]
+        },
+        "messages",
+    ),
+    (
+        "thinking_blocks that are not a list",
+        {"messages": [HI, {**WEATHER_CALLS, "extra_content": {"anthropic": {"thinking_blocks": "sig"}}}]},
+        "messages",
+    ),
     ("forced tool without tools", {"tool_choice": "required"}, "tool_choice"),
     ("allowed_tools choice", {"tools": TOOLS, "tool_choice": {"type": "allowed_tools"}}, "tool_choice"),
     ("custom tools", {"tools": [{"type": "custom", "custom": {"name": "grep"}}]}, "tools"),
@@ -445,3 +515,42 @@ def test_embeddings_are_refused_with_the_reason() -> None:
     assert caught.value.status == 400
     assert "no embeddings" in caught.value.message
     assert caught.value.param == "model"
+
+
+SIGNED = {"type": "thinking", "thinking": "Oslo needs the weather tool.", "signature": "EqQBCkYIBxgCKkA="}
+REDACTED = {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4a"}
+WEATHER_RESULT = {"role": "tool", "tool_call_id": "toolu_a", "content": "4C"}
+
+
+def tool_turn(thinking_blocks: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The assistant turn that called the weather tools, with the thinking blocks the gateway returned."""
+    if thinking_blocks is None:
+        return WEATHER_CALLS
+    return {**WEATHER_CALLS, "extra_content": {"anthropic": {"thinking_blocks": thinking_blocks}}}
+
+
+def test_signed_thinking_is_replayed_at_the_start_of_the_tool_turn() -> None:
+    # The SDKs' stream accumulators leave each streamed block's ``index`` in place; it is not sent on.
+    blocks = [{"index": 0, **SIGNED}, {"index": 1, **REDACTED}]
+    body = translate({"messages": [HI, tool_turn(blocks), WEATHER_RESULT], "reasoning_effort": "low"})
+    assert body["messages"][1] == {"role": "assistant", "content": [SIGNED, REDACTED, *WEATHER_USES]}
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+
+
+def test_a_tool_turn_without_signed_thinking_is_continued_without_thinking() -> None:
+    body = translate({"messages": [HI, tool_turn(None), WEATHER_RESULT], "reasoning_effort": "low"})
+    assert "thinking" not in body
+    assert body["max_tokens"] == DEFAULT_MAX_TOKENS
+    assert body["messages"][1]["content"] == WEATHER_USES
+
+
+def test_thinking_needs_no_signature_when_the_last_assistant_turn_called_no_tool() -> None:
+    answered = {"role": "assistant", "content": "It is 4C."}
+    messages = [HI, tool_turn(None), WEATHER_RESULT, answered, {"role": "user", "content": "And tomorrow?"}]
+    assert translate({"messages": messages, "reasoning_effort": "low"})["thinking"]["type"] == "enabled"
+
+
+def test_signed_thinking_is_kept_when_thinking_is_off() -> None:
+    body = translate({"messages": [HI, tool_turn([SIGNED]), WEATHER_RESULT]})
+    assert "thinking" not in body
+    assert body["messages"][1]["content"] == [SIGNED, *WEATHER_USES]

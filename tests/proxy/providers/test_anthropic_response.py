@@ -9,6 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from modelyard_proxy.providers.anthropic import AnthropicAdapter
+from modelyard_proxy.providers.anthropic_json import JSON_TOOL
 from modelyard_proxy.providers.base import CallContext
 from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 from modelyard_routing import Credential, Provider
@@ -86,6 +87,14 @@ def test_text_thinking_and_tool_use() -> None:
                         {"id": "toolu_02", "type": "function", "function": {"name": "now", "arguments": "{}"}},
                     ],
                     "reasoning_content": "The user wants Oslo.",
+                    "extra_content": {
+                        "anthropic": {
+                            "thinking_blocks": [
+                                {"type": "thinking", "thinking": "The user wants Oslo.", "signature": "EqQBCgIYAhIM"},
+                                {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"},
+                            ]
+                        }
+                    },
                 },
                 "logprobs": None,
                 "finish_reason": "tool_calls",
@@ -103,6 +112,29 @@ def test_text_thinking_and_tool_use() -> None:
 def test_tool_calls_alone_leave_content_null() -> None:
     payload = message([{"type": "tool_use", "id": "t", "name": "now", "input": {}}], stop_reason="tool_use")
     assert result(payload)["choices"][0]["message"]["content"] is None
+
+
+def test_unsigned_thinking_is_not_offered_for_replay() -> None:
+    payload = message([{"type": "thinking", "thinking": "hm", "signature": ""}, {"type": "text", "text": "4"}])
+    reply = result(payload)["choices"][0]["message"]
+    assert reply["reasoning_content"] == "hm"
+    assert "extra_content" not in reply
+
+
+def test_json_mode_answer_is_the_content_and_stops() -> None:
+    answer = {"type": "tool_use", "id": "toolu_07", "name": JSON_TOOL, "input": {"city": "Oslo", "days": [1, 2]}}
+    choice = result(message([answer], stop_reason="tool_use"))["choices"][0]
+    assert choice["message"] == {"role": "assistant", "content": '{"city":"Oslo","days":[1,2]}', "refusal": None}
+    assert choice["finish_reason"] == "stop"
+
+
+def test_json_mode_answer_beside_a_client_tool_call_keeps_the_call() -> None:
+    answer = {"type": "tool_use", "id": "toolu_07", "name": JSON_TOOL, "input": {}}
+    call = {"type": "tool_use", "id": "toolu_08", "name": "now", "input": {}}
+    choice = result(message([call, answer], stop_reason="tool_use"))["choices"][0]
+    assert choice["message"]["content"] == "{}"
+    assert [c["function"]["name"] for c in choice["message"]["tool_calls"]] == ["now"]
+    assert choice["finish_reason"] == "tool_calls"
 
 
 def test_thinking_token_count_becomes_reasoning_tokens() -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from modelyard_proxy.providers.anthropic import AnthropicAdapter
+from modelyard_proxy.providers.anthropic_json import JSON_TOOL
 from modelyard_proxy.providers.base import CallContext, StreamTranslator, UpstreamStreamError
 from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 from modelyard_proxy.sse import SSEDecoder, SSEEvent
@@ -143,9 +144,21 @@ def arguments(index: int, fragment: str) -> dict[str, Any]:
     return {"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}
 
 
+def signed(*blocks: dict[str, Any]) -> dict[str, Any]:
+    """The delta that hands the client signed thinking blocks."""
+    return {"extra_content": {"anthropic": {"thinking_blocks": list(blocks)}}}
+
+
+SIGNED_BLOCK = {
+    "index": 0,
+    "type": "thinking",
+    "thinking": "Two lookups; call both.",
+    "signature": "EqQBCgIYAhIM1gbcDa9GJwZA",
+}
 EXPECTED = [
     chunk({"role": "assistant", "reasoning_content": "Two lookups; "}),
     chunk({"reasoning_content": "call both."}),
+    chunk(signed(SIGNED_BLOCK)),
     chunk({"content": "Checking "}),
     chunk({"content": "both."}),
     chunk(call_start(0, "toolu_01")),
@@ -212,7 +225,7 @@ def test_tool_without_arguments_gets_an_empty_object() -> None:
 def test_unknown_events_and_blocks_are_ignored() -> None:
     body = [
         MESSAGE_START,
-        block_start(0, {"type": "redacted_thinking", "data": "EmwKAhgBEgy3"}),
+        block_start(0, {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}}),
         block_stop(0),
         block_start(1, {"type": "text", "text": ""}),
         block_delta(1, {"type": "citations_delta", "citation": {"type": "char_location"}}),
@@ -224,6 +237,51 @@ def test_unknown_events_and_blocks_are_ignored() -> None:
         PING,
     ]
     assert frames(run(body)) == [chunk({"role": "assistant", "content": "ok"}), chunk({}, "stop"), "[DONE]"]
+
+
+def test_redacted_and_signed_thinking_reach_the_client_whole_and_numbered() -> None:
+    body = [
+        MESSAGE_START,
+        block_start(0, {"type": "redacted_thinking", "data": "EmwKAhgBEgy3"}),
+        block_stop(0),
+        block_start(1, {"type": "thinking", "thinking": "", "signature": ""}),
+        block_delta(1, {"type": "thinking_delta", "thinking": "Fine."}),
+        block_delta(1, {"type": "signature_delta", "signature": "EqQB"}),
+        block_stop(1),
+        block_start(2, {"type": "thinking", "thinking": "", "signature": ""}),
+        block_delta(2, {"type": "thinking_delta", "thinking": "never signed"}),
+        block_stop(2),
+        message_delta("end_turn", output_tokens=3),
+        MESSAGE_STOP,
+    ]
+    assert frames(run(body)) == [
+        chunk({"role": "assistant", **signed({"index": 0, "type": "redacted_thinking", "data": "EmwKAhgBEgy3"})}),
+        chunk({"reasoning_content": "Fine."}),
+        chunk(signed({"index": 1, "type": "thinking", "thinking": "Fine.", "signature": "EqQB"})),
+        chunk({"reasoning_content": "never signed"}),  # an unsigned block cannot be replayed, so is not offered
+        chunk({}, "stop"),
+        "[DONE]",
+    ]
+
+
+def json_answer(*fragments: str) -> list[bytes]:
+    """A stream that answers by calling the JSON-mode tool with ``fragments`` as its input."""
+    start = block_start(0, {"type": "tool_use", "id": "toolu_07", "name": JSON_TOOL, "input": {}})
+    deltas = [block_delta(0, {"type": "input_json_delta", "partial_json": f}) for f in fragments]
+    return [MESSAGE_START, start, *deltas, block_stop(0), message_delta("tool_use", output_tokens=9), MESSAGE_STOP]
+
+
+def test_json_mode_answer_streams_as_content_and_stops() -> None:
+    assert frames(run(json_answer("", '{"city": ', '"Oslo"}'))) == [
+        chunk({"role": "assistant", "content": '{"city": '}),
+        chunk({"content": '"Oslo"}'}),
+        chunk({}, "stop"),
+        "[DONE]",
+    ]
+
+
+def test_empty_json_mode_answer_is_an_empty_object() -> None:
+    assert frames(run(json_answer())) == [chunk({"role": "assistant", "content": "{}"}), chunk({}, "stop"), "[DONE]"]
 
 
 @pytest.mark.parametrize(
