@@ -173,6 +173,28 @@ async def test_embeddings_float_and_base64_agree(oai: openai.AsyncOpenAI) -> Non
     assert sum(v * v for v in sized.data[0].embedding) == pytest.approx(1.0, abs=1e-4)
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "body", "param", "got"),
+    [
+        ("/chat/completions", {"messages": USER, "stop": True}, "stop", "a boolean"),
+        ("/chat/completions", {"messages": USER, "max_tokens": 1.5}, "max_tokens", "a decimal"),
+        ("/chat/completions", {"messages": USER, "temperature": True}, "temperature", "a boolean"),
+        ("/chat/completions", {"messages": USER, "response_format": "json"}, "response_format", "a string"),
+        ("/embeddings", {"input": 12}, "input", None),
+        ("/embeddings", {"input": "x", "dimensions": {"n": 3}}, "dimensions", "an object"),
+    ],
+)
+async def test_fields_of_the_wrong_type_are_refused_as_openai_does(
+    oai: openai.AsyncOpenAI, endpoint: str, body: dict[str, Any], param: str, got: str | None
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await oai.post(endpoint, body={"model": "gpt-sim", **body}, cast_to=object)
+    assert caught.value.param == param
+    if got is not None:
+        assert caught.value.code == "invalid_type"
+        assert caught.value.message.endswith(f"but got {got} instead.")
+
+
 async def test_models_list(oai: openai.AsyncOpenAI, book: ScenarioBook) -> None:
     book.models = {"gpt-a": Behaviour(), "gpt-*": Behaviour()}
     assert [m.id async for m in oai.models.list()] == ["gpt-a"]

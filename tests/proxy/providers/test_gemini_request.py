@@ -334,6 +334,9 @@ def test_no_generation_config_when_nothing_is_asked() -> None:
         ({"n": 0}, "n"),
         ({"seed": "7"}, "seed"),
         ({"reasoning_effort": "extreme"}, "reasoning_effort"),
+        ({"reasoning_effort": {"effort": "high"}}, "reasoning_effort"),
+        ({"response_format": {"type": {"json": True}}}, "response_format"),
+        ({"response_format": {"type": ["json_object"]}}, "response_format"),
     ],
 )
 def test_refused_parameters(extra: dict[str, Any], param: str) -> None:
