@@ -131,6 +131,24 @@ async def test_embeddings_refused_by_a_chat_only_provider(client: openai.AsyncOp
     assert "embeddings" in caught.value.message
 
 
+#: The model each OpenAI-family upstream must find in the body: its own name, never the gateway's public one.
+UPSTREAM_MODEL = {"gpt-4o": "gpt-4o-2024-08-06", "azure-gpt-4o": "gpt-4o-deployment"}
+
+
+@pytest.mark.parametrize("model", UPSTREAM_MODEL)
+async def test_upstream_bodies_name_the_upstream_model_never_the_public_one(
+    client: openai.AsyncOpenAI, upstream_log: RequestLog, model: str
+) -> None:
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
+    await client.chat.completions.create(model=model, messages=messages)
+    async for _ in await client.chat.completions.create(model=model, messages=messages, stream=True):
+        pass
+    await client.embeddings.create(model=model, input="hello")
+    received = list(upstream_log)
+    assert [r.body["model"] for r in received] == [UPSTREAM_MODEL[model]] * 3
+    assert not any(f'"{model}"'.encode() in r.raw_body for r in received)
+
+
 SCHEMA = {
     "type": "object",
     "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
