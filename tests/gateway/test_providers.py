@@ -12,6 +12,7 @@ from openai.types.chat import (
     ChatCompletionMessageFunctionToolCall,
     ChatCompletionMessageParam,
 )
+from pydantic import BaseModel
 
 from modelyard_simulator import RequestLog
 
@@ -175,6 +176,30 @@ async def test_structured_output_uses_each_providers_native_mechanism(
     )
     assert isinstance(json.loads(completion.choices[0].message.content or ""), dict)
     assert NATIVE_SCHEMA[model](upstream_log.last().body) == SCHEMA
+
+
+class Stop(BaseModel):
+    city: str
+    nights: int
+
+
+class Trip(BaseModel):
+    """pydantic puts ``Stop`` under ``$defs``: every provider's structured output must carry the references."""
+
+    title: str
+    first: Stop
+    last: Stop | None
+    stops: list[Stop]
+
+
+@pytest.mark.parametrize("model", PROVIDERS)
+async def test_sdk_parse_fills_nested_models(client: openai.AsyncOpenAI, model: str) -> None:
+    prompt = "plan a trip"
+    completion = await client.chat.completions.parse(
+        model=model, messages=[{"role": "user", "content": prompt}], response_format=Trip
+    )
+    stop = Stop(city=prompt, nights=1)
+    assert completion.choices[0].message.parsed == Trip(title=prompt, first=stop, last=stop, stops=[stop])
 
 
 #: Where each provider's thinking control must appear for ``reasoning_effort="high"``.

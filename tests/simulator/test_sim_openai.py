@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionToolParam
+from pydantic import BaseModel
 
 from modelyard_simulator import Behaviour, RequestLog, ScenarioBook, ToolCall
 
@@ -156,6 +157,27 @@ async def test_json_schema_response_format_returns_valid_json(oai: openai.AsyncO
     content = completion.choices[0].message.content
     assert content is not None
     assert json.loads(content) == {"city": "What is the weather in Oslo?", "celsius": 1.0}
+
+
+class Address(BaseModel):
+    city: str
+    zip: int
+
+
+class Person(BaseModel):
+    """pydantic puts ``Address`` under ``$defs``; the SDK's strict schema keeps the ``$ref``s."""
+
+    name: str
+    home: Address
+    work: Address | None
+    past: list[Address]
+
+
+async def test_parse_fills_nested_models_behind_refs(oai: openai.AsyncOpenAI) -> None:
+    completion = await oai.chat.completions.parse(model="gpt-sim", messages=USER, response_format=Person)
+    text = "What is the weather in Oslo?"
+    address = Address(city=text, zip=1)
+    assert completion.choices[0].message.parsed == Person(name=text, home=address, work=address, past=[address])
 
 
 async def test_embeddings_float_and_base64_agree(oai: openai.AsyncOpenAI) -> None:
