@@ -169,15 +169,24 @@ def logprobs(result: Any) -> JSONObject | None:
     """``logprobsResult`` as OpenAI's ``choice.logprobs`` (chosen tokens, each with its top alternatives)."""
     if not isinstance(result, dict):
         return None
-    chosen = result.get("chosenCandidates") or []
-    top = result.get("topCandidates") or []
+    chosen = _list(result.get("chosenCandidates"))
+    top = _list(result.get("topCandidates"))
     content = []
     for k, token in enumerate(chosen):
-        alternatives = top[k].get("candidates") or [] if k < len(top) else []
-        content.append({**_token(token), "top_logprobs": [_token(t) for t in alternatives]})
+        step = top[k] if k < len(top) and isinstance(top[k], dict) else {}
+        alternatives = [_token(t) for t in _list(step.get("candidates"))]
+        content.append({**_token(token), "top_logprobs": alternatives})
     return {"content": content, "refusal": None}
 
 
-def _token(candidate: JSONObject) -> JSONObject:
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _token(candidate: Any) -> JSONObject:
+    """One ``LogprobsResultCandidate``; a missing log probability reads as 0 (proto3 omits zero values)."""
+    candidate = candidate if isinstance(candidate, dict) else {}
     token = str(candidate.get("token", ""))
-    return {"token": token, "logprob": float(candidate.get("logProbability", 0.0)), "bytes": list(token.encode())}
+    value = candidate.get("logProbability")
+    logprob = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode())}

@@ -260,6 +260,16 @@ def test_logprobs_are_translated() -> None:
     }
 
 
+def test_odd_logprobs_read_as_far_as_they_go() -> None:
+    """A certain token's zero log probability is omitted on the wire; stray shapes do not break the answer."""
+    cand = candidate([{"text": "Hi"}])
+    cand["logprobsResult"] = {"topCandidates": ["?", {"candidates": 7}], "chosenCandidates": [{"token": "Hi"}, 3]}
+    assert translate(answer(cand))["choices"][0]["logprobs"]["content"] == [
+        {"token": "Hi", "logprob": 0.0, "bytes": [72, 105], "top_logprobs": []},
+        {"token": "", "logprob": 0.0, "bytes": [], "top_logprobs": []},
+    ]
+
+
 @pytest.mark.parametrize("payload", [b"", b"<html>502 Bad Gateway</html>", b"[1,2]"])
 def test_unreadable_answers_are_upstream_errors(payload: bytes) -> None:
     with pytest.raises(GatewayError) as caught:
