@@ -182,7 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--worker-socket", type=Path, default=None, help=argparse.SUPPRESS)  # a supervisor's worker
     serve.set_defaults(run=_serve)
 
-    simulate = commands.add_parser("simulate", help="serve simulated OpenAI, Anthropic and Gemini APIs")
+    simulated = "serve simulated OpenAI, Azure OpenAI, Anthropic and Gemini APIs"
+    simulate = commands.add_parser(
+        "simulate",
+        help=simulated,
+        description=f"{simulated} on one port, each under its own paths, for demos and tests without keys",
+    )
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=9100)
     simulate.add_argument("--scenarios", type=Path, default=None, help="YAML scenario book (per-model behaviour)")

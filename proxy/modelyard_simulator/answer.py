@@ -18,6 +18,7 @@ from typing import Any, Literal
 import orjson
 
 from modelyard_simulator.behaviour import Behaviour, parse_directives
+from modelyard_simulator.schema_sample import sample_json
 from modelyard_simulator.tokens import count_tokens, tokenize
 
 Finish = Literal["end", "length", "stop_sequence", "tool", "refusal"]
@@ -144,27 +145,3 @@ def _reply_text(prompt: Prompt, behaviour: Behaviour, clean: str) -> str:
         value = sample_json(prompt.json_schema, clean) if prompt.json_schema else {"echo": clean}
         return orjson.dumps(value).decode()
     return f"echo: {clean}"
-
-
-def sample_json(schema: Mapping[str, Any], echo: str) -> Any:
-    """A small instance of ``schema``: strings echo the user text, other types get simple values."""
-    if "const" in schema:
-        return schema["const"]
-    if schema.get("enum"):
-        return schema["enum"][0]
-    for key in ("anyOf", "oneOf", "allOf"):
-        options = schema.get(key)
-        if isinstance(options, list) and options and isinstance(options[0], Mapping):
-            return sample_json(options[0], echo)
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    kind = kind.lower() if isinstance(kind, str) else None
-    if kind == "object" or (kind is None and "properties" in schema):
-        properties = schema.get("properties") or {}
-        return {name: sample_json(sub, echo) if isinstance(sub, Mapping) else None for name, sub in properties.items()}
-    if kind == "array":
-        items = schema.get("items")
-        return [sample_json(items, echo)] if isinstance(items, Mapping) else []
-    simple: dict[str, Any] = {"string": echo, "integer": 1, "number": 1.0, "boolean": True}
-    return simple.get(kind or "")

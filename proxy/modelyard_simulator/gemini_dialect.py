@@ -9,6 +9,7 @@ or snake_case, as Google's JSON mapping does.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,9 +30,12 @@ from modelyard_simulator.engine import (
     serve_exchange,
 )
 from modelyard_simulator.errors import Failure, error_kind, format_seconds
+from modelyard_simulator.logprobs import ranked, token_logprob
 from modelyard_simulator.streaming import SseEvent
 from modelyard_simulator.tokens import count_prompt_tokens, tokenize
 
+MAX_CANDIDATES = 8
+MAX_TOP_LOGPROBS = 20
 FINISH_REASONS = {"end": "STOP", "stop_sequence": "STOP", "length": "MAX_TOKENS", "tool": "STOP", "refusal": "SAFETY"}
 _UNREGISTERED = (
     "Method doesn't allow unregistered callers (callers without established identity). "
@@ -129,8 +133,42 @@ def embed_target(body: JsonObject, request: web.Request) -> tuple[str, str]:
     return _split(request)[0], texts[-1][0] if texts else ""
 
 
-def generate_prompt(body: JsonObject, model: str) -> tuple[Prompt, bool]:
-    """The prompt, and whether thought summaries should be returned."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rendering:
+    """How the answer is written out: thought summaries, candidates, and log probabilities."""
+
+    show_thoughts: bool = False
+    candidates: int = 1
+    #: None without ``responseLogprobs``; else how many top candidates each step lists (``logprobs``).
+    top_logprobs: int | None = None
+
+
+def _integer(config: object, name: str, low: int, high: int) -> int | None:
+    value = field(config, name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise Failure(400, f"* GenerationConfig.{name}: must be an integer between {low} and {high}\n")
+    return value
+
+
+def rendering(config: object, thinking: object) -> Rendering:
+    """``candidateCount``, ``responseLogprobs`` and ``logprobs``, refused outside the API's ranges."""
+    wants_logprobs = field(config, "responseLogprobs")
+    if not isinstance(wants_logprobs, bool | None):
+        raise Failure(400, "* GenerationConfig.responseLogprobs: must be a boolean\n")
+    top = _integer(config, "logprobs", 0, MAX_TOP_LOGPROBS)
+    if top is not None and not wants_logprobs:
+        raise Failure(400, "logprobs is only valid when responseLogprobs is true.")
+    return Rendering(
+        show_thoughts=bool(field(thinking, "includeThoughts")),
+        candidates=_integer(config, "candidateCount", 1, MAX_CANDIDATES) or 1,
+        top_logprobs=(top or 0) if wants_logprobs else None,
+    )
+
+
+def generate_prompt(body: JsonObject, model: str) -> tuple[Prompt, Rendering]:
+    """The prompt, and how to render the answer to it."""
     contents = field(body, "contents")
     if not isinstance(contents, list) or not contents:
         raise Failure(400, "* GenerateContentRequest.contents: contents is not specified\n")
@@ -167,16 +205,18 @@ def generate_prompt(body: JsonObject, model: str) -> tuple[Prompt, bool]:
         max_tokens=limit if isinstance(limit, int) else None,
         thinking=isinstance(thinking, dict) and budget != 0,
     )
-    return prompt, bool(field(thinking, "includeThoughts"))
+    return prompt, rendering(config, thinking)
 
 
-def _usage(answer: Answer, *, final: bool) -> JsonObject:
+def _usage(answer: Answer, candidates: int, *, final: bool) -> JsonObject:
+    """Every candidate's tokens count (Gemini bills them all); thinking is shared."""
     if not final:
         return {"promptTokenCount": answer.prompt_tokens, "totalTokenCount": answer.prompt_tokens}
+    output = answer.output_tokens * candidates
     usage: JsonObject = {
         "promptTokenCount": answer.prompt_tokens,
-        "candidatesTokenCount": answer.output_tokens,
-        "totalTokenCount": answer.prompt_tokens + answer.output_tokens + answer.thinking_tokens,
+        "candidatesTokenCount": output,
+        "totalTokenCount": answer.prompt_tokens + output + answer.thinking_tokens,
         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": answer.prompt_tokens}],
     }
     if answer.thinking_tokens:
@@ -200,13 +240,33 @@ def _part_groups(answer: Answer, show_thoughts: bool, *, streamed: bool) -> list
     return groups or [[{"text": ""}]]
 
 
-def _response(answer: Answer, model: str, response_id: str, parts: list[JsonObject], *, final: bool) -> JsonObject:
-    candidate: JsonObject = {"content": {"role": "model", "parts": parts}, "index": 0}
-    if final:
-        candidate["finishReason"] = FINISH_REASONS[answer.finish]
+def _logprobs(parts: list[JsonObject], top: int) -> JsonObject:
+    """``logprobsResult`` and ``avgLogprobs`` for the answer text these parts carry (thoughts excluded)."""
+    tokens = [t for p in parts if isinstance(p.get("text"), str) and not p.get("thought") for t in tokenize(p["text"])]
+    probabilities = [token_logprob(t) for t in tokens]
+    chosen = [{"token": t, "logProbability": p} for t, p in zip(tokens, probabilities, strict=True)]
+    total = sum(probabilities)
+    result: JsonObject = {"chosenCandidates": chosen, "logProbabilitySum": total}
+    if top:
+        steps = [[{"token": token, "logProbability": p} for token, p in ranked(t, top)] for t in tokens]
+        result["topCandidates"] = [{"candidates": step} for step in steps]
+    return {"logprobsResult": result, "avgLogprobs": total / len(tokens) if tokens else 0.0}
+
+
+def _response(
+    answer: Answer, model: str, response_id: str, parts: list[JsonObject], look: Rendering, *, final: bool
+) -> JsonObject:
+    candidates: list[JsonObject] = []
+    for index in range(look.candidates):
+        candidate: JsonObject = {"content": {"role": "model", "parts": parts}, "index": index}
+        if final:
+            candidate["finishReason"] = FINISH_REASONS[answer.finish]
+        if look.top_logprobs is not None:
+            candidate.update(_logprobs(parts, look.top_logprobs))
+        candidates.append(candidate)
     return {
-        "candidates": [candidate],
-        "usageMetadata": _usage(answer, final=final),
+        "candidates": candidates,
+        "usageMetadata": _usage(answer, look.candidates, final=final),
         "modelVersion": model,
         "responseId": response_id,
     }
@@ -214,15 +274,15 @@ def _response(answer: Answer, model: str, response_id: str, parts: list[JsonObje
 
 async def respond_generate(ex: Exchange, *, stream: bool) -> web.StreamResponse:
     model = _split(ex.request)[0]
-    prompt, show_thoughts = generate_prompt(ex.body, model)
+    prompt, look = generate_prompt(ex.body, model)
     answer = compose(prompt, ex.behaviour)
     response_id = new_id("", 22)
-    groups = _part_groups(answer, show_thoughts, streamed=stream)
+    groups = _part_groups(answer, look.show_thoughts, streamed=stream)
     if not stream:
-        return await ex.send_json(_response(answer, model, response_id, groups[0], final=True))
+        return await ex.send_json(_response(answer, model, response_id, groups[0], look, final=True))
     last = len(groups) - 1
     events = [
-        SseEvent(orjson.dumps(_response(answer, model, response_id, g, final=i == last)), content=True)
+        SseEvent(orjson.dumps(_response(answer, model, response_id, g, look, final=i == last)), content=True)
         for i, g in enumerate(groups)
     ]
     return await ex.send_events(events, newline=b"\r\n")

@@ -26,6 +26,7 @@ from modelyard_simulator.engine import (
     serve_exchange,
 )
 from modelyard_simulator.errors import Failure, error_kind, format_seconds
+from modelyard_simulator.openai_types import CHAT_FIELDS, EMBEDDING_FIELDS, check_types
 from modelyard_simulator.streaming import SseEvent
 from modelyard_simulator.tokens import count_prompt_tokens, count_tokens, tokenize
 
@@ -138,6 +139,7 @@ def chat_prompt(body: JsonObject, model: str) -> Prompt:
     """Validate a chat request the way OpenAI does and reduce it to a :class:`Prompt`."""
     if not model:
         raise Failure(400, "you must provide a model parameter", param="model")
+    check_types(body, CHAT_FIELDS)
     messages = _messages(body)
     if not messages:
         raise Failure(
@@ -145,15 +147,13 @@ def chat_prompt(body: JsonObject, model: str) -> Prompt:
         )
     turns = [m for m in messages if m.get("role") in ("user", "tool", "function")]
     last = turns[-1] if turns else {}
-    tools = body.get("tools") if isinstance(body.get("tools"), list) else []
-    names = tuple(
-        t["function"]["name"]
-        for t in tools or []
-        if isinstance(t, dict) and isinstance(t.get("function"), dict) and "name" in t["function"]
-    )
+    tools = body.get("tools") or []
+    functions = [t.get("function") for t in tools if isinstance(t, dict)]
+    names = tuple(f["name"] for f in functions if isinstance(f, dict) and isinstance(f.get("name"), str))
     response_format = body.get("response_format") or {}
-    format_type = response_format.get("type") if isinstance(response_format, dict) else None
-    schema = (response_format.get("json_schema") or {}).get("schema") if format_type == "json_schema" else None
+    format_type = response_format.get("type")
+    spec = response_format.get("json_schema") if format_type == "json_schema" else None
+    schema = spec.get("schema") if isinstance(spec, dict) else None
     stop = body.get("stop")
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
     return Prompt(
@@ -289,7 +289,7 @@ def _embedding_inputs(body: JsonObject) -> list[str | list[int]]:
 
 def embeddings_target(body: JsonObject, request: web.Request) -> tuple[str, str]:
     raw = body.get("input")
-    strings = [raw] if isinstance(raw, str) else [i for i in raw or [] if isinstance(i, str)]
+    strings = [raw] if isinstance(raw, str) else [i for i in raw if isinstance(i, str)] if isinstance(raw, list) else []
     return request_model(body, request), strings[-1] if strings else ""
 
 
@@ -297,6 +297,7 @@ async def respond_embeddings(ex: Exchange) -> web.StreamResponse:
     model = request_model(ex.body, ex.request)
     if not model:
         raise Failure(400, "you must provide a model parameter", param="model")
+    check_types(ex.body, EMBEDDING_FIELDS)
     inputs = _embedding_inputs(ex.body)
     encoding = ex.body.get("encoding_format") or "float"
     if encoding not in ("float", "base64"):

@@ -182,6 +182,12 @@ def test_serve_reloads_on_change_and_keeps_the_last_good_table(demo: tuple[str, 
     assert ready["generation"] == 2
 
 
+def test_simulate_help_names_every_api_it_speaks() -> None:
+    shown = subprocess.run(modelyard("simulate", "--help"), capture_output=True, text=True, check=True).stdout
+    words = " ".join(shown.split())  # argparse wraps lines at the terminal's width
+    assert all(api in words for api in ("OpenAI,", "Azure OpenAI", "Anthropic", "Gemini"))
+
+
 def test_compile_prints_the_table_with_keys_masked() -> None:
     result = subprocess.run(
         modelyard("compile", "--manifests", str(EXAMPLES)), capture_output=True, text=True, check=False, cwd=REPO

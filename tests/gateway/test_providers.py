@@ -12,6 +12,7 @@ from openai.types.chat import (
     ChatCompletionMessageFunctionToolCall,
     ChatCompletionMessageParam,
 )
+from pydantic import BaseModel
 
 from modelyard_simulator import RequestLog
 
@@ -131,6 +132,24 @@ async def test_embeddings_refused_by_a_chat_only_provider(client: openai.AsyncOp
     assert "embeddings" in caught.value.message
 
 
+#: The model each OpenAI-family upstream must find in the body: its own name, never the gateway's public one.
+UPSTREAM_MODEL = {"gpt-4o": "gpt-4o-2024-08-06", "azure-gpt-4o": "gpt-4o-deployment"}
+
+
+@pytest.mark.parametrize("model", UPSTREAM_MODEL)
+async def test_upstream_bodies_name_the_upstream_model_never_the_public_one(
+    client: openai.AsyncOpenAI, upstream_log: RequestLog, model: str
+) -> None:
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
+    await client.chat.completions.create(model=model, messages=messages)
+    async for _ in await client.chat.completions.create(model=model, messages=messages, stream=True):
+        pass
+    await client.embeddings.create(model=model, input="hello")
+    received = list(upstream_log)
+    assert [r.body["model"] for r in received] == [UPSTREAM_MODEL[model]] * 3
+    assert not any(f'"{model}"'.encode() in r.raw_body for r in received)
+
+
 SCHEMA = {
     "type": "object",
     "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
@@ -157,6 +176,30 @@ async def test_structured_output_uses_each_providers_native_mechanism(
     )
     assert isinstance(json.loads(completion.choices[0].message.content or ""), dict)
     assert NATIVE_SCHEMA[model](upstream_log.last().body) == SCHEMA
+
+
+class Stop(BaseModel):
+    city: str
+    nights: int
+
+
+class Trip(BaseModel):
+    """pydantic puts ``Stop`` under ``$defs``: every provider's structured output must carry the references."""
+
+    title: str
+    first: Stop
+    last: Stop | None
+    stops: list[Stop]
+
+
+@pytest.mark.parametrize("model", PROVIDERS)
+async def test_sdk_parse_fills_nested_models(client: openai.AsyncOpenAI, model: str) -> None:
+    prompt = "plan a trip"
+    completion = await client.chat.completions.parse(
+        model=model, messages=[{"role": "user", "content": prompt}], response_format=Trip
+    )
+    stop = Stop(city=prompt, nights=1)
+    assert completion.choices[0].message.parsed == Trip(title=prompt, first=stop, last=stop, stops=[stop])
 
 
 #: Where each provider's thinking control must appear for ``reasoning_effort="high"``.

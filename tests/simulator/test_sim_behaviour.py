@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -10,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelyard_simulator import Behaviour, ScenarioBook, ToolCall, parse_directives
-from modelyard_simulator.answer import Prompt, compose, sample_json
+from modelyard_simulator.answer import Prompt, compose
 from modelyard_simulator.behaviour import OverrideError, field_name, header_overrides, resolve
+from modelyard_simulator.schema_sample import sample_json
 from modelyard_simulator.tokens import count_prompt_tokens, count_tokens, tokenize
 
 
@@ -189,3 +191,49 @@ def test_json_mode_answers_an_instance_of_the_schema() -> None:
     plain = compose(_prompt(json_mode=True), Behaviour())
     assert plain.text is not None
     assert orjson.loads(plain.text) == {"echo": "tell me a story"}
+
+
+@pytest.mark.parametrize(
+    ("schema", "expected"),
+    [
+        (  # pydantic's nested model, optional and in a list
+            {
+                "$defs": {"A": {"type": "object", "properties": {"city": {"type": "string"}}}},
+                "type": "object",
+                "properties": {
+                    "home": {"$ref": "#/$defs/A"},
+                    "work": {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/A"}]},
+                    "past": {"type": "array", "items": {"$ref": "#/$defs/A"}},
+                },
+            },
+            {"home": {"city": "x"}, "work": {"city": "x"}, "past": [{"city": "x"}]},
+        ),
+        (  # draft-04 definitions, a described reference wrapped in allOf, an escaped pointer
+            {
+                "definitions": {"a/b": {"properties": {"n": {"type": "integer"}}}},
+                "properties": {"v": {"allOf": [{"$ref": "#/definitions/a~1b"}], "description": "d"}},
+            },
+            {"v": {"n": 1}},
+        ),
+        (
+            {"properties": {"r": {"$ref": "https://example.com/s.json"}, "d": {"$ref": "#/$defs/gone"}}},
+            {"r": None, "d": None},
+        ),
+    ],
+)
+def test_structured_answers_follow_references(schema: dict[str, Any], expected: Any) -> None:
+    assert sample_json(schema, "x") == expected
+
+
+def test_recursive_schemas_end() -> None:
+    node = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "children": {"type": "array", "items": {"$ref": "#"}}},
+    }
+    tree = sample_json(node, "x")
+    depth = 0
+    while tree["children"]:
+        (tree,) = tree["children"]
+        depth += 1
+    assert tree["name"] == "x"
+    assert depth > 3

@@ -116,6 +116,62 @@ async def test_thoughts_and_json_mode(gemini: genai.Client) -> None:
     assert response.usage_metadata.thoughts_token_count == 4
 
 
+async def test_candidates_with_log_probabilities(gemini: genai.Client) -> None:
+    config = types.GenerateContentConfig(candidate_count=2, response_logprobs=True, logprobs=3)
+    response = await gemini.aio.models.generate_content(model=MODEL, contents="Weather in Oslo?", config=config)
+    candidates = response.candidates or []
+    assert [c.index for c in candidates] == [0, 1]
+    for candidate in candidates:
+        assert candidate.content is not None
+        assert candidate.content.parts is not None
+        assert candidate.content.parts[0].text == "echo: Weather in Oslo?"
+        result = candidate.logprobs_result
+        assert result is not None
+        chosen = result.chosen_candidates or []
+        assert "".join(c.token or "" for c in chosen) == "echo: Weather in Oslo?"
+        probabilities = [c.log_probability or 0.0 for c in chosen]
+        assert all(p < 0 for p in probabilities)
+        assert candidate.avg_logprobs == pytest.approx(sum(probabilities) / len(probabilities))
+        assert result.log_probability_sum == pytest.approx(sum(probabilities))
+        steps = result.top_candidates or []
+        assert [len(step.candidates or []) for step in steps] == [3] * len(chosen)
+        for step, token in zip(steps, chosen, strict=True):
+            ranked = step.candidates or []
+            assert (ranked[0].token, ranked[0].log_probability) == (token.token, token.log_probability)
+            assert [r.log_probability or 0.0 for r in ranked] == sorted(
+                (r.log_probability or 0.0 for r in ranked), reverse=True
+            )
+    assert response.usage_metadata is not None
+    assert response.usage_metadata.candidates_token_count == 2 * 4
+
+
+async def test_log_probabilities_without_top_candidates(gemini: genai.Client) -> None:
+    config = types.GenerateContentConfig(response_logprobs=True)
+    response = await gemini.aio.models.generate_content(model=MODEL, contents="Oslo", config=config)
+    (candidate,) = response.candidates or []
+    assert candidate.logprobs_result is not None
+    assert len(candidate.logprobs_result.chosen_candidates or []) == 2
+    assert not candidate.logprobs_result.top_candidates
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        types.GenerateContentConfig(candidate_count=9),
+        types.GenerateContentConfig(candidate_count=0),
+        types.GenerateContentConfig(response_logprobs=True, logprobs=21),
+        types.GenerateContentConfig(logprobs=2),
+    ],
+    ids=["too-many-candidates", "no-candidates", "too-many-top-logprobs", "logprobs-without-response-logprobs"],
+)
+async def test_generation_settings_out_of_range_are_invalid_arguments(
+    gemini: genai.Client, config: types.GenerateContentConfig
+) -> None:
+    with pytest.raises(errors.ClientError) as caught:
+        await gemini.aio.models.generate_content(model=MODEL, contents="Oslo", config=config)
+    assert (caught.value.code, caught.value.status) == (400, "INVALID_ARGUMENT")
+
+
 async def test_embed_content(gemini: genai.Client, sim_log: RequestLog) -> None:
     result = await gemini.aio.models.embed_content(
         model="text-embedding-sim",

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionToolParam
+from pydantic import BaseModel
 
 from modelyard_simulator import Behaviour, RequestLog, ScenarioBook, ToolCall
 
@@ -158,6 +159,27 @@ async def test_json_schema_response_format_returns_valid_json(oai: openai.AsyncO
     assert json.loads(content) == {"city": "What is the weather in Oslo?", "celsius": 1.0}
 
 
+class Address(BaseModel):
+    city: str
+    zip: int
+
+
+class Person(BaseModel):
+    """pydantic puts ``Address`` under ``$defs``; the SDK's strict schema keeps the ``$ref``s."""
+
+    name: str
+    home: Address
+    work: Address | None
+    past: list[Address]
+
+
+async def test_parse_fills_nested_models_behind_refs(oai: openai.AsyncOpenAI) -> None:
+    completion = await oai.chat.completions.parse(model="gpt-sim", messages=USER, response_format=Person)
+    text = "What is the weather in Oslo?"
+    address = Address(city=text, zip=1)
+    assert completion.choices[0].message.parsed == Person(name=text, home=address, work=address, past=[address])
+
+
 async def test_embeddings_float_and_base64_agree(oai: openai.AsyncOpenAI) -> None:
     as_float = await oai.embeddings.create(model="emb", input=["alpha", "beta"], encoding_format="float")
     as_default = await oai.embeddings.create(model="emb", input=["alpha", "beta"])  # SDK asks for base64
@@ -171,6 +193,28 @@ async def test_embeddings_float_and_base64_agree(oai: openai.AsyncOpenAI) -> Non
     sized = await oai.embeddings.create(model="emb", input="alpha", dimensions=5, encoding_format="float")
     assert len(sized.data[0].embedding) == 5
     assert sum(v * v for v in sized.data[0].embedding) == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "param", "got"),
+    [
+        ("/chat/completions", {"messages": USER, "stop": True}, "stop", "a boolean"),
+        ("/chat/completions", {"messages": USER, "max_tokens": 1.5}, "max_tokens", "a decimal"),
+        ("/chat/completions", {"messages": USER, "temperature": True}, "temperature", "a boolean"),
+        ("/chat/completions", {"messages": USER, "response_format": "json"}, "response_format", "a string"),
+        ("/embeddings", {"input": 12}, "input", None),
+        ("/embeddings", {"input": "x", "dimensions": {"n": 3}}, "dimensions", "an object"),
+    ],
+)
+async def test_fields_of_the_wrong_type_are_refused_as_openai_does(
+    oai: openai.AsyncOpenAI, endpoint: str, body: dict[str, Any], param: str, got: str | None
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await oai.post(endpoint, body={"model": "gpt-sim", **body}, cast_to=object)
+    assert caught.value.param == param
+    if got is not None:
+        assert caught.value.code == "invalid_type"
+        assert caught.value.message.endswith(f"but got {got} instead.")
 
 
 async def test_models_list(oai: openai.AsyncOpenAI, book: ScenarioBook) -> None:

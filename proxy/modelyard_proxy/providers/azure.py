@@ -1,7 +1,8 @@
 """Azure OpenAI: OpenAI's dialect at a deployment-scoped address, with an ``api-key`` header.
 
-The classic style names the deployment in the path and ignores the body's ``model`` (so the client's bytes
-can go untouched); the v1 style is plain OpenAI under ``/openai/v1`` with the deployment as ``model``.
+The classic style names the deployment in the path; the v1 style is plain OpenAI under ``/openai/v1``. Both
+send the deployment as the body's ``model``: Azure ignores it on classic paths, but the client's public name
+is the gateway's own and must not reach (and be logged by) the upstream.
 Prompts blocked by content filtering come back as a 400 with code ``content_filter``.
 """
 
@@ -40,12 +41,14 @@ class AzureOpenAIAdapter(OpenAIAdapter):
         base = ctx.credential.base_url
         if options.api == "v1":
             return f"{base}/openai/v1/{operation}"
-        deployment = quote(options.deployment or ctx.upstream_model, safe="")
+        deployment = quote(self._body_model(ctx), safe="")
         return f"{base}/openai/deployments/{deployment}/{operation}?api-version={quote(options.api_version, safe='')}"
 
-    def _body_model(self, ctx: CallContext) -> str | None:
+    def _body_model(self, ctx: CallContext) -> str:
         options = ctx.credential.azure or DEFAULT_OPTIONS
-        return ctx.upstream_model if options.api == "v1" else None
+        if options.api == "v1":
+            return ctx.upstream_model
+        return options.deployment or ctx.upstream_model
 
     def _auth_headers(self, credential: Credential) -> dict[str, str]:
         if credential.api_key is None:

@@ -41,6 +41,9 @@ class CallContext:
     encoding_format: str = "float"
     #: W3C trace context for the upstream (``traceparent``), added to the call's headers by the relay.
     trace_headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: False when the client sent ``parallel_tool_calls: false``: adapters whose upstream cannot be told so
+    #: keep only the first tool call of each answer.
+    parallel_tool_calls: bool = True
 
 
 @dataclasses.dataclass(slots=True)

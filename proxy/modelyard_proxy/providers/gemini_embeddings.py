@@ -42,11 +42,13 @@ def embeddings_body(body: JSONObject, model_path: str) -> JSONObject:
 
 
 def encoding_format(body: JSONObject) -> str:
-    """``float`` (the default) or ``base64``."""
-    value = body.get("encoding_format") or "float"
-    if value not in ENCODINGS:
+    """``float`` (the default) or ``base64``; any other value, of any JSON type, is a 400."""
+    value = body.get("encoding_format")
+    if value is None:
+        return "float"
+    if not isinstance(value, str) or value not in ENCODINGS:
         raise bad_request("'encoding_format' must be float or base64", param="encoding_format")
-    return str(value)
+    return value
 
 
 def embeddings_list(payload: bytes, model: str, encoding: str) -> bytes:

@@ -1,7 +1,9 @@
 """OpenAI chat requests as Gemini ``generateContent`` bodies: tools, tool choice and generation settings.
 
 Every OpenAI parameter is either translated here or refused with a 400 naming it; the messages themselves
-are translated by ``gemini_messages``.
+are translated by ``gemini_messages``. Gemini has no switch for ``parallel_tool_calls: false``: a named
+``tool_choice`` already allows that one function only, and the answer keeps only its first call
+(``gemini_response``), which is what the client asked to get.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ def chat_body(body: JSONObject, model: str, stream: bool) -> JSONObject:
         out["systemInstruction"] = {"parts": system}
     tools = _tools(body.get("tools"))
     if tools is not None:
-        refuse_unsupported(body, PROVIDER, {"parallel_tool_calls": True})
         out["tools"] = tools
+    if not isinstance(body.get("parallel_tool_calls"), bool | None):
+        raise bad_request("'parallel_tool_calls' must be a boolean", param="parallel_tool_calls")
     tool_config = _tool_config(body.get("tool_choice"))
     if tool_config is not None:
         out["toolConfig"] = tool_config

@@ -57,8 +57,14 @@ def load_object(payload: bytes) -> JSONObject:
     return parsed
 
 
-def read_parts(content: Any, ids: CallIds) -> tuple[str | None, str | None, list[JSONObject]]:
-    """``(text, thoughts, tool_calls)`` of a candidate's parts; text is None when there was no text part."""
+def read_parts(
+    content: Any, ids: CallIds, max_calls: int | None = None
+) -> tuple[str | None, str | None, list[JSONObject]]:
+    """``(text, thoughts, tool_calls)`` of a candidate's parts; text is None when there was no text part.
+
+    Function calls past ``max_calls`` are dropped (``parallel_tool_calls: false``); a dropped call takes
+    no id, so the ids of one answer stay consecutive.
+    """
     parts = content.get("parts") if isinstance(content, dict) else None
     texts: list[str] = []
     thoughts: list[str] = []
@@ -67,7 +73,8 @@ def read_parts(content: Any, ids: CallIds) -> tuple[str | None, str | None, list
         if not isinstance(part, dict):
             continue
         if isinstance(call := part.get("functionCall"), dict):
-            calls.append(_tool_call(call, part.get("thoughtSignature"), ids))
+            if max_calls is None or len(calls) < max_calls:
+                calls.append(_tool_call(call, part.get("thoughtSignature"), ids))
         elif isinstance(text := part.get("text"), str):
             (thoughts if part.get("thought") else texts).append(text)
     return ("".join(texts) if texts else None), ("".join(thoughts) if thoughts else None), calls
@@ -121,7 +128,8 @@ def chat_completion(payload: bytes, ctx: CallContext) -> bytes:
     response_id = str(response.get("responseId") or ctx.completion_id)
     ids = CallIds(response_id)
     candidates = response.get("candidates")
-    choices = [_choice(k, c, ids) for k, c in enumerate(candidates if isinstance(candidates, list) else ())]
+    max_calls = None if ctx.parallel_tool_calls else 1
+    choices = [_choice(k, c, ids, max_calls) for k, c in enumerate(candidates if isinstance(candidates, list) else ())]
     if not choices:
         empty = {"role": "assistant", "content": None, "refusal": None}
         choices = [_message_choice(0, empty, None, "content_filter" if blocked(response) else "stop")]
@@ -137,9 +145,9 @@ def chat_completion(payload: bytes, ctx: CallContext) -> bytes:
     )
 
 
-def _choice(position: int, candidate: Any, ids: CallIds) -> JSONObject:
+def _choice(position: int, candidate: Any, ids: CallIds, max_calls: int | None) -> JSONObject:
     candidate = candidate if isinstance(candidate, dict) else {}
-    text, thoughts, calls = read_parts(candidate.get("content"), ids)
+    text, thoughts, calls = read_parts(candidate.get("content"), ids, max_calls)
     message: JSONObject = {"role": "assistant", "content": text, "refusal": None}
     if thoughts is not None:
         message["reasoning_content"] = thoughts
@@ -161,15 +169,24 @@ def logprobs(result: Any) -> JSONObject | None:
     """``logprobsResult`` as OpenAI's ``choice.logprobs`` (chosen tokens, each with its top alternatives)."""
     if not isinstance(result, dict):
         return None
-    chosen = result.get("chosenCandidates") or []
-    top = result.get("topCandidates") or []
+    chosen = _list(result.get("chosenCandidates"))
+    top = _list(result.get("topCandidates"))
     content = []
     for k, token in enumerate(chosen):
-        alternatives = top[k].get("candidates") or [] if k < len(top) else []
-        content.append({**_token(token), "top_logprobs": [_token(t) for t in alternatives]})
+        step = top[k] if k < len(top) and isinstance(top[k], dict) else {}
+        alternatives = [_token(t) for t in _list(step.get("candidates"))]
+        content.append({**_token(token), "top_logprobs": alternatives})
     return {"content": content, "refusal": None}
 
 
-def _token(candidate: JSONObject) -> JSONObject:
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _token(candidate: Any) -> JSONObject:
+    """One ``LogprobsResultCandidate``; a missing log probability reads as 0 (proto3 omits zero values)."""
+    candidate = candidate if isinstance(candidate, dict) else {}
     token = str(candidate.get("token", ""))
-    return {"token": token, "logprob": float(candidate.get("logProbability", 0.0)), "bytes": list(token.encode())}
+    value = candidate.get("logProbability")
+    logprob = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode())}

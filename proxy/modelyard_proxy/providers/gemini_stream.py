@@ -1,9 +1,9 @@
 """Gemini's ``streamGenerateContent?alt=sse`` as OpenAI chunks.
 
 Every event is a whole ``GenerateContentResponse`` carrying the next parts; function calls arrive whole, so
-each becomes one complete tool-call delta. Gemini sends no terminator: the answer is complete only if a
-finishReason (or a prompt block) was seen before the body ended, and the finish chunk is written then,
-with the last usage reported.
+each becomes one complete tool-call delta (only the first, when the client asked for no parallel calls).
+Gemini sends no terminator: the answer is complete only if a finishReason (or a prompt block) was seen
+before the body ended, and the finish chunk is written then, with the last usage reported.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ class GeminiStream(StreamTranslator):
 
     def _candidate(self, candidate: JSONObject, ids: CallIds) -> bytes:
         first_call = ids.count
-        text, thoughts, calls = read_parts(candidate.get("content"), ids)
+        max_calls = None if self._ctx.parallel_tool_calls else max(0, 1 - first_call)
+        text, thoughts, calls = read_parts(candidate.get("content"), ids, max_calls)
         if isinstance(reason := candidate.get("finishReason"), str) and reason:
             self._finish = reason
         delta: JSONObject = {}

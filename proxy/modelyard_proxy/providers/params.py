@@ -67,7 +67,7 @@ def reasoning_effort(body: JSONObject) -> str | None:
     effort = body.get("reasoning_effort")
     if effort is None:
         return None
-    if effort not in REASONING_EFFORTS:
+    if not isinstance(effort, str) or effort not in REASONING_EFFORTS:
         allowed = ", ".join(sorted(REASONING_EFFORTS))
         raise bad_request(f"'reasoning_effort' must be one of {allowed}", param="reasoning_effort")
     return str(effort)
@@ -177,7 +177,7 @@ def response_format(body: JSONObject) -> tuple[str, JSONObject | None]:
     if fmt is None:
         return "text", None
     kind = fmt.get("type") if isinstance(fmt, dict) else None
-    if kind in {"text", "json_object"}:
+    if kind in ("text", "json_object"):
         return str(kind), None
     if kind == "json_schema":
         spec = fmt.get("json_schema")

@@ -61,9 +61,21 @@ def test_the_deployment_name_is_quoted_into_the_path() -> None:
     assert call.url.startswith(f"{ENDPOINT}/openai/deployments/team%20a%2Fgpt/chat/completions?")
 
 
-def test_deployment_style_sends_the_clients_bytes_since_azure_ignores_the_body_model() -> None:
-    call = ADAPTER.chat_call(REQUEST, context())
-    assert call.body is REQUEST.raw
+@pytest.mark.parametrize(
+    ("azure", "deployment"),
+    [(None, "gpt-4o-prod"), ({"api": "deployments", "deployment": "chat.v2"}, "chat.v2")],
+)
+@pytest.mark.parametrize("operation", ["chat", "embeddings"])
+def test_deployment_style_names_the_deployment_never_the_public_model(
+    azure: dict[str, Any] | None, deployment: str, operation: str
+) -> None:
+    call = (ADAPTER.chat_call if operation == "chat" else ADAPTER.embeddings_call)(REQUEST, context(azure))
+    assert orjson.loads(call.body) == {**REQUEST.body, "model": deployment}
+
+
+def test_deployment_style_sends_the_clients_bytes_when_they_name_the_deployment() -> None:
+    request = inbound(model="gpt-4o-prod", messages=[{"role": "user", "content": "Hi"}])
+    assert ADAPTER.chat_call(request, context()).body is request.raw
 
 
 def test_v1_style_names_the_deployment_as_the_model() -> None:

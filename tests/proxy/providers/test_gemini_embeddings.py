@@ -56,6 +56,8 @@ def test_request(given: Any, texts: list[str]) -> None:
         ({"input": []}, "input"),
         ({"input": "x", "dimensions": 0}, "dimensions"),
         ({"input": "x", "encoding_format": "int8"}, "encoding_format"),
+        ({"input": "x", "encoding_format": ["base64"]}, "encoding_format"),
+        ({"input": "x", "encoding_format": {"type": "float"}}, "encoding_format"),
     ],
 )
 def test_refused_requests(extra: dict[str, Any], param: str) -> None:

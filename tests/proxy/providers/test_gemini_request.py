@@ -246,6 +246,19 @@ def test_tool_choice(choice: Any, expected: dict[str, Any]) -> None:
     assert body["toolConfig"] == {"functionCallingConfig": expected}
 
 
+def test_no_parallel_tool_calls_with_a_named_function_allows_that_function_only() -> None:
+    """LangChain's ``with_structured_output(method="function_calling")`` sends exactly this."""
+    body = call(
+        {
+            "tools": [WEATHER_TOOL],
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+            "parallel_tool_calls": False,
+        }
+    )
+    assert body["toolConfig"] == {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}}
+    assert "parallel_tool_calls" not in orjson.dumps(body).decode()
+
+
 def test_generation_config_mapping() -> None:
     body = call(
         {
@@ -327,13 +340,17 @@ def test_no_generation_config_when_nothing_is_asked() -> None:
         ({"functions": [{"name": "f"}]}, "functions"),
         ({"temperature": 2.5}, "temperature"),
         ({"top_p": 1.5}, "top_p"),
-        ({"tools": [WEATHER_TOOL], "parallel_tool_calls": False}, "parallel_tool_calls"),
+        ({"tools": [WEATHER_TOOL], "parallel_tool_calls": "no"}, "parallel_tool_calls"),
+        ({"tools": [WEATHER_TOOL], "parallel_tool_calls": 0}, "parallel_tool_calls"),
         ({"tools": [{"type": "custom", "custom": {"name": "grep"}}]}, "tools"),
         ({"tool_choice": {"type": "allowed_tools", "allowed_tools": {}}}, "tool_choice"),
         ({"top_logprobs": 2}, "top_logprobs"),
         ({"n": 0}, "n"),
         ({"seed": "7"}, "seed"),
         ({"reasoning_effort": "extreme"}, "reasoning_effort"),
+        ({"reasoning_effort": {"effort": "high"}}, "reasoning_effort"),
+        ({"response_format": {"type": {"json": True}}}, "response_format"),
+        ({"response_format": {"type": ["json_object"]}}, "response_format"),
     ],
 )
 def test_refused_parameters(extra: dict[str, Any], param: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
@@ -57,8 +58,21 @@ def candidate(parts: list[dict[str, Any]], finish: str = "STOP", index: int = 0)
     }
 
 
-def translate(response: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = orjson.loads(GeminiAdapter().chat_result(orjson.dumps(response), CTX))
+#: Gemini's signed call for Oslo's weather, and what the client gets for it as an answer's first call.
+OSLO_PART: dict[str, Any] = {
+    "functionCall": {"name": "get_weather", "args": {"city": "Oslo"}},
+    "thoughtSignature": "c2ln",
+}
+OSLO_CALL = {
+    "id": "call_mbpYaO6fLfKQ1dkPxvvE0Qk_0",
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'},
+    "extra_content": {"google": {"thought_signature": "c2ln"}},
+}
+
+
+def translate(response: dict[str, Any], ctx: CallContext = CTX) -> dict[str, Any]:
+    result: dict[str, Any] = orjson.loads(GeminiAdapter().chat_result(orjson.dumps(response), ctx))
     return result
 
 
@@ -105,7 +119,7 @@ def test_function_calls_get_synthesized_ids_and_keep_signatures() -> None:
         candidate(
             [
                 {"text": "Let me check."},
-                {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}, "thoughtSignature": "c2ln"},
+                OSLO_PART,
                 {"functionCall": {"name": "get_time", "args": {}}},
             ]
         )
@@ -114,18 +128,30 @@ def test_function_calls_get_synthesized_ids_and_keep_signatures() -> None:
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["content"] == "Let me check."
     assert choice["message"]["tool_calls"] == [
-        {
-            "id": "call_mbpYaO6fLfKQ1dkPxvvE0Qk_0",
-            "type": "function",
-            "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'},
-            "extra_content": {"google": {"thought_signature": "c2ln"}},
-        },
+        OSLO_CALL,
         {
             "id": "call_mbpYaO6fLfKQ1dkPxvvE0Qk_1",
             "type": "function",
             "function": {"name": "get_time", "arguments": "{}"},
         },
     ]
+
+
+def test_without_parallel_tool_calls_each_choice_keeps_only_its_first_call() -> None:
+    calls = [OSLO_PART, {"functionCall": {"name": "get_weather", "args": {"city": "Bergen"}}}]
+    response = answer(candidate(calls, index=0), candidate(calls[::-1], index=1))
+    choices = translate(response, dataclasses.replace(CTX, parallel_tool_calls=False))["choices"]
+    assert [c["message"]["tool_calls"] for c in choices] == [
+        [OSLO_CALL],
+        [
+            {
+                "id": "call_mbpYaO6fLfKQ1dkPxvvE0Qk_1",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city":"Bergen"}'},
+            }
+        ],
+    ]
+    assert [c["finish_reason"] for c in choices] == ["tool_calls", "tool_calls"]
 
 
 def test_tool_only_answer_has_null_content() -> None:
@@ -232,6 +258,16 @@ def test_logprobs_are_translated() -> None:
         ],
         "refusal": None,
     }
+
+
+def test_odd_logprobs_read_as_far_as_they_go() -> None:
+    """A certain token's zero log probability is omitted on the wire; stray shapes do not break the answer."""
+    cand = candidate([{"text": "Hi"}])
+    cand["logprobsResult"] = {"topCandidates": ["?", {"candidates": 7}], "chosenCandidates": [{"token": "Hi"}, 3]}
+    assert translate(answer(cand))["choices"][0]["logprobs"]["content"] == [
+        {"token": "Hi", "logprob": 0.0, "bytes": [72, 105], "top_logprobs": []},
+        {"token": "", "logprob": 0.0, "bytes": [], "top_logprobs": []},
+    ]
 
 
 @pytest.mark.parametrize("payload", [b"", b"<html>502 Bad Gateway</html>", b"[1,2]", b'{"status": "ok"}'])

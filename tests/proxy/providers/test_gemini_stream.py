@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
@@ -143,19 +144,23 @@ def test_usage_is_recorded_even_when_the_client_did_not_ask_for_it() -> None:
     assert translator.usage == OPENAI_USAGE
 
 
+#: The first call of ``TOOL_STREAM`` as the client gets it.
+OSLO_CALL = {
+    "index": 0,
+    "id": f"call_{RESPONSE_ID}_0",
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'},
+    "extra_content": {"google": {"thought_signature": "c2ln"}},
+}
+
+
 def test_thoughts_and_whole_function_calls() -> None:
     assert run(TOOL_STREAM, ctx()) == frames(
         chunk({"role": "assistant", "reasoning_content": "Looking up Oslo."}),
         chunk(
             {
                 "tool_calls": [
-                    {
-                        "index": 0,
-                        "id": f"call_{RESPONSE_ID}_0",
-                        "type": "function",
-                        "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'},
-                        "extra_content": {"google": {"thought_signature": "c2ln"}},
-                    },
+                    OSLO_CALL,
                     {
                         "index": 1,
                         "id": f"call_{RESPONSE_ID}_1",
@@ -165,6 +170,17 @@ def test_thoughts_and_whole_function_calls() -> None:
                 ]
             }
         ),
+        chunk({}, "tool_calls"),
+    )
+
+
+def test_without_parallel_tool_calls_only_the_first_call_is_streamed() -> None:
+    second_call = gemini_chunk([{"functionCall": {"name": "get_time", "args": {}}}])
+    finish = gemini_chunk([{"text": ""}], "STOP", FINAL_USAGE)
+    raw = TOOL_STREAM.removesuffix(finish) + second_call + finish  # a third call, in an event of its own
+    assert run(raw, dataclasses.replace(ctx(), parallel_tool_calls=False)) == frames(
+        chunk({"role": "assistant", "reasoning_content": "Looking up Oslo."}),
+        chunk({"tool_calls": [OSLO_CALL]}),
         chunk({}, "tool_calls"),
     )
 
