@@ -58,7 +58,10 @@ class Handoff:
 
     @classmethod
     def decode(cls, line: str, read: Callable[[int], bytes]) -> Handoff:
-        """The handoff whose JSON ``line`` was read; ``read(n)`` reads the n table bytes that follow it."""
+        """The handoff whose JSON ``line`` was read (none if empty); ``read(n)`` reads the n table bytes that
+        follow it."""
+        if not line:
+            return cls()
         header = orjson.loads(line)
         state = header["siblings"]
         length = header["tableBytes"]
