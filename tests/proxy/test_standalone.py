@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import openai
 import pytest
 
 from modelyard_proxy.standalone import EMPTY_MARKER, ManifestFolder
 from modelyard_proxy.store import TableStore
-from tests.harness import EXAMPLES
+from tests.cli.test_cli import free_port, get_json, modelyard, process, wait_for
+from tests.harness import DEMO_KEY, EXAMPLES
 
 
 @pytest.fixture
@@ -200,3 +204,50 @@ def test_configmap_swapped_to_no_keys_keeps_the_table_until_it_holds_some_again(
     assert folder.store.current is not None
     assert "claude-renamed" in folder.store.current.routes
     assert (folder.store.generation, folder.store.last_error) == (2, None)
+
+
+@pytest.fixture
+def serving(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """``modelyard serve --manifests DIR`` (one process) on a copy of the examples: its URL and the folder."""
+    folder = tmp_path / "manifests"
+    shutil.copytree(EXAMPLES, folder)
+    port = free_port()
+    args = modelyard("serve", "--manifests", str(folder), "--port", str(port), "--host", "127.0.0.1")
+    with process([*args, "--workers", "1", "--reload-interval", "0.1"], tmp_path / "gateway.log"):
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: get_json(f"{url}/readyz")[0] == 200)
+        yield url, folder
+
+
+def listed_models(url: str) -> set[str]:
+    with openai.OpenAI(base_url=f"{url}/v1", api_key=DEMO_KEY, max_retries=0) as client:
+        return {model.id for model in client.models.list()}
+
+
+def test_a_folder_emptied_and_filled_again_file_by_file_never_stops_the_service(serving: tuple[str, Path]) -> None:
+    url, folder = serving
+    served = get_json(f"{url}/readyz")[1]
+    models = listed_models(url)
+    files = {path: path.read_bytes() for path in sorted(folder.iterdir())}
+    for path in files:
+        path.unlink()
+        time.sleep(0.15)  # the poller may see each step
+    wait_for(lambda: "would drop every route served (6)" in str(get_json(f"{url}/readyz")[1]["lastError"]))
+    status, ready = get_json(f"{url}/readyz")
+    assert (status, ready["generation"], ready["sha256"], ready["routes"]) == (200, 1, served["sha256"], 6)
+    assert listed_models(url) == models
+
+    for path, content in files.items():
+        path.write_bytes(content)
+        time.sleep(0.15)
+        assert listed_models(url) == models
+    wait_for(lambda: get_json(f"{url}/readyz")[1]["lastError"] is None)
+    assert get_json(f"{url}/readyz")[1] == served
+
+    for path in files:
+        path.unlink()
+    (folder / EMPTY_MARKER).touch()
+    wait_for(lambda: get_json(f"{url}/readyz")[1]["routes"] == 0)
+    assert get_json(f"{url}/readyz")[1]["generation"] == 2
+    with pytest.raises(openai.AuthenticationError):
+        listed_models(url)
