@@ -50,13 +50,24 @@ def create_fanout_app(pool: WorkerPool, token: AdminToken, store: TableStore | N
     return app
 
 
+def served_wire(store: TableStore) -> Callable[[], bytes | None]:
+    """``store``'s table as sent to a worker (None before any): what a restarted worker is handed as it starts."""
+
+    def wire() -> bytes | None:
+        return store.current.table.to_wire() if store.current is not None else None
+
+    return wire
+
+
 def replay_table(pool: WorkerPool, store: TableStore) -> Callable[[Worker], Awaitable[None]]:
-    """A restart hook pushing ``store``'s table to a restarted worker, which only read the mounted file."""
+    """A restart hook pushing ``store``'s table to a restarted worker once it answers: a push that arrived while
+    it started reached the supervisor but not the worker."""
+    table = served_wire(store)
 
     async def replay(worker: Worker) -> None:
-        if store.current is None:
+        wire = table()
+        if wire is None:
             return
-        wire = store.current.table.to_wire()
         status, _ = await pool.request(worker, "PUT", ADMIN_TABLE_PATH, wire, within=PUSH_TIMEOUT)
         log.info("worker %d offered generation %d again: HTTP %d", worker.index, store.generation, status)
 

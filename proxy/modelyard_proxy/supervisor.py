@@ -3,7 +3,8 @@
 A Python process serves from one core, so a pod runs one worker per CPU of its limit. The supervisor serves
 no client traffic: it starts the workers (``workerpool``), owns the admin port (``fanout``) and, on SIGTERM
 or SIGINT, closes the admin port, passes SIGTERM on and waits for the workers to finish their in-flight
-requests. Each worker follows the manifest folder or the table file itself, so they converge without it.
+requests. Each worker follows the manifest folder or the table file itself, so they converge without it; a
+restarted worker is handed the last table pushed (and the siblings' generation) before it serves.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from modelyard_proxy import server
-from modelyard_proxy.fanout import create_fanout_app, replay_table
+from modelyard_proxy.fanout import create_fanout_app, replay_table, served_wire
 from modelyard_proxy.settings import ProxySettings
 from modelyard_proxy.standalone import watch_source
 from modelyard_proxy.store import TableStore
@@ -51,6 +52,7 @@ def run_supervisor(
         source = TableFile(table, TableStore(settings.api_keys)) if table is not None else None
         if source is not None:
             source.reload()
+            pool.table_to_hand = served_wire(source.store)
             pool.on_restart = replay_table(pool, source.store)
         admin: web.Application | None = None
         if token is not None and settings.admin_port is not None:

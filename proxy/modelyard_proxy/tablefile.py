@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
+from modelyard_proxy.standalone import Handoff
 from modelyard_proxy.store import StaleTableError, TableStore
 from modelyard_routing import InvalidTableError, RoutingTable
 from modelyard_routing.conditions import describe_validation_error
@@ -42,6 +43,12 @@ class TableFile:
         """Whether the file differs from what was last read."""
         return self._read_stamp() != self._stamp
 
+    def resume(self, handoff: Handoff) -> None:
+        """Serve the table the supervisor handed over, if any: the last one pushed to the sibling workers, which
+        may be newer than the file (the file is still read next, and wins if newer)."""
+        if handoff.table is not None:
+            self._load(handoff.table, "the table handed over by the supervisor")
+
     def reload(self) -> bool:
         """Read the file and apply it if newer; True if the served table changed."""
         self._stamp = self._read_stamp()
@@ -49,17 +56,26 @@ class TableFile:
             log.info("no routing table at %s yet; waiting for it or for a push", self.path)
             return False
         try:
-            table = RoutingTable.from_wire(orjson.loads(self.path.read_bytes()))
-        except ValidationError as exc:
-            self.store.reject(f"{self.path}: {describe_validation_error(exc, prefix='table')}")
-            return False
-        except (OSError, ValueError) as exc:  # unreadable, not JSON, unknown schema version, hash mismatch
+            data = self.path.read_bytes()
+        except OSError as exc:
             self.store.reject(f"{self.path}: {exc}")
+            return False
+        return self._load(data, str(self.path))
+
+    def _load(self, data: bytes, where: str) -> bool:
+        """Apply the table in ``data`` if it is valid and newer; True if the served table changed."""
+        try:
+            table = RoutingTable.from_wire(orjson.loads(data))
+        except ValidationError as exc:
+            self.store.reject(f"{where}: {describe_validation_error(exc, prefix='table')}")
+            return False
+        except ValueError as exc:  # not JSON, unknown schema version, hash mismatch
+            self.store.reject(f"{where}: {exc}")
             return False
         try:
             return self.store.apply_newer(table)
         except StaleTableError as exc:
-            log.debug("%s: %s", self.path, exc)
+            log.debug("%s: %s", where, exc)
         except InvalidTableError:
             pass  # the store recorded why
         return False

@@ -1,15 +1,17 @@
 """One worker of a multi-worker proxy: the public app on the shared port, its admin app on a private socket.
 
 The supervisor starts it as ``modelyard serve … --worker-socket PATH`` with stdin on a pipe. The first line
-on the pipe is the token guarding the socket (kept off the command line, which ``ps`` shows); the end of the
-pipe means the supervisor is gone, crashed or killed, and the worker then stops as on SIGTERM, so no orphan
-keeps the port.
+on the pipe is the token guarding the socket (kept off the command line, which ``ps`` shows), then comes the
+handoff (where the sibling workers are, so a restarted worker does not start over); the end of the pipe
+means the supervisor is gone, crashed or killed, and the worker then stops as on SIGTERM, so no orphan keeps
+the port.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from modelyard_proxy import server
 from modelyard_proxy.settings import ProxySettings
-from modelyard_proxy.standalone import Reloadable
+from modelyard_proxy.standalone import Handoff, Reloadable
 from modelyard_proxy.store import TableStore
 from modelyard_routing.push import AdminToken
 
@@ -35,6 +37,17 @@ def read_line(fd: int) -> str:
             break
         data += chunk
     return data.decode().strip()
+
+
+def read_exactly(fd: int, size: int) -> bytes:
+    """``size`` bytes from ``fd`` (fewer only if it ends first)."""
+    data = bytearray()
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
 
 
 def stop_when_closed(fd: int, stop: asyncio.Event) -> None:
@@ -66,7 +79,14 @@ def run_worker(
     """Serve until SIGTERM, SIGINT or the supervisor's exit: the public app with SO_REUSEPORT on the shared
     port, the admin app (pushes, ``/metrics``) on ``socket`` behind the token the supervisor sent."""
     token = AdminToken(value=read_line(SUPERVISOR_PIPE))
-    app = server.build_public_app(settings, source_for, reload_interval)
+    handoff = Handoff.decode(read_line(SUPERVISOR_PIPE), functools.partial(read_exactly, SUPERVISOR_PIPE))
+
+    def resumed(store: TableStore) -> Reloadable:
+        source = source_for(store)
+        source.resume(handoff)
+        return source
+
+    app = server.build_public_app(settings, resumed, reload_interval)
     admin = server.build_admin_app(app, token, accept_pushes=accept_pushes)
 
     async def main() -> None:

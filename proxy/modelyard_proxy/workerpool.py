@@ -3,7 +3,8 @@
 Each worker is ``modelyard serve`` run again with ``--worker-socket``: a fresh interpreter and event loop
 (nothing inherited from the supervisor's) that binds the public port with SO_REUSEPORT, so the kernel
 spreads connections over the workers, and serves its admin app on a unix socket in a private directory.
-A worker that exits unexpectedly is restarted after a backoff that doubles while it keeps failing.
+A worker that exits unexpectedly is restarted after a backoff that doubles while it keeps failing, and is
+handed (on its stdin, before it serves) the generation its siblings serve and the table it should start from.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import aiohttp
+from pydantic import ValidationError
 
-from modelyard_routing.push import ADMIN_TABLE_PATH
+from modelyard_proxy.standalone import Handoff
+from modelyard_routing.push import ADMIN_TABLE_PATH, TableState
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,8 @@ RESTART_BACKOFF = (0.5, 30.0)
 #: A worker that ran this long before exiting is restarted after the first pause again.
 STABLE_AFTER = 60.0
 READY_POLL = 0.05
+#: Seconds a sibling has to tell a restarting worker's handoff what it serves.
+SIBLING_TIMEOUT = 2.0
 
 
 class WorkerStartError(RuntimeError):
@@ -49,12 +54,14 @@ class Worker:
 class WorkerPool:
     """``count`` workers running ``command`` (plus ``--worker-socket``), with admin sockets in ``directory``.
 
-    ``on_restart`` runs once a restarted worker answers on its socket (the supervisor replays the table).
+    ``table_to_hand`` gives the table a restarted worker starts from (operator mode: the last one pushed), and
+    ``on_restart`` runs once it answers on its socket (the supervisor replays a push it may have missed).
     """
 
     def __init__(self, count: int, command: Sequence[str], directory: Path) -> None:
         self.workers = [Worker(index, directory / f"worker-{index}.sock") for index in range(count)]
         self.restarts = 0
+        self.table_to_hand: Callable[[], bytes | None] = lambda: None
         self.on_restart: Callable[[Worker], Awaitable[None]] | None = None
         self._command = tuple(command)
         self._token = secrets.token_urlsafe(32)
@@ -72,8 +79,7 @@ class WorkerPool:
         for worker in self.workers:
             connector = aiohttp.UnixConnector(path=str(worker.socket), force_close=True)
             self._sessions[worker.index] = aiohttp.ClientSession(connector=connector)
-        for worker in self.workers:
-            await self._spawn(worker)
+        await asyncio.gather(*(self._spawn(worker, Handoff()) for worker in self.workers))
         waits = [asyncio.create_task(self._wait_ready(worker)) for worker in self.workers]
         done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_EXCEPTION)
         for task in pending:
@@ -121,7 +127,22 @@ class WorkerPool:
         for session in self._sessions.values():
             await session.close()
 
-    async def _spawn(self, worker: Worker) -> None:
+    async def _siblings_state(self, worker: Worker) -> TableState | None:
+        """The table state of the most advanced other worker that answers, if any does."""
+        states = []
+        for sibling in self.workers:
+            if sibling is worker:
+                continue
+            try:
+                status, body = await self.request(sibling, "GET", ADMIN_TABLE_PATH, within=SIBLING_TIMEOUT)
+                if status == 200:
+                    states.append(TableState.model_validate_json(body))
+            except (aiohttp.ClientError, TimeoutError, ValidationError) as exc:
+                log.info("worker %d's table state is unknown (%r); not counted in the handoff", sibling.index, exc)
+        served = [state for state in states if state.generation is not None]
+        return max(served, key=lambda state: state.generation or 0, default=None)
+
+    async def _spawn(self, worker: Worker, handoff: Handoff) -> None:
         # The last worker to exit removes the socket folder (so a killed supervisor leaves nothing behind):
         # make it again for the new one, and clear a dead predecessor's socket.
         worker.socket.parent.mkdir(mode=0o700, exist_ok=True)
@@ -133,8 +154,9 @@ class WorkerPool:
         worker.started_at = asyncio.get_running_loop().time()
         log.info("worker %d started (pid %d)", worker.index, process.pid)
         assert process.stdin is not None
-        # The token travels on the pipe, whose other end the worker watches to exit along with the supervisor.
-        process.stdin.write(self._token.encode() + b"\n")
+        # The token and the handoff travel on the pipe, whose other end the worker watches to exit along with
+        # the supervisor.
+        process.stdin.write(self._token.encode() + b"\n" + handoff.encode())
         with contextlib.suppress(ConnectionError):  # it exited already: _wait_ready says so
             await process.stdin.drain()
 
@@ -174,7 +196,7 @@ class WorkerPool:
             if self._stop.is_set():
                 return
             self.restarts += 1
-            await self._spawn(worker)
+            await self._spawn(worker, Handoff(await self._siblings_state(worker), self.table_to_hand()))
             try:
                 await self._wait_ready(worker)
             except WorkerStartError as exc:

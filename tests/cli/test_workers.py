@@ -6,6 +6,7 @@ worker may outlive its supervisor.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -30,7 +31,7 @@ from tests.cli.test_cli import (
     slow_stream_request,
     wait_for,
 )
-from tests.harness import DEMO_KEY, example_inventory
+from tests.harness import DEMO_KEY, EXAMPLE_SIMULATOR_URL, EXAMPLES, example_inventory
 from tests.observability.test_metrics import parse, value
 
 pytestmark = pytest.mark.timeout(60)
@@ -117,21 +118,27 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def gateway(upstream: str, tmp_path: Path) -> Iterator[Gateway]:
-    """``modelyard serve --workers 2 --table FILE --admin-port …``, up once every worker answers."""
-    table_file = tmp_path / "routing-table.json"
-    table_file.write_bytes(table(upstream, 1).to_wire())
+@contextlib.contextmanager
+def two_workers(source: list[str], log: Path) -> Iterator[Gateway]:
+    """``modelyard serve --workers 2 SOURCE --admin-port …``, up once every worker answers."""
     port, admin_port = free_port(), free_port()
     args = modelyard(
-        *("serve", "--workers", "2", "--table", str(table_file), "--host", "127.0.0.1"),
+        *("serve", "--workers", "2", *source, "--host", "127.0.0.1"),
         *("--port", str(port), "--admin-port", str(admin_port), "--reload-interval", "0.2"),
     )
-    log = tmp_path / "gateway.log"
     with process(args, log, {"MODELYARD_ADMIN_TOKEN": ADMIN_TOKEN}) as proc:
         started = Gateway(proc, port, admin_port, log)
         wait_for(lambda: started.admin_request("GET", "/admin/v1/routing-table")[0] == 200)
         assert len(started.workers()) == 2
+        yield started
+
+
+@pytest.fixture
+def gateway(upstream: str, tmp_path: Path) -> Iterator[Gateway]:
+    """Two workers following the table file, as in operator mode."""
+    table_file = tmp_path / "routing-table.json"
+    table_file.write_bytes(table(upstream, 1).to_wire())
+    with two_workers(["--table", str(table_file)], tmp_path / "gateway.log") as started:
         yield started
 
 
@@ -191,6 +198,58 @@ def test_a_killed_worker_is_restarted_and_given_the_table_it_missed(gateway: Gat
     # The killed worker's last scraped counts stay in the sums: they never go back.
     assert value(before, "modelyard_requests_total") == value(after, "modelyard_requests_total") == 6
     assert f"worker 0 (pid {killed}) exited" in gateway.log.read_text()
+
+
+def loads_of(log: Path, generation: int) -> int:
+    """How many times a process logged loading ``generation`` of the routing table."""
+    return log.read_text().count(f"routing table generation {generation} loaded")
+
+
+def restart_worker(gateway: Gateway, index: int) -> None:
+    """SIGKILL worker ``index`` and wait until its successor answers the admin port's table query."""
+    killed = gateway.workers()[index]
+    os.kill(killed, signal.SIGKILL)
+    wait_for(lambda: gateway.workers()[index] != killed)
+    wait_for(lambda: gateway.admin_request("GET", "/admin/v1/routing-table")[0] == 200)
+
+
+def test_a_restarted_worker_never_serves_a_table_older_than_its_siblings(gateway: Gateway, upstream: str) -> None:
+    newer = table(upstream, 2, drop=1)
+    assert gateway.admin_request("PUT", "/admin/v1/routing-table", newer.to_wire())[0] == 200
+    first_loads = loads_of(gateway.log, 1)
+
+    restart_worker(gateway, 0)
+    assert gateway.admin_request("GET", "/admin/v1/routing-table")[1]["generation"] == 2
+    assert all(gateway.served_models() == models(newer) for _ in range(20))
+    # It was handed the pushed table before it served: it never loaded the older mounted file's.
+    assert loads_of(gateway.log, 1) == first_loads
+
+
+@pytest.fixture
+def standalone(upstream: str, tmp_path: Path) -> Iterator[Gateway]:
+    """Two workers following a copy of the example manifests."""
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    for path in EXAMPLES.glob("*.yaml"):
+        (folder / path.name).write_text(path.read_text().replace(EXAMPLE_SIMULATOR_URL, upstream))
+    with two_workers(["--manifests", str(folder)], tmp_path / "gateway.log") as started:
+        yield started
+
+
+def test_a_worker_restarted_under_manifests_comes_back_at_its_siblings_generation(standalone: Gateway) -> None:
+    routes = standalone.log.parent / "manifests" / "routes.yaml"
+    for generation, name in ((2, "claude-renamed"), (3, "claude-again")):
+        routes.write_text(re.sub(r"model: claude-\S+\n", f"model: {name}\n", routes.read_text(), count=1))
+        wait_for(lambda g=generation: standalone.admin_request("GET", "/admin/v1/routing-table")[1]["generation"] == g)
+    served = standalone.admin_request("GET", "/admin/v1/routing-table")[1]
+
+    restart_worker(standalone, 1)
+    assert standalone.admin_request("GET", "/admin/v1/routing-table")[1] == served
+    samples, _ = parse(standalone.metrics())
+    assert value(samples, "modelyard_routing_table_generation", worker="0") == 3
+    assert value(samples, "modelyard_routing_table_generation", worker="1") == 3
+    assert all(get_json(f"{standalone.url}/readyz")[1]["generation"] == 3 for _ in range(20))
+    assert loads_of(standalone.log, 1) == 2  # the two first workers'; the restarted one started at 3
 
 
 def test_workers_that_all_exit_are_restarted_though_the_last_removed_the_socket_folder(gateway: Gateway) -> None:

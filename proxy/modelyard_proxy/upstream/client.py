@@ -5,7 +5,8 @@ automatic ones and runs its timers and traces, about 60 µs of CPU against nginx
 this client's exchange costs under 10 µs (``bench/PROFILE.md``); the upstream call was the largest item of
 a proxied request. What it keeps from it: TLS with the system's trust store, a pool capped at
 ``MODELYARD_POOL_SIZE`` connections whose wait counts against the connect timeout, keep-alive connections
-retired after ``keepalive`` idle seconds, TCP_NODELAY, gzip/deflate answers decoded. It does not retry: a
+closed after ``keepalive`` idle seconds (by one timer per upstream, so a pool nobody uses again empties too),
+TCP_NODELAY, gzip/deflate answers decoded. It does not retry: a
 POST to a model is not idempotent, and the relay's retry policy decides.
 """
 
@@ -26,6 +27,8 @@ KEEPALIVE_SECONDS = 15.0
 #: Distinct upstream URLs whose parsed form is kept (a handful per credential); past it the cache restarts.
 MAX_CACHED_URLS = 4096
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: What connections are pooled by: scheme, host and port.
+PoolKey = tuple[str, str, int]
 
 
 class _Target:
@@ -120,7 +123,10 @@ class UpstreamClient:
         self.limit = limit
         self.keepalive = keepalive
         self.in_use = 0
-        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
+        #: Per upstream, its idle connections, the longest idle first.
+        self._idle: dict[PoolKey, list[Connection]] = {}
+        #: Per upstream with idle connections, the timer closing its longest idle one when it expires.
+        self._sweeps: dict[PoolKey, asyncio.TimerHandle] = {}
         self._turns: collections.deque[asyncio.Future[None]] = collections.deque()
         self._targets: dict[str, _Target] = {}
         self._tls: ssl.SSLContext | None = None
@@ -156,8 +162,11 @@ class UpstreamClient:
         """A connection's request is over: pool it if it may carry another, else close it; wake a waiter."""
         self.in_use -= 1
         if connection.reusable and not self._closed:
-            connection.idle_since = asyncio.get_running_loop().time()
+            loop = asyncio.get_running_loop()
+            connection.idle_since = loop.time()
             self._idle.setdefault(connection.key, []).append(connection)
+            if connection.key not in self._sweeps:
+                self._schedule_sweep(loop, connection.key, connection.idle_since + self.keepalive)
         else:
             connection.abort()
         self._pass_turn()
@@ -169,9 +178,30 @@ class UpstreamClient:
                 turn.set_result(None)
                 return
 
+    def _schedule_sweep(self, loop: asyncio.AbstractEventLoop, key: PoolKey, due: float) -> None:
+        self._sweeps[key] = loop.call_at(due, self._sweep, loop, key, due)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop, key: PoolKey, due: float) -> None:
+        """Close the upstream's connections idle for ``keepalive`` by ``due`` (or now, if later), and the ones
+        its server closed; then wait for the next one to expire."""
+        del self._sweeps[key]
+        now = max(due, loop.time())  # a timer may fire a clock tick early
+        kept = []
+        for connection in self._idle.pop(key, ()):
+            if connection.closed or connection.idle_since + self.keepalive <= now:
+                connection.abort()
+            else:
+                kept.append(connection)
+        if kept:
+            self._idle[key] = kept
+            self._schedule_sweep(loop, key, kept[0].idle_since + self.keepalive)
+
     async def close(self) -> None:
         """Close the pooled connections; the ones in use close when their requests end."""
         self._closed = True
+        for sweep in self._sweeps.values():
+            sweep.cancel()
+        self._sweeps.clear()
         for pooled in self._idle.values():
             for connection in pooled:
                 connection.abort()

@@ -232,6 +232,28 @@ async def test_connection_idle_longer_than_keepalive_is_not_reused(
     await server.wait_for(lambda: server.open == 1)  # the expired one was closed by the client
 
 
+async def test_idle_connections_are_closed_after_keepalive_without_further_traffic(
+    serve: ServerFactory, clients: ClientFactory
+) -> None:
+    """Pooled connections are closed once idle for ``keepalive``, though no request ever goes to their upstream
+    again: each of two upstreams sees its connections end, the one that went idle later included."""
+    first, second = await serve(answering(lambda _: response())), await serve(answering(lambda _: response()))
+    client = clients(keepalive=0.3)
+    early = await send(client, first.url())
+    late = await send(client, first.url())
+    assert await early.read() == b"ok"
+    await asyncio.sleep(0.1)
+    assert await late.read() == b"ok"
+    assert await fetch(client, second.url()) == (200, b"ok")
+    assert (first.open, second.open, client.idle_connections()) == (2, 1, 3)
+
+    await first.wait_for(lambda: first.open == 0)
+    await second.wait_for(lambda: second.open == 0)
+    assert (first.accepted, second.accepted, client.idle_connections()) == (2, 1, 0)
+    assert await fetch(client, first.url()) == (200, b"ok")  # the pool still works, with a new connection
+    assert first.accepted == 3
+
+
 async def test_unsolicited_bytes_on_an_idle_connection_retire_it(serve: ServerFactory, clients: ClientFactory) -> None:
     """Bytes arriving on a pooled connection nobody asked for make the client drop it."""
     pooled = asyncio.Event()
