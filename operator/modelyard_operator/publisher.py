@@ -4,6 +4,8 @@ The Secret lets a new pod serve without the operator; the push makes a change li
 instead of after the kubelet's next mount sync. Each pod's answer is remembered: the generation and hash it
 serves, or why it refused, which is what ``Programmed`` is computed from. Failed pushes retry with a
 doubling backoff; a periodic query of every pod catches what pushes cannot (a restarted pod, a lost answer).
+A pod that cannot be reached serves nothing as far as the operator knows: what it last answered is dropped,
+so a dead pod (or one a NetworkPolicy hides) stops counting at the next query.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class ProxyState:
     sha256: str | None = None
     problem: str = ""
     refused: bool = False
+    #: The last query or push did not get an answer (connection refused, timeout).
+    unreachable: bool = False
     failures: int = 0
     retry_at: float = 0.0
     #: The (generation, sha256) last offered: the backoff applies to retries of it, not to a newer table.
@@ -152,11 +156,17 @@ class Publisher:
                 async with self._client().get(state.endpoint.url + ADMIN_TABLE_PATH, headers=self._headers()) as resp:
                     if resp.status != 200:
                         state.problem = f"query answered HTTP {resp.status}"
+                        state.generation = state.sha256 = None
                         return
                     served = TableState.model_validate_json(await resp.read())
-            except (aiohttp.ClientError, TimeoutError, ValidationError) as exc:
-                state.problem = f"unreachable: {exc!r}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                self._unreachable(state, exc)
                 return
+            except ValidationError:
+                state.problem = "query answered with something that is not a table state"
+                state.generation = state.sha256 = None
+                return
+        state.unreachable = False
         if (state.generation, state.sha256) != (served.generation, served.sha256):
             log.info("proxy %s serves generation %s", state.endpoint.name, served.generation)
             state.retry_at = 0.0  # it changed under us (a restart): push now, not after a backoff
@@ -187,8 +197,10 @@ class Publisher:
                 async with self._client().put(url, data=wire, headers=self._headers()) as resp:
                     status, body = resp.status, await resp.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
-                self._failed(state, f"push failed: {exc!r}", refused=False)
+                self._unreachable(state, exc)
+                self._failed(state, state.problem, refused=False)
                 return
+        state.unreachable = False
         try:
             if status == 200:
                 served = TableState.model_validate_json(body)
@@ -207,6 +219,14 @@ class Publisher:
             pass
         problem = "the admin token was refused" if status == 401 else f"push answered HTTP {status}"
         self._failed(state, problem, refused=False)
+
+    @staticmethod
+    def _unreachable(state: ProxyState, exc: BaseException) -> None:
+        """No answer: forget what the pod served (it is not counted) and say why, the same for queries and
+        pushes so that the message stays put while the pod stays away."""
+        state.generation = state.sha256 = None
+        state.unreachable, state.refused = True, False
+        state.problem = f"unreachable: {type(exc).__name__}" + (f": {exc}" if str(exc) else "")
 
     def _failed(self, state: ProxyState, problem: str, *, refused: bool) -> None:
         state.problem, state.refused = problem, refused
@@ -243,4 +263,5 @@ class Publisher:
             loaded=loaded,
             problems={name: s.problem for name, s in ready.items() if s.problem},
             refused=frozenset(name for name, s in ready.items() if s.refused),
+            unreachable=frozenset(name for name, s in ready.items() if s.unreachable),
         )

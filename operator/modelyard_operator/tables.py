@@ -29,6 +29,8 @@ class TableStep:
     retained: Mapping[ObjectRef, int]
     #: Per route id: the table generation from which this route's current content has been served.
     since: Mapping[str, int]
+    #: The sha256 of each table generation named in ``since`` (a route's status names that table).
+    hashes: Mapping[int, str] = dataclasses.field(default_factory=dict)
 
 
 def route_ref(route: Route) -> ObjectRef:
@@ -87,6 +89,7 @@ def next_table(
     previous: RoutingTable | None,
     previous_since: Mapping[str, int],
     floor: int = 0,
+    previous_hashes: Mapping[int, str] | None = None,
 ) -> TableStep:
     """Compile ``inventory``; the generation moves past ``previous`` (and ``floor``) only if content changed.
 
@@ -111,11 +114,15 @@ def next_table(
         else table.generation
         for route in table.routes
     }
+    known = {**(previous_hashes or {}), table.generation: table.sha256}
+    if previous is not None:
+        known[previous.generation] = previous.sha256
     return TableStep(
         table=table,
         conditions=result.conditions,
         retained={ref: since[f"{ref.namespace}/{ref.name}"] for ref in retained},
         since=since,
+        hashes={generation: known[generation] for generation in set(since.values()) if generation in known},
     )
 
 

@@ -228,8 +228,28 @@ async def test_failed_pushes_back_off_doubling_up_to_the_limit(publisher: Publis
         delays.append(round((publisher.next_retry(current) or 0.0) - start, 1))
     assert delays == [0.5, 1.0, 2.0, 2.0, 2.0]
     rollout = publisher.rollout(current)
-    assert "push failed" in rollout.problems["gone"]
+    assert rollout.problems["gone"].startswith("unreachable: ClientConnectorError")
+    assert rollout.unreachable == {"gone"}
     assert not rollout.refused
+
+
+async def test_a_proxy_that_stops_answering_no_longer_counts_at_the_next_query(publisher: Publisher) -> None:
+    server, endpoint = await _proxy(TableStore())
+    current = table(1)
+    try:
+        await publisher.sync(current, [endpoint], query=True)
+        assert publisher.rollout(current).serving(1) == [endpoint.name]
+    finally:
+        await server.close()
+
+    await publisher.sync(current, [endpoint], query=True)
+    rollout = publisher.rollout(current)
+    assert rollout.serving(1) == []
+    assert rollout.replicas(1) == "0/1"
+    assert rollout.unreachable == {endpoint.name}
+    condition = programmed(1, accepted=True, since=1, retained=False, rollout=rollout)
+    assert (condition.status, condition.reason) == ("False", "Unreachable")
+    assert f"{endpoint.name}: unreachable: ClientConnectorError" in condition.message
 
 
 async def test_a_proxy_serving_a_newer_generation_makes_the_operator_number_past_it(publisher: Publisher) -> None:
