@@ -166,7 +166,8 @@ class Publisher:
                 state.problem = "query answered with something that is not a table state"
                 state.generation = state.sha256 = None
                 return
-        state.unreachable = False
+        if state.unreachable:  # it answers again: what kept it away is over
+            state.problem, state.unreachable = "", False
         if (state.generation, state.sha256) != (served.generation, served.sha256):
             log.info("proxy %s serves generation %s", state.endpoint.name, served.generation)
             state.retry_at = 0.0  # it changed under us (a restart): push now, not after a backoff

@@ -234,13 +234,13 @@ async def test_failed_pushes_back_off_doubling_up_to_the_limit(publisher: Publis
 
 
 async def test_a_proxy_that_stops_answering_no_longer_counts_at_the_next_query(publisher: Publisher) -> None:
-    server, endpoint = await _proxy(TableStore())
+    store = TableStore()
+    server, endpoint = await _proxy(store)
     current = table(1)
-    try:
-        await publisher.sync(current, [endpoint], query=True)
-        assert publisher.rollout(current).serving(1) == [endpoint.name]
-    finally:
-        await server.close()
+    await publisher.sync(current, [endpoint], query=True)
+    assert publisher.rollout(current).serving(1) == [endpoint.name]
+    port = server.port
+    await server.close()
 
     await publisher.sync(current, [endpoint], query=True)
     rollout = publisher.rollout(current)
@@ -250,6 +250,17 @@ async def test_a_proxy_that_stops_answering_no_longer_counts_at_the_next_query(p
     condition = programmed(1, accepted=True, since=1, retained=False, rollout=rollout)
     assert (condition.status, condition.reason) == ("False", "Unreachable")
     assert f"{endpoint.name}: unreachable: ClientConnectorError" in condition.message
+
+    # The same pod answers again (same address), still serving the table: it counts, and nothing is amiss.
+    app = create_admin_app(store, AdminToken(value=TOKEN))
+    back = test_utils.TestServer(app, host="127.0.0.1", port=port)
+    await back.start_server()
+    try:
+        await publisher.sync(current, [endpoint], query=True)
+    finally:
+        await back.close()
+    rollout = publisher.rollout(current)
+    assert (rollout.serving(1), rollout.unreachable, rollout.problems) == ([endpoint.name], frozenset(), {})
 
 
 async def test_a_proxy_serving_a_newer_generation_makes_the_operator_number_past_it(publisher: Publisher) -> None:
