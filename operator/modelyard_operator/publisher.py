@@ -24,6 +24,7 @@ from modelyard_operator.discovery import ProxyEndpoint
 from modelyard_operator.kube import KubeClient
 from modelyard_operator.settings import OperatorSettings
 from modelyard_operator.status import Rollout
+from modelyard_operator.tables import RouteGenerations, TableStep
 from modelyard_routing import RoutingTable
 from modelyard_routing.push import (
     ADMIN_TABLE_PATH,
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: Pushes in flight at once: enough for a large Deployment, few enough not to starve the event loop.
 MAX_CONCURRENT_PUSHES = 16
+#: The Secret's item holding each route's first generation (:class:`RouteGenerations`); proxies ignore it.
+ROUTE_GENERATIONS_ITEM = "route-generations.json"
 SECRET_LABELS = {"app.kubernetes.io/managed-by": "modelyard-operator", "app.kubernetes.io/part-of": "modelyard"}
 
 
@@ -62,10 +65,12 @@ class ProxyState:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PublishedSecret:
-    """The table Secret as found at startup: the table if this operator can read it, and its generation."""
+    """The table Secret as found at startup: the table if this operator can read it, its generation, and
+    the generation that first carried each of its routes as it stands."""
 
     table: RoutingTable | None
     generation: int
+    routes: RouteGenerations = dataclasses.field(default_factory=RouteGenerations)
 
 
 class Publisher:
@@ -109,18 +114,28 @@ class Publisher:
             log.warning("the table Secret holds no table this operator reads (%s); numbering from %d", exc, generation)
             return PublishedSecret(None, generation)
         self._secret_sha = table.sha256
-        return PublishedSecret(table, max(generation, table.generation))
+        try:
+            routes = RouteGenerations.model_validate_json(base64.b64decode(secret["data"][ROUTE_GENERATIONS_ITEM]))
+        except (KeyError, ValueError):  # an older operator's Secret: every route counts from this table
+            routes = RouteGenerations()
+        return PublishedSecret(table, max(generation, table.generation), routes.for_table(table))
 
-    async def write_secret(self, table: RoutingTable) -> None:
-        """Write ``table`` into the Secret unless it already holds it; raises KubeError on failure."""
+    async def write_secret(self, step: TableStep) -> None:
+        """Write the step's table (and its routes' generations) into the Secret unless it already holds it;
+        raises KubeError on failure."""
+        table = step.table
         if table.sha256 == self._secret_sha:
             return
+        generations = RouteGenerations.of(step).model_dump_json().encode()
         patch = {
             "metadata": {
                 "labels": SECRET_LABELS,
                 "annotations": {GENERATION_ANNOTATION: str(table.generation), SHA256_ANNOTATION: table.sha256},
             },
-            "data": {TABLE_SECRET_KEY: base64.b64encode(table.to_wire()).decode()},
+            "data": {
+                TABLE_SECRET_KEY: base64.b64encode(table.to_wire()).decode(),
+                ROUTE_GENERATIONS_ITEM: base64.b64encode(generations).decode(),
+            },
         }
         await self._kube.write_secret(self._settings.namespace, self._settings.table_secret, patch)
         self._secret_sha = table.sha256

@@ -106,6 +106,7 @@ class Reconciler:
             break
         self._published_generation = published.generation
         self._table = published.table
+        self._since, self._hashes = published.routes.since, published.routes.hashes
         log.info("continuing from routing table generation %d", published.generation)
 
     def _until_next_duty(self) -> float:
@@ -167,7 +168,7 @@ class Reconciler:
 
     async def _write_secret(self, step: TableStep) -> None:
         try:
-            await self._publisher.write_secret(step.table)
+            await self._publisher.write_secret(step)
         except KubeError as exc:
             # Pushes go on regardless; only pods started before the next successful write start older.
             log.warning("cannot write the table Secret: %s", exc)

@@ -351,6 +351,25 @@ async def test_a_change_to_one_route_rewrites_only_that_routes_status(
     assert f"from table generation {before['tableGeneration']})" in message
 
 
+async def test_a_restarted_operator_goes_on_naming_the_same_generations_and_rewrites_no_status(
+    cluster: Cluster, operator: OperatorProcess, gpt_programmed: None
+) -> None:
+    await cluster.apply(route("later", "later-model"))
+    await eventually(lambda: programmed(cluster, "later"), what="the later route programmed")
+    await asyncio.sleep(1.5)  # a resync (1 s here): every status settled
+    before = {name: cluster.status("ModelRoute", name) for name in ("gpt", "later")}
+    assert before["gpt"]["tableGeneration"] < before["later"]["tableGeneration"]
+
+    await operator.stop()
+    patched = len(cluster.status_patches("ModelRoute"))
+    await operator.start()
+    await eventually(lambda: _answers(operator, "/readyz", 200), what="the restarted operator ready")
+    await asyncio.sleep(1.5)
+
+    assert cluster.status_patches("ModelRoute")[patched:] == []
+    assert {name: cluster.status("ModelRoute", name) for name in before} == before
+
+
 async def test_probes_say_alive_at_once_and_ready_after_the_first_reconcile(
     cluster: Cluster, operator: OperatorProcess
 ) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from modelyard_operator import discovery, inventory
+from modelyard_operator import discovery, inventory, tables
 from modelyard_operator.context import OperatorContext
 from modelyard_operator.debounce import Debouncer
 from modelyard_operator.kube import KubeClient
@@ -17,6 +17,7 @@ from modelyard_operator.reconciler import Indices
 from modelyard_operator.settings import OperatorSettings
 from modelyard_operator.status import Rollout, programmed, render_conditions, transitions
 from modelyard_routing import Condition, ObjectRef
+from tests.harness import example_inventory
 
 # --- debouncing ---------------------------------------------------------------------------------------------
 
@@ -203,6 +204,19 @@ def test_events_are_posted_for_new_failures_and_for_getting_programmed_not_for_p
     assert transitions(conditions[:1], again) == []
     live = [Condition("Programmed", "True", "Programmed", "2/2", 1)]
     assert [(kind, c.reason) for kind, c in transitions(live, before)] == [("Normal", "Programmed")]
+
+
+def test_route_generations_read_back_keep_only_what_can_hold_for_the_table() -> None:
+    table = tables.next_table(example_inventory("http://127.0.0.1:9"), None, {}, 4).table
+    first, second, *_ = [route.id for route in table.routes]
+    record = tables.RouteGenerations(
+        since={first: 3, second: 9, "gone/route": 2},  # 9: after the table itself; gone: not in it
+        hashes={3: "sha-of-3"},
+    )
+    assert table.generation == 5
+    assert record.for_table(table) == tables.RouteGenerations(since={first: 3}, hashes={3: "sha-of-3"})
+    unknown = tables.RouteGenerations(since={first: 2, second: 5})  # 2: no hash known; 5: the table's own
+    assert unknown.for_table(table) == tables.RouteGenerations(since={second: 5}, hashes={5: table.sha256})
 
 
 # --- the probes' verdicts -----------------------------------------------------------------------------------
