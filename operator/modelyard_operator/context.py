@@ -64,5 +64,24 @@ class OperatorContext:
         await asyncio.to_thread(telemetry.shutdown, self.tracer_provider)
 
     def probe(self) -> dict[str, Any]:
-        """The liveness probe's report."""
+        """What the probes report besides their verdict: the table and how many proxies serve it."""
         return self.reconciler.probe() if self.reconciler is not None else {}
+
+    def stalled(self) -> str:
+        """Why the control loop is of no more use (the liveness probe fails), or "" while it works.
+
+        Before kopf starts it, the operator is still logging in and listing: alive, just not ready.
+        """
+        if self._task is not None and self._task.done():
+            return "the control loop stopped"
+        started = self.reconciler.pass_started if self.reconciler is not None else None
+        if started is None:
+            return ""
+        running = asyncio.get_running_loop().time() - started
+        limit = self.settings.stall_timeout
+        return f"a reconcile pass has run for {running:.0f}s (limit {limit:.0f}s)" if running > limit else ""
+
+    @property
+    def ready(self) -> bool:
+        """Whether the first reconcile finished: the cluster was listed, the table published, statuses written."""
+        return self.reconciler is not None and self.reconciler.passes > 0

@@ -4,6 +4,8 @@ The Secret lets a new pod serve without the operator; the push makes a change li
 instead of after the kubelet's next mount sync. Each pod's answer is remembered: the generation and hash it
 serves, or why it refused, which is what ``Programmed`` is computed from. Failed pushes retry with a
 doubling backoff; a periodic query of every pod catches what pushes cannot (a restarted pod, a lost answer).
+A pod that cannot be reached serves nothing as far as the operator knows: what it last answered is dropped,
+so a dead pod (or one a NetworkPolicy hides) stops counting at the next query.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from modelyard_operator.discovery import ProxyEndpoint
 from modelyard_operator.kube import KubeClient
 from modelyard_operator.settings import OperatorSettings
 from modelyard_operator.status import Rollout
+from modelyard_operator.tables import RouteGenerations, TableStep
 from modelyard_routing import RoutingTable
 from modelyard_routing.push import (
     ADMIN_TABLE_PATH,
@@ -38,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: Pushes in flight at once: enough for a large Deployment, few enough not to starve the event loop.
 MAX_CONCURRENT_PUSHES = 16
+#: The Secret's item holding each route's first generation (:class:`RouteGenerations`); proxies ignore it.
+ROUTE_GENERATIONS_ITEM = "route-generations.json"
 SECRET_LABELS = {"app.kubernetes.io/managed-by": "modelyard-operator", "app.kubernetes.io/part-of": "modelyard"}
 
 
@@ -50,6 +55,8 @@ class ProxyState:
     sha256: str | None = None
     problem: str = ""
     refused: bool = False
+    #: The last query or push did not get an answer (connection refused, timeout).
+    unreachable: bool = False
     failures: int = 0
     retry_at: float = 0.0
     #: The (generation, sha256) last offered: the backoff applies to retries of it, not to a newer table.
@@ -58,10 +65,12 @@ class ProxyState:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PublishedSecret:
-    """The table Secret as found at startup: the table if this operator can read it, and its generation."""
+    """The table Secret as found at startup: the table if this operator can read it, its generation, and
+    the generation that first carried each of its routes as it stands."""
 
     table: RoutingTable | None
     generation: int
+    routes: RouteGenerations = dataclasses.field(default_factory=RouteGenerations)
 
 
 class Publisher:
@@ -105,18 +114,28 @@ class Publisher:
             log.warning("the table Secret holds no table this operator reads (%s); numbering from %d", exc, generation)
             return PublishedSecret(None, generation)
         self._secret_sha = table.sha256
-        return PublishedSecret(table, max(generation, table.generation))
+        try:
+            routes = RouteGenerations.model_validate_json(base64.b64decode(secret["data"][ROUTE_GENERATIONS_ITEM]))
+        except (KeyError, ValueError):  # an older operator's Secret: every route counts from this table
+            routes = RouteGenerations()
+        return PublishedSecret(table, max(generation, table.generation), routes.for_table(table))
 
-    async def write_secret(self, table: RoutingTable) -> None:
-        """Write ``table`` into the Secret unless it already holds it; raises KubeError on failure."""
+    async def write_secret(self, step: TableStep) -> None:
+        """Write the step's table (and its routes' generations) into the Secret unless it already holds it;
+        raises KubeError on failure."""
+        table = step.table
         if table.sha256 == self._secret_sha:
             return
+        generations = RouteGenerations.of(step).model_dump_json().encode()
         patch = {
             "metadata": {
                 "labels": SECRET_LABELS,
                 "annotations": {GENERATION_ANNOTATION: str(table.generation), SHA256_ANNOTATION: table.sha256},
             },
-            "data": {TABLE_SECRET_KEY: base64.b64encode(table.to_wire()).decode()},
+            "data": {
+                TABLE_SECRET_KEY: base64.b64encode(table.to_wire()).decode(),
+                ROUTE_GENERATIONS_ITEM: base64.b64encode(generations).decode(),
+            },
         }
         await self._kube.write_secret(self._settings.namespace, self._settings.table_secret, patch)
         self._secret_sha = table.sha256
@@ -152,11 +171,18 @@ class Publisher:
                 async with self._client().get(state.endpoint.url + ADMIN_TABLE_PATH, headers=self._headers()) as resp:
                     if resp.status != 200:
                         state.problem = f"query answered HTTP {resp.status}"
+                        state.generation = state.sha256 = None
                         return
                     served = TableState.model_validate_json(await resp.read())
-            except (aiohttp.ClientError, TimeoutError, ValidationError) as exc:
-                state.problem = f"unreachable: {exc!r}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                self._unreachable(state, exc)
                 return
+            except ValidationError:
+                state.problem = "query answered with something that is not a table state"
+                state.generation = state.sha256 = None
+                return
+        if state.unreachable:  # it answers again: what kept it away is over
+            state.problem, state.unreachable = "", False
         if (state.generation, state.sha256) != (served.generation, served.sha256):
             log.info("proxy %s serves generation %s", state.endpoint.name, served.generation)
             state.retry_at = 0.0  # it changed under us (a restart): push now, not after a backoff
@@ -187,8 +213,10 @@ class Publisher:
                 async with self._client().put(url, data=wire, headers=self._headers()) as resp:
                     status, body = resp.status, await resp.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
-                self._failed(state, f"push failed: {exc!r}", refused=False)
+                self._unreachable(state, exc)
+                self._failed(state, state.problem, refused=False)
                 return
+        state.unreachable = False
         try:
             if status == 200:
                 served = TableState.model_validate_json(body)
@@ -207,6 +235,14 @@ class Publisher:
             pass
         problem = "the admin token was refused" if status == 401 else f"push answered HTTP {status}"
         self._failed(state, problem, refused=False)
+
+    @staticmethod
+    def _unreachable(state: ProxyState, exc: BaseException) -> None:
+        """No answer: forget what the pod served (it is not counted) and say why, the same for queries and
+        pushes so that the message stays put while the pod stays away."""
+        state.generation = state.sha256 = None
+        state.unreachable, state.refused = True, False
+        state.problem = f"unreachable: {type(exc).__name__}" + (f": {exc}" if str(exc) else "")
 
     def _failed(self, state: ProxyState, problem: str, *, refused: bool) -> None:
         state.problem, state.refused = problem, refused
@@ -243,4 +279,5 @@ class Publisher:
             loaded=loaded,
             problems={name: s.problem for name, s in ready.items() if s.problem},
             refused=frozenset(name for name, s in ready.items() if s.refused),
+            unreachable=frozenset(name for name, s in ready.items() if s.unreachable),
         )

@@ -67,20 +67,29 @@ class Reconciler:
         self._retry_delay = settings.retry_initial
         self._table: RoutingTable | None = None
         self._since: Mapping[str, int] = {}
+        self._hashes: Mapping[int, str] = {}
         self.step: TableStep | None = None
+        #: Passes completed; the first one is what makes the operator ready.
+        self.passes = 0
+        #: Loop time the running pass started at (None between passes), for the liveness probe.
+        self.pass_started: float | None = None
 
     async def run(self) -> None:
         """Wait for the indexes to fill (kopf's first handler call), then reconcile forever."""
         await self._trigger.wait()
         await self._bootstrap()
         while True:
+            self.pass_started = asyncio.get_running_loop().time()
             try:
                 await self.reconcile()
+                self.passes += 1
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("reconcile failed; retrying")
                 self._retry_soon = True
+            finally:
+                self.pass_started = None
             await self._trigger.wait(give_up_after=self._until_next_duty())
 
     async def _bootstrap(self) -> None:
@@ -97,6 +106,7 @@ class Reconciler:
             break
         self._published_generation = published.generation
         self._table = published.table
+        self._since, self._hashes = published.routes.since, published.routes.hashes
         log.info("continuing from routing table generation %d", published.generation)
 
     def _until_next_duty(self) -> float:
@@ -133,7 +143,7 @@ class Reconciler:
             previous = self._table
             floor = max(self._published_generation, self._publisher.highest_other(previous))
             with self._tracer.start_as_current_span("compile routing-table") as span:
-                step = next_table(snapshot, previous, self._since, floor)
+                step = next_table(snapshot, previous, self._since, floor, self._hashes)
                 span.set_attribute("modelyard.table.generation", step.table.generation)
                 span.set_attribute("modelyard.table.sha256", step.table.sha256)
                 span.set_attribute("modelyard.table.routes", len(step.table.routes))
@@ -145,7 +155,7 @@ class Reconciler:
                     len(step.table.routes),
                     step.table.sha256[:12],
                 )
-            self.step, self._table, self._since = step, step.table, step.since
+            self.step, self._table, self._since, self._hashes = step, step.table, step.since, step.hashes
             self._published_generation = max(self._published_generation, step.table.generation)
             await self._write_secret(step)
             await self._publisher.sync(step.table, endpoints, query=query)
@@ -158,7 +168,7 @@ class Reconciler:
 
     async def _write_secret(self, step: TableStep) -> None:
         try:
-            await self._publisher.write_secret(step.table)
+            await self._publisher.write_secret(step)
         except KubeError as exc:
             # Pushes go on regardless; only pods started before the next successful write start older.
             log.warning("cannot write the table Secret: %s", exc)

@@ -11,7 +11,7 @@ import logging
 
 import kopf
 
-from modelyard_operator import handlers  # noqa: F401 - importing it registers the kopf handlers
+from modelyard_operator import handlers, health  # noqa: F401 - importing handlers registers them with kopf
 from modelyard_operator.context import OperatorContext
 from modelyard_operator.settings import OperatorSettings
 
@@ -24,13 +24,12 @@ async def operate(settings: OperatorSettings) -> None:
     scope = ", ".join(settings.watch_namespaces) or "all namespaces"
     log.info("serving routes in %s; proxies and the table Secret in %s", scope, settings.namespace)
     namespaces = settings.kopf_namespaces()
-    await kopf.operator(
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        memo=context,
-        liveness_endpoint=settings.liveness_endpoint or None,
-    )
+    probes = await health.serve(context, settings.health_port) if settings.health_port else None
+    try:
+        await kopf.operator(standalone=True, clusterwide=not namespaces, namespaces=namespaces, memo=context)
+    finally:
+        if probes is not None:
+            await probes.cleanup()
 
 
 def main(settings: OperatorSettings) -> None:

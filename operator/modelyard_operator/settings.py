@@ -60,8 +60,10 @@ class OperatorSettings:
     #: First and largest delay between retries of a failed push (doubling in between).
     retry_initial: float = dataclasses.field(default_factory=lambda: _env_float("MODELYARD_RETRY_INITIAL", 0.5))
     retry_max: float = dataclasses.field(default_factory=lambda: _env_float("MODELYARD_RETRY_MAX", 30.0))
-    #: kopf's liveness endpoint, e.g. http://0.0.0.0:8080/healthz; empty serves none.
-    liveness_endpoint: str = dataclasses.field(default_factory=lambda: _env("MODELYARD_LIVENESS_ENDPOINT"))
+    #: Port of the probes (``/healthz``, ``/readyz``) on every interface; 0 serves none.
+    health_port: int = dataclasses.field(default_factory=lambda: int(_env("MODELYARD_HEALTH_PORT") or 0))
+    #: Longest one reconcile pass may run before ``/healthz`` fails, so that the kubelet restarts a wedged pod.
+    stall_timeout: float = dataclasses.field(default_factory=lambda: _env_float("MODELYARD_STALL_TIMEOUT", 300.0))
 
     def watches(self, namespace: str | None) -> bool:
         """Whether routes, credentials and Secrets in ``namespace`` are served."""

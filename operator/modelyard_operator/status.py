@@ -2,6 +2,10 @@
 
 ``Programmed`` is the condition no anchor project offers: it turns True only when every ready proxy pod
 has acknowledged (or, on resync, reported) a table generation that contains the route as it now stands.
+
+A route's status names only what is about the route: the generation that first carried its current version
+(its ``since``), never the newest table. So a change to one route rewrites that route's status and no
+other's, and a route stays as it is while the pods move on to tables that carry it unchanged.
 """
 
 from __future__ import annotations
@@ -34,14 +38,24 @@ class Rollout:
     loaded: Mapping[str, int] = dataclasses.field(default_factory=dict)
     problems: Mapping[str, str] = dataclasses.field(default_factory=dict)
     refused: frozenset[str] = frozenset()
+    #: Ready pods that did not answer the last query or push: they count as serving nothing.
+    unreachable: frozenset[str] = frozenset()
 
     def serving(self, since: int) -> list[str]:
         """The ready proxies serving a generation at or after ``since``."""
         return [name for name in self.ready if self.loaded.get(name, -1) >= since]
 
-    def replicas(self, since: int) -> str:
-        """``serving/ready``, as ``kubectl get`` shows it."""
-        return f"{len(self.serving(since))}/{len(self.ready)}"
+    def replicas(self, since: int | None) -> str:
+        """``serving/ready``, as ``kubectl get`` shows it; a route no table serves (``since`` None) is ``0/ready``."""
+        serving = len(self.serving(since)) if since is not None else 0
+        return f"{serving}/{len(self.ready)}"
+
+    def lag_reason(self, waiting: Iterable[str]) -> str:
+        """Why the ``waiting`` pods do not serve the route yet: the most serious cause among them."""
+        lagging = set(waiting)
+        if self.refused & lagging:
+            return "Refused"
+        return "Unreachable" if self.unreachable & lagging else "Pending"
 
 
 def programmed(
@@ -56,25 +70,26 @@ def programmed(
         if not accepted:
             return condition("False", "NotAccepted", "the route is not accepted, so no proxy serves it")
         return condition("False", "UnresolvedRefs", "no target resolves, so no proxy serves this route")
+    serving = rollout.serving(since)
+    waiting = [name for name in rollout.ready if name not in serving]
+    details = [f"{name}: {rollout.problems.get(name, 'push in progress')}" for name in waiting[:NAMED_PROXIES]]
+    if len(waiting) > NAMED_PROXIES:
+        details.append(f"and {len(waiting) - NAMED_PROXIES} more")
+    lagging = f"; not serving it: {'; '.join(details)}" if waiting else ""
     if retained:
         return condition(
             "False",
             "LastGoodServed",
             f"{rollout.replicas(since)} ready proxy replicas keep serving the last good version of this route "
-            f"(table generation {since}) until the problem above is fixed",
+            f"(from table generation {since}) until the problem above is fixed{lagging}",
         )
     if not rollout.ready:
         return condition("False", "NoReadyReplicas", "no ready proxy replica was found to serve this route")
-    serving = rollout.serving(since)
-    summary = f"{len(serving)}/{len(rollout.ready)} ready proxy replicas serve table generation {rollout.generation}"
-    if len(serving) == len(rollout.ready):
+    summary = f"{len(serving)}/{len(rollout.ready)} ready proxy replicas serve this route as it now stands"
+    summary += f" (from table generation {since})"
+    if not waiting:
         return condition("True", PROGRAMMED, summary)
-    waiting = [name for name in rollout.ready if name not in serving]
-    details = [f"{name}: {rollout.problems.get(name, 'push in progress')}" for name in waiting[:NAMED_PROXIES]]
-    if len(waiting) > NAMED_PROXIES:
-        details.append(f"and {len(waiting) - NAMED_PROXIES} more")
-    reason = "Refused" if rollout.refused & set(waiting) else "Pending"
-    return condition("False", reason, f"{summary}; waiting for {'; '.join(details)}")
+    return condition("False", rollout.lag_reason(waiting), summary + lagging)
 
 
 def route_status(
@@ -91,9 +106,9 @@ def route_status(
     )
     status: Status = {
         "observedGeneration": generation,
-        "programmedReplicas": rollout.replicas(since if since is not None else step.table.generation),
-        "tableGeneration": step.table.generation if since is not None else None,
-        "tableHash": step.table.sha256 if since is not None else None,
+        "programmedReplicas": rollout.replicas(since),
+        "tableGeneration": since,
+        "tableHash": step.hashes.get(since) if since is not None else None,
     }
     return status, full
 

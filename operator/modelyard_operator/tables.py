@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Mapping
 
 import orjson
+import pydantic
 
 from modelyard_routing import CompileResult, Condition, Inventory, ObjectRef, Route, RoutingTable, compile_inventory
 from modelyard_routing.table import REVEAL_SECRETS
@@ -29,6 +30,35 @@ class TableStep:
     retained: Mapping[ObjectRef, int]
     #: Per route id: the table generation from which this route's current content has been served.
     since: Mapping[str, int]
+    #: The sha256 of each table generation named in ``since`` (a route's status names that table).
+    hashes: Mapping[int, str] = dataclasses.field(default_factory=dict)
+
+
+class RouteGenerations(pydantic.BaseModel):
+    """What a step's ``since`` and ``hashes`` say, kept beside the table in its Secret so that a restarted
+    operator goes on naming the same generation in each route's status (rewriting none of them)."""
+
+    model_config = pydantic.ConfigDict(frozen=True)
+
+    since: dict[str, int] = {}
+    hashes: dict[int, str] = {}
+
+    @classmethod
+    def of(cls, step: TableStep) -> RouteGenerations:
+        """The record of ``step``."""
+        return cls(since=dict(step.since), hashes=dict(step.hashes))
+
+    def for_table(self, table: RoutingTable) -> RouteGenerations:
+        """Only what can hold for ``table``: its routes, from generations at or before it, with known hashes."""
+        hashes = {**self.hashes, table.generation: table.sha256}
+        since = {
+            route.id: generation
+            for route in table.routes
+            if (generation := self.since.get(route.id)) is not None
+            and generation <= table.generation
+            and generation in hashes
+        }
+        return RouteGenerations(since=since, hashes={g: hashes[g] for g in set(since.values())})
 
 
 def route_ref(route: Route) -> ObjectRef:
@@ -87,6 +117,7 @@ def next_table(
     previous: RoutingTable | None,
     previous_since: Mapping[str, int],
     floor: int = 0,
+    previous_hashes: Mapping[int, str] | None = None,
 ) -> TableStep:
     """Compile ``inventory``; the generation moves past ``previous`` (and ``floor``) only if content changed.
 
@@ -111,11 +142,15 @@ def next_table(
         else table.generation
         for route in table.routes
     }
+    known = {**(previous_hashes or {}), table.generation: table.sha256}
+    if previous is not None:
+        known[previous.generation] = previous.sha256
     return TableStep(
         table=table,
         conditions=result.conditions,
         retained={ref: since[f"{ref.namespace}/{ref.name}"] for ref in retained},
         since=since,
+        hashes={generation: known[generation] for generation in set(since.values()) if generation in known},
     )
 
 

@@ -276,7 +276,21 @@ def test_operator_is_one_recreated_replica_wired_to_the_proxies() -> None:
     assert [p["name"] for p in admin_service["spec"]["ports"]] == [env["MODELYARD_ADMIN_PORT_NAME"]] == ["admin"]
     assert one(docs, "Secret", env["MODELYARD_TABLE_SECRET"])["type"] == "Opaque"
     assert env["MODELYARD_WATCH_NAMESPACES"] == ""
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+@pytest.mark.parametrize("port", [None, 9090])
+def test_operator_probes_ask_its_own_health_port_whether_it_is_live_and_ready(port: int | None) -> None:
+    sets = (f"operator.healthPort={port}", "operator.stallTimeout=120") if port else ()
+    deployment = one(render(sets=sets), "Deployment", f"{RELEASE}-modelyard-operator")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MODELYARD_HEALTH_PORT"] == str(port or 8080)
+    assert env["MODELYARD_STALL_TIMEOUT"] == ("120" if port else "300")
+    assert container["ports"] == [{"name": "health", "containerPort": port or 8080, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    # Ready is checked more often than live: a rollout waits on it, a restart is the last resort.
+    assert container["readinessProbe"]["periodSeconds"] < container["livenessProbe"]["periodSeconds"]
 
 
 def test_client_service_exposes_only_the_client_port() -> None:

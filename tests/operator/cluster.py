@@ -198,6 +198,16 @@ class Cluster:
             if obj.raw.get("involvedObject", {}).get("name") == name
         ]
 
+    def status_patches(self, kind: str) -> list[str]:
+        """The names of the objects of ``kind`` whose status subresource was patched, one per request, in order."""
+        _, plural, _ = KINDS[kind]
+        names = []
+        for request in self.emulator:
+            *_, resource, name, subresource = ["", "", "", *request.url.path.split("/")]
+            if request.method == kmock.method.PATCH and (resource, subresource) == (plural, "status"):
+                names.append(name)
+        return names
+
     def mount_table(self, path: Path) -> None:
         """Do the kubelet's job: project the table Secret's key into a file, by an atomic swap."""
         secret = self.get("Secret", PROXY_NAMESPACE, TABLE_SECRET)
@@ -349,6 +359,7 @@ class OperatorProcess(Process):
     """``modelyard operator`` against the emulator, with test-sized debounce, resync and backoff."""
 
     def __init__(self, cluster: Cluster, workdir: Path) -> None:
+        self.health_port = free_port()
         super().__init__(
             "operator",
             [
@@ -363,6 +374,18 @@ class OperatorProcess(Process):
                 "MODELYARD_RETRY_INITIAL": "0.2",
                 "MODELYARD_RETRY_MAX": "1",
                 "MODELYARD_PUSH_TIMEOUT": "2",
+                "MODELYARD_HEALTH_PORT": str(self.health_port),
             },
             workdir / "operator.log",
         )
+
+    async def probe(self, path: str) -> tuple[int, dict[str, Any]]:
+        """What ``/healthz`` or ``/readyz`` answers: (0, {}) while nothing listens yet."""
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"http://127.0.0.1:{self.health_port}{path}") as resp,
+            ):
+                return resp.status, await resp.json()
+        except aiohttp.ClientConnectionError:
+            return 0, {}

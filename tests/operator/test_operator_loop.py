@@ -7,6 +7,7 @@ processes serve on loopback and forward to the provider simulator.
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +247,10 @@ async def test_duplicate_model_name_is_refused_on_the_later_route(
     assert "ModelRoute default/gpt" in accepted["message"]
     await eventually(lambda: programmed(cluster, "gpt"), what="the earlier route programmed")
     assert cluster.condition("ModelRoute", "gpt-copy", "Programmed")["reason"] == "NotAccepted"
+    # No proxy serves it, whatever the number of replicas.
+    refused_status = cluster.status("ModelRoute", "gpt-copy")
+    assert refused_status["programmedReplicas"] == "0/2"
+    assert refused_status.get("tableGeneration") is None
 
 
 async def test_routes_outside_the_watched_namespaces_are_left_alone(
@@ -286,3 +291,101 @@ async def test_a_new_pod_gets_the_table_before_it_is_ready_and_counts_once_ready
         await eventually(lambda: programmed(cluster, "gpt", "3/3"), what="gpt programmed on 3/3")
     finally:
         await newcomer.stop()
+
+
+@pytest.fixture
+async def gpt_programmed(
+    cluster: Cluster, proxies: list[ProxyProcess], operator: OperatorProcess, simulator: test_utils.TestServer
+) -> None:
+    """The basics applied, and route gpt programmed on both proxies."""
+    await apply_basics(cluster, simulator)
+    await eventually(lambda: programmed(cluster, "gpt"), what="gpt programmed")
+
+
+async def test_a_killed_proxy_stops_counting_within_a_resync(
+    cluster: Cluster, proxies: list[ProxyProcess], gpt_programmed: None
+) -> None:
+    killed = proxies[1]
+
+    # Nothing changes but the pod's death: its EndpointSlice still says ready, no route is edited.
+    await killed.stop(signal.SIGKILL)
+
+    def unreachable() -> bool:
+        return cluster.condition("ModelRoute", "gpt", "Programmed").get("reason") == "Unreachable"
+
+    await eventually(unreachable, within=5, what="Programmed=False Unreachable within a resync (1 s here)")
+    condition = cluster.condition("ModelRoute", "gpt", "Programmed")
+    assert condition["status"] == "False"
+    assert f"{killed.name}: unreachable" in condition["message"]
+    assert cluster.status("ModelRoute", "gpt")["programmedReplicas"] == "1/2"
+    assert any(e["reason"] == "Unreachable" and e["type"] == "Warning" for e in cluster.events("gpt"))
+
+    await killed.start()
+    await eventually(lambda: programmed(cluster, "gpt"), what="gpt programmed again once the pod answers")
+
+
+async def test_a_change_to_one_route_rewrites_only_that_routes_status(
+    cluster: Cluster, proxies: list[ProxyProcess], gpt_programmed: None
+) -> None:
+    others = [f"team-{n}" for n in range(12)]
+    for name in others:
+        await cluster.apply(route(name, f"model-{name}"))
+    await eventually(lambda: all(programmed(cluster, name) for name in ["gpt", *others]), what="every route programmed")
+    await asyncio.sleep(1.5)  # a resync (1 s here): whatever was still due is written
+    before = cluster.status("ModelRoute", "gpt")
+    patched_before = len(cluster.status_patches("ModelRoute"))
+
+    await cluster.apply(route("extra", "extra-model"))
+    await eventually(lambda: programmed(cluster, "extra"), what="the new route programmed")
+    await asyncio.sleep(1.5)  # and one more resync, which must not rewrite anything either
+
+    assert set(cluster.status_patches("ModelRoute")[patched_before:]) == {"extra"}
+    assert cluster.status("ModelRoute", "gpt") == before
+    newest = cluster.status("ModelRoute", "extra")["tableGeneration"]
+    assert newest > before["tableGeneration"]
+    served = await proxies[0].served()
+    assert (served["generation"], served["sha256"]) == (newest, cluster.status("ModelRoute", "extra")["tableHash"])
+    # The unchanged route names the generation its pods are counted on, not the newest one.
+    message = cluster.condition("ModelRoute", "gpt", "Programmed")["message"]
+    assert message.startswith("2/2 ready proxy replicas")
+    assert f"from table generation {before['tableGeneration']})" in message
+
+
+async def test_a_restarted_operator_goes_on_naming_the_same_generations_and_rewrites_no_status(
+    cluster: Cluster, operator: OperatorProcess, gpt_programmed: None
+) -> None:
+    await cluster.apply(route("later", "later-model"))
+    await eventually(lambda: programmed(cluster, "later"), what="the later route programmed")
+    await asyncio.sleep(1.5)  # a resync (1 s here): every status settled
+    before = {name: cluster.status("ModelRoute", name) for name in ("gpt", "later")}
+    assert before["gpt"]["tableGeneration"] < before["later"]["tableGeneration"]
+
+    await operator.stop()
+    patched = len(cluster.status_patches("ModelRoute"))
+    await operator.start()
+    await eventually(lambda: _answers(operator, "/readyz", 200), what="the restarted operator ready")
+    await asyncio.sleep(1.5)
+
+    assert cluster.status_patches("ModelRoute")[patched:] == []
+    assert {name: cluster.status("ModelRoute", name) for name in before} == before
+
+
+async def test_probes_say_alive_at_once_and_ready_after_the_first_reconcile(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
+    await eventually(lambda: _answers(operator, "/healthz", 200), what="/healthz to answer 200")
+    # Nothing in the cluster yet, so nothing has been reconciled.
+    status, body = await operator.probe("/readyz")
+    assert status == 503, body
+    assert body["reason"] == "the first reconcile has not finished"
+
+    await cluster.apply(secret("gateway-keys", {"test": API_KEY}, {"modelyard.io/api-keys": "true"}))
+    await eventually(lambda: _answers(operator, "/readyz", 200), what="/readyz to answer 200")
+    status, body = await operator.probe("/healthz")
+    assert status == 200, body
+    assert body["tableGeneration"] >= 1
+    assert cluster.get("Secret", PROXY_NAMESPACE, TABLE_SECRET) is not None
+
+
+async def _answers(operator: OperatorProcess, path: str, expected: int) -> bool:
+    return (await operator.probe(path))[0] == expected

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
-from modelyard_operator import discovery, inventory
+from modelyard_operator import discovery, inventory, tables
+from modelyard_operator.context import OperatorContext
 from modelyard_operator.debounce import Debouncer
+from modelyard_operator.kube import KubeClient
+from modelyard_operator.reconciler import Indices
 from modelyard_operator.settings import OperatorSettings
 from modelyard_operator.status import Rollout, programmed, render_conditions, transitions
-from modelyard_routing import Condition
+from modelyard_routing import Condition, ObjectRef
+from tests.harness import example_inventory
 
 # --- debouncing ---------------------------------------------------------------------------------------------
 
@@ -138,6 +144,10 @@ def test_programmed_needs_every_ready_proxy_on_a_generation_containing_the_route
     condition = programmed(2, accepted=True, since=since, retained=False, rollout=ROLLOUT)
     assert (condition.status, condition.reason, condition.observed_generation) == (status, reason, 2)
     assert ROLLOUT.replicas(since) == replicas
+    # It names the generation the pods are counted from, not the newest table (7).
+    assert condition.message.startswith(f"{replicas} ready proxy replicas serve this route as it now stands")
+    assert f"(from table generation {since})" in condition.message
+    assert ("generation 7" in condition.message) == (since == 7)
     if status == "False":
         assert "proxy-c: push failed: connection refused" in condition.message
 
@@ -156,6 +166,17 @@ def test_programmed_is_false_with_the_reason_when_the_route_is_not_live(
 ) -> None:
     condition = programmed(1, accepted=accepted, since=since, retained=retained, rollout=rollout)
     assert (condition.status, condition.reason) == ("False", reason)
+
+
+def test_a_route_no_table_serves_counts_no_replica() -> None:
+    assert ROLLOUT.replicas(None) == "0/3"
+
+
+def test_an_unreachable_pod_outweighs_a_pending_one_and_a_refusal_outweighs_both() -> None:
+    rollout = Rollout(generation=7, ready=("a", "b", "c"), unreachable=frozenset({"b"}), refused=frozenset({"c"}))
+    assert rollout.lag_reason(["a"]) == "Pending"
+    assert rollout.lag_reason(["a", "b"]) == "Unreachable"
+    assert rollout.lag_reason(["a", "b", "c"]) == "Refused"
 
 
 def test_transition_time_moves_only_when_the_status_does() -> None:
@@ -183,3 +204,60 @@ def test_events_are_posted_for_new_failures_and_for_getting_programmed_not_for_p
     assert transitions(conditions[:1], again) == []
     live = [Condition("Programmed", "True", "Programmed", "2/2", 1)]
     assert [(kind, c.reason) for kind, c in transitions(live, before)] == [("Normal", "Programmed")]
+
+
+def test_route_generations_read_back_keep_only_what_can_hold_for_the_table() -> None:
+    table = tables.next_table(example_inventory("http://127.0.0.1:9"), None, {}, 4).table
+    first, second, *_ = [route.id for route in table.routes]
+    record = tables.RouteGenerations(
+        since={first: 3, second: 9, "gone/route": 2},  # 9: after the table itself; gone: not in it
+        hashes={3: "sha-of-3"},
+    )
+    assert table.generation == 5
+    assert record.for_table(table) == tables.RouteGenerations(since={first: 3}, hashes={3: "sha-of-3"})
+    unknown = tables.RouteGenerations(since={first: 2, second: 5})  # 2: no hash known; 5: the table's own
+    assert unknown.for_table(table) == tables.RouteGenerations(since={second: 5}, hashes={5: table.sha256})
+
+
+# --- the probes' verdicts -----------------------------------------------------------------------------------
+
+
+class StatusWrites(KubeClient):
+    """The API as the control loop sees it: no table Secret yet, and status writes that answer or hang."""
+
+    def __init__(self, *, hang: bool) -> None:
+        super().__init__()
+        self.hang = hang
+
+    async def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return None
+
+    async def write_secret(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        return None
+
+    async def patch_status(self, ref: ObjectRef, status: Mapping[str, Any]) -> None:
+        if self.hang:
+            await asyncio.Event().wait()
+
+    async def post_event(self, ref: ObjectRef, uid: str, type_: str, reason: str, message: str) -> None:
+        return None
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("hang", [False, True], ids=["answering-api", "hanging-api"])
+async def test_ready_after_the_first_pass_and_not_live_once_a_pass_outlasts_the_stall_timeout(hang: bool) -> None:
+    settings = OperatorSettings(debounce=0.1, max_debounce=0.1, stall_timeout=60)
+    context = OperatorContext(settings, StatusWrites(hang=hang), Debouncer(0.1, 0.1))
+    body = {"metadata": {"name": "gpt", "namespace": "default"}, "spec": {"model": "gpt-4o", "targets": []}}
+    routes = {("default", "gpt"): [inventory.observe("ModelRoute", body)]}
+    context.start(Indices(routes=routes, credentials={}, secrets={}, proxies={}))
+    try:
+        assert (context.ready, context.stalled()) == (False, "")
+        context.trigger.request()
+        await asyncio.sleep(30)
+        assert (context.ready, context.stalled()) == (not hang, "")
+        await asyncio.sleep(31)
+        assert context.ready is not hang
+        assert context.stalled() == ("a reconcile pass has run for 61s (limit 60s)" if hang else "")
+    finally:
+        await context.stop()

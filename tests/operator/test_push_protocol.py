@@ -228,8 +228,39 @@ async def test_failed_pushes_back_off_doubling_up_to_the_limit(publisher: Publis
         delays.append(round((publisher.next_retry(current) or 0.0) - start, 1))
     assert delays == [0.5, 1.0, 2.0, 2.0, 2.0]
     rollout = publisher.rollout(current)
-    assert "push failed" in rollout.problems["gone"]
+    assert rollout.problems["gone"].startswith("unreachable: ClientConnectorError")
+    assert rollout.unreachable == {"gone"}
     assert not rollout.refused
+
+
+async def test_a_proxy_that_stops_answering_no_longer_counts_at_the_next_query(publisher: Publisher) -> None:
+    store = TableStore()
+    server, endpoint = await _proxy(store)
+    current = table(1)
+    await publisher.sync(current, [endpoint], query=True)
+    assert publisher.rollout(current).serving(1) == [endpoint.name]
+    port = server.port
+    await server.close()
+
+    await publisher.sync(current, [endpoint], query=True)
+    rollout = publisher.rollout(current)
+    assert rollout.serving(1) == []
+    assert rollout.replicas(1) == "0/1"
+    assert rollout.unreachable == {endpoint.name}
+    condition = programmed(1, accepted=True, since=1, retained=False, rollout=rollout)
+    assert (condition.status, condition.reason) == ("False", "Unreachable")
+    assert f"{endpoint.name}: unreachable: ClientConnectorError" in condition.message
+
+    # The same pod answers again (same address), still serving the table: it counts, and nothing is amiss.
+    app = create_admin_app(store, AdminToken(value=TOKEN))
+    back = test_utils.TestServer(app, host="127.0.0.1", port=port)
+    await back.start_server()
+    try:
+        await publisher.sync(current, [endpoint], query=True)
+    finally:
+        await back.close()
+    rollout = publisher.rollout(current)
+    assert (rollout.serving(1), rollout.unreachable, rollout.problems) == ([endpoint.name], frozenset(), {})
 
 
 async def test_a_proxy_serving_a_newer_generation_makes_the_operator_number_past_it(publisher: Publisher) -> None:

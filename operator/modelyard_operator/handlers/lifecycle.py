@@ -1,4 +1,4 @@
-"""Operator lifecycle: login, kopf's settings, starting and stopping the control loop, the liveness probe."""
+"""Operator lifecycle: login, kopf's settings, starting and stopping the control loop."""
 
 from __future__ import annotations
 
@@ -39,9 +39,3 @@ async def startup(settings: kopf.OperatorSettings, memo: OperatorContext, **inde
 async def cleanup(memo: OperatorContext, **_: Any) -> None:
     """Stop the control loop; the proxies keep serving their last table."""
     await memo.stop()
-
-
-@kopf.on.probe(id="routingTable")
-async def routing_table(memo: OperatorContext, **_: Any) -> dict[str, Any]:
-    """The table generation and how many proxies serve it, for the liveness endpoint."""
-    return memo.probe()
