@@ -29,13 +29,15 @@ RUN python3 -m venv /opt/tools \
 COPY pyproject.toml uv.lock README.md ./
 RUN /opt/tools/bin/uv venv --python python3 /opt/venv \
  && /opt/tools/bin/uv sync --frozen --no-default-groups --no-install-project --python /opt/venv/bin/python
-# The project itself, as a wheel built offline by the pinned backend.
+# The project itself, as a wheel built offline by the pinned backend. The venv's bytecode is checked against
+# nothing at run time (unchecked-hash): the venv never changes after this, and some builders (buildah) give
+# the files COPY --from copies new modification times, which would make timestamp-checked .pyc files stale.
 COPY cli cli
 COPY proxy proxy
 COPY operator operator
 RUN /opt/tools/bin/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir /tmp/dist . \
  && /opt/tools/bin/uv pip install --no-deps --python /opt/venv/bin/python /tmp/dist/*.whl \
- && /opt/venv/bin/python -m compileall -q -j 0 /opt/venv
+ && /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv
 
 FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="modelyard" \
