@@ -203,6 +203,50 @@ def test_metrics_answer_on_the_admin_port(ready: Pod) -> None:
     assert get(ready.admin + "/metrics", token="wrong")[0] == 401
 
 
+PACKAGES_PROBE = """
+import importlib.metadata, json, os, platform, sys
+print(json.dumps({
+    "installed": {d.metadata["Name"]: d.version for d in importlib.metadata.distributions()},
+    "markers": {
+        "implementation_name": sys.implementation.name,
+        "os_name": os.name,
+        "platform_machine": platform.machine(),
+        "platform_system": platform.system(),
+        "python_full_version": platform.python_version(),
+        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "sys_platform": sys.platform,
+    },
+}))
+"""
+
+
+def locked_runtime_packages(markers: dict[str, str]) -> dict[str, str]:
+    """What uv.lock pins for the project without any dependency group, on the image's platform."""
+    from packaging.requirements import Requirement  # noqa: PLC0415
+    from packaging.utils import canonicalize_name  # noqa: PLC0415
+
+    uv = steps.ROOT / ".tools" / "uv" / "bin" / "uv"
+    export = [str(uv), "export", "--project", str(steps.ROOT), "--frozen", "--no-default-groups", "--no-emit-project"]
+    lines = steps.run_step("uv export", [*export, "--no-hashes", "--no-header", "--no-annotate"], timeout=60).stdout
+    locked: dict[str, str] = {}
+    for line in lines.splitlines():
+        requirement = Requirement(line)
+        if requirement.marker is None or requirement.marker.evaluate(markers):
+            locked[canonicalize_name(requirement.name)] = str(requirement.specifier).removeprefix("==")
+    return locked
+
+
+def test_the_venv_holds_exactly_the_locked_runtime_packages(image: str) -> None:
+    """uv.lock's versions, the project, and nothing else: no development group, no pip, no setuptools."""
+    from packaging.utils import canonicalize_name  # noqa: PLC0415
+
+    probe = json.loads(
+        docker("listing the venv", "run", "--rm", "--entrypoint", "python3", image, "-c", PACKAGES_PROBE)
+    )
+    installed = {canonicalize_name(name): version for name, version in probe["installed"].items()}
+    assert installed == {**locked_runtime_packages(probe["markers"]), "modelyard": "0.1.0"}
+
+
 def test_bytecode_is_compiled_at_build_time(image: str) -> None:
     """Whatever the gateway, simulator and operator import has up-to-date bytecode in the image: the standard
     library as well as the venv. A read-only root cannot cache it, so anything missing would be compiled
