@@ -84,23 +84,24 @@ def base_image() -> str:
     return os.environ.get("BASE_IMAGE") or DEFAULT_BASE_IMAGE
 
 
+def is_local(image: str) -> bool:
+    inspect = ["docker", "image", "inspect", image]
+    return run_step(f"looking for {image}", inspect, timeout=30, check=False).returncode == 0
+
+
 def image_problem() -> str | None:
     """Why no image can be had: neither MODELYARD_E2E_IMAGE nor a base image present or pullable; or None."""
     if GIVEN_IMAGE:
-        if run_step(
-            "docker image inspect", ["docker", "image", "inspect", GIVEN_IMAGE], timeout=30, check=False
-        ).returncode:
-            return f"MODELYARD_E2E_IMAGE={GIVEN_IMAGE} is not a local image"
-        return None
+        return None if is_local(GIVEN_IMAGE) else f"MODELYARD_E2E_IMAGE={GIVEN_IMAGE} is not a local image"
     base = base_image()
-    if run_step("docker image inspect", ["docker", "image", "inspect", base], timeout=30, check=False).returncode == 0:
+    if is_local(base):
         return None
     try:
         run_step(f"pulling the base image {base}", ["docker", "pull", base], timeout=PULL_TIMEOUT)
     except StepFailed as exc:
-        first_line = str(exc).splitlines()[-1]
+        last_line = str(exc).splitlines()[-1]
         return (
-            f"no base image: {base} is not local and cannot be pulled ({first_line}); "
+            f"no base image: {base} is not local and cannot be pulled ({last_line}); "
             "`make base-image` builds one from Debian's mirror, then BASE_IMAGE=modelyard-base:bookworm"
         )
     return None
