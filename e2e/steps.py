@@ -15,8 +15,10 @@ import os
 import shlex
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The base the Dockerfile builds from unless BASE_IMAGE names another (`make base-image` builds a local one).
@@ -26,6 +28,20 @@ GIVEN_IMAGE = os.environ.get("MODELYARD_E2E_IMAGE", "")
 BUILD_TIMEOUT = 1200
 PULL_TIMEOUT = 300
 OUTPUT_TAIL_LINES = 40
+
+
+def skip_unless_runnable(
+    suite: str, *, opt_in: str, target: str, problem: Callable[[], str | None]
+) -> pytest.MarkDecorator:
+    """Skip ``suite`` unless the environment variable ``opt_in`` is 1 and ``problem()`` finds nothing in the way,
+    with the reason. Where MODELYARD_E2E_REQUIRED=1 (CI), an opted-in suite that cannot run is a collection
+    error instead, so a runner that lost its engine fails rather than passes with everything skipped."""
+    if os.environ.get(opt_in) != "1":
+        return pytest.mark.skip(reason=f"{suite}: opt-in, run by `{target}` (or {opt_in}=1)")
+    reason = problem()
+    if reason is not None and os.environ.get("MODELYARD_E2E_REQUIRED") == "1":
+        raise RuntimeError(f"{suite} cannot run, and MODELYARD_E2E_REQUIRED=1: {reason}")
+    return pytest.mark.skipif(reason is not None, reason=f"{suite}: {reason}")
 
 
 class StepFailed(AssertionError):

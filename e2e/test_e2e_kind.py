@@ -41,8 +41,6 @@ CHAT_MODELS = ["gpt-4o", "azure-gpt-4o", "claude-sonnet", "gemini-flash"]
 
 
 def _missing_tools() -> str | None:
-    if os.environ.get("MODELYARD_E2E") != "1":
-        return "opt-in: `make e2e` (or MODELYARD_E2E=1) builds the image and a kind cluster"
     for tool in ("kind", "kubectl"):
         if shutil.which(tool) is None:
             return f"`{tool}` is not on PATH"
@@ -56,10 +54,11 @@ def _helm() -> str | None:
     return str(local) if local.is_file() else shutil.which("helm")
 
 
-_REASON = _missing_tools()
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(_REASON is not None, reason=f"e2e needs Docker, kind, kubectl and helm: {_REASON}"),
+    steps.skip_unless_runnable(
+        "e2e on kind (Docker, kind, kubectl, helm)", opt_in="MODELYARD_E2E", target="make e2e", problem=_missing_tools
+    ),
     pytest.mark.timeout(600, func_only=True),  # the module's fixtures bound each of their steps themselves
 ]
 

@@ -13,7 +13,6 @@ reason where there is no engine or no base image. MODELYARD_E2E_IMAGE tests an a
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -33,16 +32,15 @@ API_PORT, ADMIN_PORT, SIMULATOR_PORT = 8080, 8081, 9100
 STOP_GRACE = 30  # seconds docker stop waits before SIGKILL (exit 137)
 
 
-def _reason() -> str | None:
-    if os.environ.get("MODELYARD_IMAGE_TEST") != "1":
-        return "opt-in: `make image-test` (or MODELYARD_IMAGE_TEST=1) builds the image and runs it"
+def _problem() -> str | None:
     return steps.docker_problem() or steps.image_problem()
 
 
-_REASON = _reason()
 pytestmark = [
     pytest.mark.image,
-    pytest.mark.skipif(_REASON is not None, reason=f"image tests: {_REASON}"),
+    steps.skip_unless_runnable(
+        "image tests", opt_in="MODELYARD_IMAGE_TEST", target="make image-test", problem=_problem
+    ),
     pytest.mark.timeout(120, func_only=True),
 ]
 
