@@ -8,8 +8,13 @@ SIMULATOR_PORT ?= 9100
 ADMIN_PORT ?= 8081
 ADMIN_TOKEN ?= modelyard-demo-admin
 IMAGE ?= modelyard:dev
+# The image's base: the official python image, or a mirrored or local one (make base-image builds LOCAL_BASE).
+BASE_IMAGE ?= python:3.11-slim-bookworm
+LOCAL_BASE ?= modelyard-base:bookworm
+# Optional PEM file of CA certificates the image build trusts when it fetches packages (a TLS-intercepting proxy).
+BUILD_CA ?=
 
-.PHONY: install lock helm run test lint typecheck unit chart e2e image bench clean
+.PHONY: install lock helm run test lint typecheck unit chart e2e image image-test base-image bench clean
 
 UV_VENV := .tools/uv
 UV := $(UV_VENV)/bin/uv
@@ -65,13 +70,25 @@ unit: install helm
 chart: install helm
 	$(BIN)/pytest -p no:cacheprovider tests/chart
 
-## The container image (needs Docker).
+## The container image (needs Docker), from BASE_IMAGE; the runtime dependencies exactly as uv.lock pins them.
 image:
-	docker build -t $(IMAGE) .
+	BASE_IMAGE='$(BASE_IMAGE)' BUILD_CA='$(BUILD_CA)' tools/build_image.sh $(IMAGE)
 
-## End-to-end on a throwaway kind cluster (needs Docker, kind, kubectl, helm; skips without them).
-e2e: install
-	$(BIN)/pytest -p no:cacheprovider e2e -m e2e
+## A Debian bookworm base with python3, from Debian's package mirror alone (root, debootstrap, Docker), for
+## machines that reach no container registry: then `make image-test BASE_IMAGE=modelyard-base:bookworm`.
+base-image:
+	tools/debian_base.sh $(LOCAL_BASE)
+
+## Build the image and run it hardened as the chart does (read-only root, no capabilities, uid 10001, /tmp
+## tmpfs): /healthz, /readyz, chat and streams to the simulator, bytecode, a clean stop. Skips without an
+## engine or a base image; MODELYARD_E2E_IMAGE=<image> tests a built one. Not part of `make test`.
+image-test: install
+	MODELYARD_IMAGE_TEST=1 BASE_IMAGE='$(BASE_IMAGE)' BUILD_CA='$(BUILD_CA)' \
+		$(BIN)/pytest -p no:cacheprovider e2e -m image -v
+
+## End-to-end on a throwaway kind cluster (needs Docker, kind, kubectl; skips without them). Not part of `make test`.
+e2e: install helm
+	MODELYARD_E2E=1 BASE_IMAGE='$(BASE_IMAGE)' BUILD_CA='$(BUILD_CA)' $(BIN)/pytest -p no:cacheprovider e2e -m e2e -v
 
 ## Performance: direct vs a minimal aiohttp proxy vs Modelyard, side by side; writes bench/RESULTS.md (~5 min;
 ## installs wrk and nginx with apt-get when run as root). Not part of `make test`.

@@ -5,9 +5,12 @@ provider simulator as a Deployment, apply ``examples/standalone`` pointed at it,
 the official ``openai`` SDK through ``kubectl port-forward``: every route Programmed, streams, scaling,
 Secret rotation, the operator killed mid-traffic, ``helm test``, and a clean ``helm uninstall``.
 
-Needs Docker, kind and kubectl (helm is taken from .tools/bin, else PATH); skipped without them, as on the
-CI machines that run ``make test``. The GitHub workflow .github/workflows/e2e.yaml runs it. Knobs:
-MODELYARD_E2E_IMAGE (use this already-built image, skip the build), MODELYARD_E2E_KEEP=1 (keep the cluster).
+Opt-in: ``make e2e`` (MODELYARD_E2E=1), since it builds an image and a cluster, so ``make test`` skips it even
+where an engine runs. Needs Docker, kind, kubectl (helm is taken from .tools/bin, else PATH) and a base image;
+skipped with the reason without them. The GitHub workflow .github/workflows/e2e.yaml runs it. Each fixture step
+is bounded and names itself when it fails or overruns (e2e/steps.py); the per-test timeout covers the test only.
+Knobs: MODELYARD_E2E_IMAGE (use this already-built image, skip the build), BASE_IMAGE (build from this base),
+MODELYARD_E2E_KEEP=1 (keep the cluster).
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from typing import Any
 
 import pytest
 import yaml
+from e2e import steps
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = os.environ.get("MODELYARD_E2E_CLUSTER", "modelyard-e2e")
-IMAGE = os.environ.get("MODELYARD_E2E_IMAGE", "")
 KEEP = os.environ.get("MODELYARD_E2E_KEEP") == "1"
 SYSTEM_NS, APP_NS, RELEASE = "modelyard-system", "default", "modelyard"
 PROXY, OPERATOR = f"{RELEASE}-proxy", f"{RELEASE}-operator"
@@ -38,16 +41,12 @@ CHAT_MODELS = ["gpt-4o", "azure-gpt-4o", "claude-sonnet", "gemini-flash"]
 
 
 def _missing_tools() -> str | None:
-    for tool in ("docker", "kind", "kubectl"):
+    for tool in ("kind", "kubectl"):
         if shutil.which(tool) is None:
             return f"`{tool}` is not on PATH"
-    try:
-        subprocess.run(["docker", "info"], capture_output=True, timeout=20, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return "`docker info` failed: no Docker engine is reachable"
     if _helm() is None:
-        return "no helm binary (python tools/install_helm.py, or helm on PATH)"
-    return None
+        return "no helm binary (make helm, or helm on PATH)"
+    return steps.docker_problem() or steps.image_problem()
 
 
 def _helm() -> str | None:
@@ -55,11 +54,13 @@ def _helm() -> str | None:
     return str(local) if local.is_file() else shutil.which("helm")
 
 
-_REASON = _missing_tools()
-if _REASON is not None:
-    pytest.skip(f"e2e needs Docker, kind, kubectl and helm: {_REASON}", allow_module_level=True)
-
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.e2e,
+    steps.skip_unless_runnable(
+        "e2e on kind (Docker, kind, kubectl, helm)", opt_in="MODELYARD_E2E", target="make e2e", problem=_missing_tools
+    ),
+    pytest.mark.timeout(600, func_only=True),  # the module's fixtures bound each of their steps themselves
+]
 
 
 # --- plumbing ------------------------------------------------------------------------------------------
@@ -72,12 +73,8 @@ class Kube:
         self.env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
 
     def run(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 300) -> str:
-        result = subprocess.run(
-            list(args), input=stdin, capture_output=True, text=True, env=self.env, timeout=timeout, check=False
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-        return result.stdout
+        what = " ".join([Path(args[0]).name, *args[1:3]])  # e.g. "kubectl rollout status"
+        return steps.run_step(what, args, stdin=stdin, env=self.env, timeout=timeout, check=check).stdout
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 300) -> str:
         return self.run("kubectl", *args, stdin=stdin, check=check, timeout=timeout)
@@ -101,7 +98,7 @@ def eventually(check: Callable[[], Any], timeout: float = 120, interval: float =
     while time.monotonic() < deadline:
         try:
             result = check()
-        except (AssertionError, OSError, subprocess.SubprocessError, ValueError) as exc:
+        except (AssertionError, OSError, ValueError) as exc:
             last = exc
         else:
             if result:
@@ -227,27 +224,25 @@ def all_programmed(kube: Kube, replicas: int) -> bool:
 
 @pytest.fixture(scope="module")
 def image() -> str:
-    if IMAGE:
-        return IMAGE
-    tag = "modelyard:e2e"
-    subprocess.run(["docker", "build", "-t", tag, str(ROOT)], check=True, timeout=900)
-    return tag
+    return steps.image("modelyard:e2e")
 
 
 @pytest.fixture(scope="module")
 def kube(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     kubeconfig = tmp_path_factory.mktemp("kind") / "kubeconfig"
-    subprocess.run(
+    steps.run_step(
+        f"creating the kind cluster {CLUSTER}",
         ["kind", "create", "cluster", "--name", CLUSTER, "--kubeconfig", str(kubeconfig), "--wait", "180s"],
-        check=True,
         timeout=600,
     )
     try:
-        subprocess.run(["kind", "load", "docker-image", image, "--name", CLUSTER], check=True, timeout=600)
+        steps.run_step(
+            f"loading {image} into kind", ["kind", "load", "docker-image", image, "--name", CLUSTER], timeout=600
+        )
         yield Kube(kubeconfig)
     finally:
         if not KEEP:
-            subprocess.run(["kind", "delete", "cluster", "--name", CLUSTER], check=False, timeout=300)
+            steps.run_step("deleting the kind cluster", ["kind", "delete", "cluster", "--name", CLUSTER], timeout=300)
 
 
 @pytest.fixture(scope="module")
