@@ -51,7 +51,7 @@ RUN python3 -m compileall -q -j 0 "$(python3 -c 'import sysconfig; print(sysconf
 COPY --from=builder /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 USER 10001:10001
-# 8080: the OpenAI-compatible API (proxy) or kopf's liveness endpoint (operator); 8081: the proxy admin port.
+# 8080: the OpenAI-compatible API (proxy) or the operator's health endpoints; 8081: the proxy admin port.
 EXPOSE 8080 8081
 ENTRYPOINT ["modelyard"]
 CMD ["--help"]

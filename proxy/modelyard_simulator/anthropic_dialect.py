@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from aiohttp import web
 
-from modelyard_simulator.answer import Answer, Prompt, compose, new_id, sample_json, sign
+from modelyard_simulator.answer import Answer, Prompt, compose, new_id, sign
 from modelyard_simulator.behaviour import Behaviour, ToolCall, parse_directives
 from modelyard_simulator.engine import (
     SCENARIOS,
@@ -33,6 +33,7 @@ from modelyard_simulator.engine import (
     serve_exchange,
 )
 from modelyard_simulator.errors import Failure, error_kind
+from modelyard_simulator.schema_sample import sample_json
 from modelyard_simulator.streaming import SseEvent
 from modelyard_simulator.tokens import count_prompt_tokens, tokenize
 
