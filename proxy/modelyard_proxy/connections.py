@@ -14,10 +14,10 @@ import logging
 import sys
 import time
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
@@ -150,10 +150,9 @@ class GuardedHandler(RequestHandler):
             code="too_many_connections",
             retry_after=1,
         )
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(raw_response(error))
-        transport.write_eof()
-        self.transport = transport
+        self.transport = writable = cast(asyncio.Transport, transport)
+        writable.write(raw_response(error))
+        writable.write_eof()
         self._loop.call_later(REFUSED_LINGER, transport.close)
 
     def _arm_head_deadline(self) -> None:
@@ -174,7 +173,11 @@ class GuardedHandler(RequestHandler):
         if self._head_started:
             timeout = self._guard.policy.header_timeout
             self.transport.write(
-                raw_response(GatewayError(408, f"the request's headers did not arrive within {timeout:g} s"))
+                raw_response(
+                    GatewayError(
+                        408, f"the request's headers did not arrive within {timeout:g} s", code="request_timeout"
+                    )
+                )
             )
         self.force_close()
 
@@ -183,7 +186,12 @@ def protocol_error(status: int, exc: BaseException | None) -> GatewayError:
     """The API's error for what aiohttp refused before any handler ran (or failed outside one)."""
     if status >= 500:
         return GatewayError(500, "internal gateway error", type="server_error")
-    detail = exc.message if isinstance(exc, HttpProcessingError) else HTTPStatus(status).phrase
+    if isinstance(exc, LineTooLong):  # its message would echo the whole line
+        detail = f"the request line or a header is longer than {exc.args[1]} bytes"
+    elif isinstance(exc, HttpProcessingError):
+        detail = exc.message
+    else:
+        detail = HTTPStatus(status).phrase
     return GatewayError(status, f"malformed HTTP request: {detail}"[:300], code="malformed_http")
 
 
