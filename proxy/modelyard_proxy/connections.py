@@ -17,7 +17,7 @@ from http import HTTPStatus
 from typing import Any, cast
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
@@ -186,6 +186,8 @@ def protocol_error(status: int, exc: BaseException | None) -> GatewayError:
     """The API's error for what aiohttp refused before any handler ran (or failed outside one)."""
     if status >= 500:
         return GatewayError(500, "internal gateway error", type="server_error")
+    if isinstance(exc, ContentEncodingError):  # an encoding the gateway cannot decode at all
+        return GatewayError(400, f"request body could not be read: {exc.message}", code="invalid_body_encoding")
     if isinstance(exc, LineTooLong):  # its message would echo the whole line
         detail = f"the request line or a header is longer than {exc.args[1]} bytes"
     elif isinstance(exc, HttpProcessingError):

@@ -42,12 +42,13 @@ async def read_body(request: web.Request, within: float) -> bytes:
         async with asyncio.timeout(within):
             return await request.read()
     except TimeoutError:
-        message = f"the request body did not arrive within {within:g} s"
-        raise GatewayError(408, message, code="request_timeout") from None
+        error = GatewayError(408, f"the request body did not arrive within {within:g} s", code="request_timeout")
     except web.RequestPayloadError as exc:
         cause = exc.__cause__  # aiohttp's own message names the encoding it could not decode
         reason = cause.message if isinstance(cause, HttpProcessingError) else str(exc)
-        raise bad_request(f"request body could not be read: {reason}", code="invalid_body_encoding") from None
+        error = bad_request(f"request body could not be read: {reason}", code="invalid_body_encoding")
+    error.closes_connection = True  # the rest of the body would be read as the next request
+    raise error
 
 
 def lookup_route(request: web.Request, body: dict[str, Any]) -> tuple[str, ResolvedRoute]:

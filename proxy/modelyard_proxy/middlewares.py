@@ -125,7 +125,10 @@ async def _enveloped(request: web.Request, handler: Handler, span: trace.Span | 
         with audit.request(request.method, request.path[: endpoints.MAX_ECHOED_PATH]):
             report_refusal(request.app[METRICS], audit, request.get(REQUEST_ID), error, time.monotonic() - started)
     headers = {**error.headers(), REQUEST_ID_HEADER: request.get(REQUEST_ID, "")}
-    return web.Response(status=error.status, body=error.body(), content_type="application/json", headers=headers)
+    response = web.Response(status=error.status, body=error.body(), content_type="application/json", headers=headers)
+    if error.closes_connection:
+        response.force_close()
+    return response
 
 
 def _authenticate(request: web.Request) -> None:

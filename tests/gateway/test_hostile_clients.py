@@ -157,28 +157,40 @@ def connections_of(port: int) -> int:
 
 
 @pytest.mark.parametrize(
-    ("request_bytes", "fault"),
+    ("request_bytes", "code", "fault"),
     [
-        (b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", "longer than"),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+            "malformed_http",
+            "longer than 8190 bytes",
+        ),
         (
             b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(200)) + b"\r\n",
+            "malformed_http",
             "Too many headers",
         ),
-        (b"GARBAGE\x01\x02 / NOT-HTTP\r\n\r\n", ""),
-        (b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nBad Header Line\r\n\r\n", ""),
+        (b"GARBAGE\x01\x02 / NOT-HTTP\r\n\r\n", "malformed_http", ""),
+        (b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nBad Header Line\r\n\r\n", "malformed_http", ""),
+        (
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nContent-Encoding: br\r\n"
+            b"Content-Length: 2\r\n\r\n{}",
+            "invalid_body_encoding",
+            "br",
+        ),
     ],
-    ids=["oversized-header", "too-many-headers", "garbage", "invalid-header"],
+    ids=["oversized-header", "too-many-headers", "garbage", "invalid-header", "unknown-encoding"],
 )
 def test_malformed_http_is_400_in_the_error_shape(
-    start_gateway: GatewayStarter, request_bytes: bytes, fault: str
+    start_gateway: GatewayStarter, request_bytes: bytes, code: str, fault: str
 ) -> None:
     gateway = start_gateway()
     with gateway.connect() as sock:
         sock.sendall(request_bytes)
         answer, _ = read_until_closed(sock, timeout=10)
     status, error = parse_error(answer)
-    assert (status, error["code"], error["type"]) == (400, "malformed_http", "invalid_request_error")
+    assert (status, error["code"], error["type"]) == (400, code, "invalid_request_error")
     assert fault in error["message"]
+    assert b"aaaaaaaa" not in answer  # nothing of an oversized line is echoed
 
 
 def test_a_flood_of_malformed_http_logs_one_line_without_a_traceback(start_gateway: GatewayStarter) -> None:
