@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import resource
 import sys
 import time
 from http import HTTPStatus
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 REFUSED_LINGER = 1.0
 #: At most one log line about misbehaving clients per this many seconds, per process.
 NOISE_INTERVAL = 10.0
+#: Files a process needs besides client and upstream connections (listeners, logs, the admin socket, imports).
+OTHER_FILES = 256
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -40,6 +43,18 @@ class ConnectionPolicy:
     max_connections: int
     header_timeout: float
     refused: Counter
+
+
+def raise_open_files_limit(needed: int) -> int:
+    """Raise the soft limit on open files to ``needed`` if the hard limit allows (the cap refuses connections
+    cleanly only while a socket can still be accepted); the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return needed
+    raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if raised > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+    return max(raised, soft)
 
 
 class GuardedRunner(web.AppRunner):

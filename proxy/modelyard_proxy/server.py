@@ -18,7 +18,7 @@ from aiohttp import web
 from modelyard_proxy import gctuning
 from modelyard_proxy.admin import create_admin_app
 from modelyard_proxy.app import create_app
-from modelyard_proxy.connections import ConnectionPolicy, GuardedRunner
+from modelyard_proxy.connections import OTHER_FILES, ConnectionPolicy, GuardedRunner, raise_open_files_limit
 from modelyard_proxy.keys import HEALTH, METRICS, SETTINGS, STORE
 from modelyard_proxy.metrics import Metrics
 from modelyard_proxy.settings import ProxySettings
@@ -121,7 +121,19 @@ async def serve_until_stopped(
 
 
 def connection_policy(settings: ProxySettings, metrics: Metrics) -> ConnectionPolicy:
-    """The public port's limits on client connections, from the settings."""
+    """The public port's limits on client connections, from the settings; the open-files limit is raised to
+    hold them (with the upstream pool), or a warning says that it cannot be."""
+    if settings.max_connections:
+        needed = settings.max_connections + settings.pool_size + OTHER_FILES
+        if (limit := raise_open_files_limit(needed)) < needed:
+            log.warning(
+                "the open-files limit (%d) is below the %d that MODELYARD_MAX_CONNECTIONS=%d and "
+                "MODELYARD_POOL_SIZE=%d need: raise the limit or lower them, or connections will fail unrefused",
+                limit,
+                needed,
+                settings.max_connections,
+                settings.pool_size,
+            )
     return ConnectionPolicy(
         max_connections=settings.max_connections,
         header_timeout=settings.header_timeout,

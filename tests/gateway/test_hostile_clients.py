@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import socket
 import time
 import urllib.request
@@ -88,10 +89,12 @@ def start_gateway(simulator: str, tmp_path: Path) -> Iterator[GatewayStarter]:
         (folder / path.name).write_text(path.read_text().replace(EXAMPLE_SIMULATOR_URL, simulator))
     with contextlib.ExitStack() as running:
 
-        def start(**settings: object) -> Gateway:
+        def start(*, limits: str = "", **settings: object) -> Gateway:
+            """``limits``: ``prlimit`` options the process starts under."""
             port, admin_port = free_port(), free_port()
             env = {f"MODELYARD_{name.upper()}": str(value) for name, value in settings.items()}
-            args = modelyard(
+            args = ["prlimit", limits, "--"] if limits else []
+            args += modelyard(
                 *("serve", "--manifests", str(folder), "--host", "127.0.0.1", "--port", str(port)),
                 *("--admin-port", str(admin_port), "--workers", "1"),
             )
@@ -219,3 +222,19 @@ def test_a_body_of_many_small_messages_is_refused_before_it_costs_memory(start_g
     # Parsed, 450,000 messages take ~400 MiB; the body itself ~14 MiB, held twice while it is read.
     assert gateway.memory("VmHWM") - before < 100
     assert gateway.memory("VmRSS") - before < 60
+
+
+def open_files_limit(pid: int) -> int:
+    """The soft ``Max open files`` of ``pid``."""
+    line = next(line for line in Path(f"/proc/{pid}/limits").read_text().splitlines() if "open files" in line)
+    return int(line.split()[3])
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs util-linux's prlimit")
+def test_the_open_files_limit_is_raised_to_hold_the_connection_cap(start_gateway: GatewayStarter) -> None:
+    roomy = start_gateway(limits="--nofile=512:8192", max_connections=2000, pool_size=100)
+    assert open_files_limit(roomy.pid) == 2000 + 100 + 256
+    assert "open-files limit" not in roomy.log.read_text()
+    tight = start_gateway(limits="--nofile=512:1024", max_connections=2000, pool_size=100)
+    assert open_files_limit(tight.pid) == 1024
+    assert "the open-files limit (1024) is below the 2356 that MODELYARD_MAX_CONNECTIONS=2000" in tight.log.read_text()
