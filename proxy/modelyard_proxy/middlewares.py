@@ -97,7 +97,8 @@ async def _traced(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def _enveloped(request: web.Request, handler: Handler, span: trace.Span | None) -> web.StreamResponse:
-    """The handler's response, or its failure as an OpenAI error; an API request is authenticated first."""
+    """The handler's response, or its failure as an OpenAI error; a request no route serves is refused first
+    (404/405 naming it), then an API request is authenticated."""
     started = time.monotonic()
     try:
         if (unserved := endpoints.unserved(request)) is not None:
