@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--table", type=Path, help="operator mode: the routing-table file mounted from its Secret")
     serve.add_argument("--host", default=None, help="listen address (default 0.0.0.0, env MODELYARD_HOST)")
     serve.add_argument("--port", type=int, default=None, help="listen port (default 8080, env MODELYARD_PORT)")
-    serve.add_argument("--max-body-bytes", type=int, default=None, help="request body limit (default 32 MiB)")
+    serve.add_argument("--max-body-bytes", type=int, default=None, help="request body limit (default 16 MiB)")
     serve.add_argument("--reload-interval", type=float, default=1.0, help="seconds between manifest/table checks")
     serve.add_argument(
         "--admin-port",

@@ -37,6 +37,8 @@ class GatewayError(Exception):
         self.extra_headers: dict[str, str] = {}
         #: The relay already counted it and wrote its audit line (else the middleware does, as a refusal).
         self.reported = False
+        #: The connection cannot carry another request (its body was cut off or undecodable): close it.
+        self.closes_connection = False
 
     def payload(self) -> dict[str, dict[str, str | None]]:
         """The error object as OpenAI sends it."""

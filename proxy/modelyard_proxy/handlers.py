@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
+from modelyard_proxy.bodyshape import check_depth, check_values
 from modelyard_proxy.errors import GatewayError, bad_request
-from modelyard_proxy.keys import STORE
+from modelyard_proxy.keys import SETTINGS, STORE
 from modelyard_proxy.providers import params
 from modelyard_proxy.providers.base import Inbound
 from modelyard_proxy.relay import relay_chat, relay_embeddings
@@ -16,15 +19,37 @@ from modelyard_proxy.store import ResolvedRoute
 
 
 async def read_inbound(request: web.Request) -> Inbound:
-    """The body as a JSON object; 400 for anything else, 413 (via aiohttp) past the size limit."""
-    raw = await request.read()
+    """The body as a JSON object, within the settings' bounds on time, size, values and depth; 400, 408 or
+    413 otherwise."""
+    settings = request.app[SETTINGS]
+    raw = await read_body(request, settings.body_timeout)
+    check_values(raw, settings.max_json_values)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise bad_request(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise bad_request("request body must be a JSON object")
+    check_depth(raw, body, settings.max_json_depth)
     return Inbound(body, raw)
+
+
+async def read_body(request: web.Request, within: float) -> bytes:
+    """The whole (decompressed) body, within ``within`` seconds unless it is all here already; 413 (via
+    aiohttp) past the size limit, counted after decompression."""
+    try:
+        if request.content.is_eof():
+            return await request.read()
+        async with asyncio.timeout(within):
+            return await request.read()
+    except TimeoutError:
+        error = GatewayError(408, f"the request body did not arrive within {within:g} s", code="request_timeout")
+    except web.RequestPayloadError as exc:
+        cause = exc.__cause__  # aiohttp's own message names the encoding it could not decode
+        reason = cause.message if isinstance(cause, HttpProcessingError) else str(exc)
+        error = bad_request(f"request body could not be read: {reason}", code="invalid_body_encoding")
+    error.closes_connection = True  # the rest of the body would be read as the next request
+    raise error
 
 
 def lookup_route(request: web.Request, body: dict[str, Any]) -> tuple[str, ResolvedRoute]:
@@ -54,6 +79,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         raise bad_request("'messages' is required and must be a non-empty array", param="messages")
     if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
         raise bad_request("every message must be an object with a 'role'", param="messages")
+    if len(messages) > (limit := request.app[SETTINGS].max_messages):
+        message = f"'messages' holds {len(messages)} messages, more than this gateway's limit of {limit}"
+        raise bad_request(message, param="messages", code="array_above_max_length")
     if "stream" in body and not isinstance(body["stream"], bool | None):
         raise bad_request("'stream' must be a boolean", param="stream")
     params.check_token_limits(body)

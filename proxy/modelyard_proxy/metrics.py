@@ -156,6 +156,11 @@ class Metrics:
             ("route", "reason"),
         )
         self.hedges = Counter("modelyard_hedges_total", "Hedged second attempts started.", ("route",))
+        self.connections_refused = Counter(
+            "modelyard_connections_refused_total",
+            "Client connections refused because the process had its limit open (MODELYARD_MAX_CONNECTIONS).",
+            (),
+        )
         self._all: tuple[Counter | Histogram, ...] = (
             self.requests,
             self.errors,
@@ -171,6 +176,7 @@ class Metrics:
             self.retries,
             self.fallbacks,
             self.hedges,
+            self.connections_refused,
         )
 
     def render(self, health: HealthRegistry | None = None, store: TableStore | None = None) -> str:

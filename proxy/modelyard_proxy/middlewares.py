@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from opentelemetry import trace
 
+from modelyard_proxy import endpoints
 from modelyard_proxy.errors import GatewayError
 from modelyard_proxy.keys import AUDIT, METRICS, REQUEST_ID, SETTINGS, SPAN, STORE, TRACE_PARENT, TRACER
 from modelyard_proxy.reporting import report_refusal
@@ -96,9 +97,12 @@ async def _traced(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def _enveloped(request: web.Request, handler: Handler, span: trace.Span | None) -> web.StreamResponse:
-    """The handler's response, or its failure as an OpenAI error; an API request is authenticated first."""
+    """The handler's response, or its failure as an OpenAI error; a request no route serves is refused first
+    (404/405 naming it), then an API request is authenticated."""
     started = time.monotonic()
     try:
+        if (unserved := endpoints.unserved(request)) is not None:
+            raise unserved
         if span is not None:
             _authenticate(request)
         return await handler(request)
@@ -115,15 +119,17 @@ async def _enveloped(request: web.Request, handler: Handler, span: trace.Span | 
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.path)
         error = GatewayError(500, "internal gateway error", type="server_error")
-    if span is not None:
-        if span.is_recording():
-            span.set_attribute("error.type", error.code or error.type)
-        if not error.reported:
-            report_refusal(
-                request.app[METRICS], request.app[AUDIT], request.get(REQUEST_ID), error, time.monotonic() - started
-            )
+    if span is not None and span.is_recording():
+        span.set_attribute("error.type", error.code or error.type)
+    if not error.reported:
+        audit = request.app[AUDIT]
+        with audit.request(request.method, request.path[: endpoints.MAX_ECHOED_PATH]):
+            report_refusal(request.app[METRICS], audit, request.get(REQUEST_ID), error, time.monotonic() - started)
     headers = {**error.headers(), REQUEST_ID_HEADER: request.get(REQUEST_ID, "")}
-    return web.Response(status=error.status, body=error.body(), content_type="application/json", headers=headers)
+    response = web.Response(status=error.status, body=error.body(), content_type="application/json", headers=headers)
+    if error.closes_connection:
+        response.force_close()
+    return response
 
 
 def _authenticate(request: web.Request) -> None:

@@ -18,7 +18,9 @@ from aiohttp import web
 from modelyard_proxy import gctuning
 from modelyard_proxy.admin import create_admin_app
 from modelyard_proxy.app import create_app
-from modelyard_proxy.keys import HEALTH, METRICS, STORE
+from modelyard_proxy.connections import OTHER_FILES, ConnectionPolicy, GuardedRunner, raise_open_files_limit
+from modelyard_proxy.keys import HEALTH, METRICS, SETTINGS, STORE
+from modelyard_proxy.metrics import Metrics
 from modelyard_proxy.settings import ProxySettings
 from modelyard_proxy.standalone import Reloadable, watch_source
 from modelyard_proxy.store import TableStore
@@ -84,12 +86,21 @@ async def serve_until_stopped(
     runners: list[web.AppRunner] = []
 
     async def setup(served: web.Application, logged: bool) -> web.AppRunner:
-        runner = web.AppRunner(
-            served,
-            handler_cancellation=True,
-            access_log=logging.getLogger("aiohttp.access") if logged else None,
-            shutdown_timeout=shutdown_timeout,
-        )
+        options: dict[str, Any] = {
+            "handler_cancellation": True,
+            "access_log": logging.getLogger("aiohttp.access") if logged else None,
+            "shutdown_timeout": shutdown_timeout,
+        }
+        settings = served.get(SETTINGS)
+        if settings is None:  # an admin app: reached by the operator and the supervisor only
+            runner = web.AppRunner(served, **options)
+        else:
+            runner = GuardedRunner(
+                served,
+                connection_policy(settings, served[METRICS]),
+                keepalive_timeout=settings.keepalive_timeout,
+                **options,
+            )
         runners.append(runner)
         await runner.setup()
         return runner
@@ -107,6 +118,27 @@ async def serve_until_stopped(
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
+
+
+def connection_policy(settings: ProxySettings, metrics: Metrics) -> ConnectionPolicy:
+    """The public port's limits on client connections, from the settings; the open-files limit is raised to
+    hold them (with the upstream pool), or a warning says that it cannot be."""
+    if settings.max_connections:
+        needed = settings.max_connections + settings.pool_size + OTHER_FILES
+        if (limit := raise_open_files_limit(needed)) < needed:
+            log.warning(
+                "the open-files limit (%d) is below the %d that MODELYARD_MAX_CONNECTIONS=%d and "
+                "MODELYARD_POOL_SIZE=%d need: raise the limit or lower them, or connections will fail unrefused",
+                limit,
+                needed,
+                settings.max_connections,
+                settings.pool_size,
+            )
+    return ConnectionPolicy(
+        max_connections=settings.max_connections,
+        header_timeout=settings.header_timeout,
+        refused=metrics.connections_refused,
+    )
 
 
 def run_event_loop(main: Coroutine[Any, Any, None]) -> None:

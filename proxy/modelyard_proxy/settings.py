@@ -27,8 +27,27 @@ class ProxySettings:
 
     host: str = dataclasses.field(default_factory=lambda: os.environ.get("MODELYARD_HOST", "0.0.0.0"))  # noqa: S104
     port: int = dataclasses.field(default_factory=lambda: _env_int("MODELYARD_PORT", 8080))
-    #: Largest request body accepted; prompts with images outgrow aiohttp's 1 MiB default quickly.
-    max_body_bytes: int = dataclasses.field(default_factory=lambda: _env_int("MODELYARD_MAX_BODY_BYTES", 32 * MiB))
+    #: Largest request body accepted (after decompression); prompts with images outgrow aiohttp's 1 MiB default
+    #: quickly, and a chat body past 16 MiB is more often a mistake or an attack than a prompt.
+    max_body_bytes: int = dataclasses.field(default_factory=lambda: _env_int("MODELYARD_MAX_BODY_BYTES", 16 * MiB))
+    #: JSON values (objects, arrays, strings, numbers) one body may hold: what parsing costs in memory is the
+    #: count of values more than the byte size (900,000 short messages in 28 MB take 500 MB once parsed).
+    max_json_values: int = dataclasses.field(default_factory=lambda: _env_int("MODELYARD_MAX_JSON_VALUES", 300_000))
+    #: How deeply a body's arrays and objects may nest.
+    max_json_depth: int = dataclasses.field(default_factory=lambda: _env_int("MODELYARD_MAX_JSON_DEPTH", 64))
+    #: Messages one chat request may carry.
+    max_messages: int = dataclasses.field(default_factory=lambda: _env_int("MODELYARD_MAX_MESSAGES", 10_000))
+    #: Seconds a client may take to send a request's line and headers (from its first byte, or from the
+    #: connection's opening) and, separately, its whole body.
+    header_timeout: float = dataclasses.field(default_factory=lambda: _env_float("MODELYARD_HEADER_TIMEOUT", 10.0))
+    body_timeout: float = dataclasses.field(default_factory=lambda: _env_float("MODELYARD_BODY_TIMEOUT", 60.0))
+    #: Seconds an idle keep-alive connection is kept open (above the usual load balancers' 60 s idle time, so the
+    #: balancer, not the gateway, closes first).
+    keepalive_timeout: float = dataclasses.field(
+        default_factory=lambda: _env_float("MODELYARD_KEEPALIVE_TIMEOUT", 75.0)
+    )
+    #: Client connections one worker keeps open at once; more are answered 503 and closed (0: no cap).
+    max_connections: int = dataclasses.field(default_factory=lambda: _env_int("MODELYARD_MAX_CONNECTIONS", 4096))
     connect_timeout: float = dataclasses.field(default_factory=lambda: _env_float("MODELYARD_CONNECT_TIMEOUT", 10.0))
     #: Longest silence tolerated between upstream bytes (a reasoning model may think for minutes).
     read_timeout: float = dataclasses.field(default_factory=lambda: _env_float("MODELYARD_READ_TIMEOUT", 600.0))

@@ -6,6 +6,7 @@ Tests in-process read the raw ring through ``app[REQUEST_LOG]``; everyone else g
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
@@ -18,18 +19,22 @@ from aiohttp import web
 CONTROL_PREFIX = "/_simulator/"
 REDACTED_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
 REDACTED_QUERY = frozenset({"key"})
+#: Bodies larger than this are recorded by size only: the log keeps up to ``record_limit`` requests, and a
+#: parsed body costs several times its bytes.
+MAX_RECORDED_BODY_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class RecordedRequest:
-    """One received request. Header names are lower-case; ``body`` is parsed JSON or None."""
+    """One received request. Header names are lower-case; ``body`` is parsed JSON, or None when the body is not
+    JSON or is over ``MAX_RECORDED_BODY_BYTES`` (``body_bytes`` says how large it was)."""
 
     method: str
     path: str
     query: dict[str, str]
     headers: dict[str, str]
     body: Any
-    raw_body: bytes
+    body_bytes: int
     deployment: str | None
     received_at: float
 
@@ -45,6 +50,7 @@ class RecordedRequest:
             "query": {k: "<redacted>" if k in REDACTED_QUERY else v for k, v in self.query.items()},
             "headers": {k: "<redacted>" if k in REDACTED_HEADERS else v for k, v in self.headers.items()},
             "body": self.body,
+            "bodyBytes": self.body_bytes,
             "deployment": self.deployment,
             "receivedAt": self.received_at,
         }
@@ -83,10 +89,10 @@ async def record_requests(request: web.Request, handler: Handler) -> web.StreamR
     """Record every provider request (not control-plane calls) before it is handled."""
     if not request.path.startswith(CONTROL_PREFIX):
         raw = await request.read()
-        try:
-            body: Any = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
-            body = None
+        body: Any = None
+        if raw and len(raw) <= MAX_RECORDED_BODY_BYTES:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                body = orjson.loads(raw)
         request.app[REQUEST_LOG].append(
             RecordedRequest(
                 method=request.method,
@@ -94,7 +100,7 @@ async def record_requests(request: web.Request, handler: Handler) -> web.StreamR
                 query=dict(request.query),
                 headers={k.lower(): v for k, v in request.headers.items()},
                 body=body,
-                raw_body=raw,
+                body_bytes=len(raw),
                 deployment=request.match_info.get("deployment"),
                 received_at=time.time(),
             )

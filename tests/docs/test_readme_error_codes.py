@@ -1,7 +1,7 @@
 """The README's error table names every error ``code`` the gateway itself can send, so the two cannot drift.
 
-Codes are read from the proxy's source: every string a ``code=`` argument can take, and the codes of the
-upstream fault table. Codes passed through from an upstream's own error body are the provider's, not ours.
+Codes are read from the proxy's source: every string a ``code=`` argument can take (literals and module
+constants), and the codes of the upstream fault table. Codes passed through from an upstream's own error body are the provider's, not ours.
 """
 
 from __future__ import annotations
@@ -16,28 +16,43 @@ PROXY = ROOT / "proxy" / "modelyard_proxy"
 TABLE_HEADER = "| situation | status | `code` |"
 
 
-def strings_in(node: ast.AST) -> Iterator[str]:
-    """Every string literal an expression can evaluate to (``"a" if x else "b"`` gives both)."""
+def module_strings(tree: ast.Module) -> dict[str, str]:
+    """A module's top-level ``NAME = "text"`` constants, so ``code=NAME`` counts as well as ``code="text"``."""
+    constants: dict[str, str] = {}
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign | ast.AnnAssign) and isinstance(statement.value, ast.Constant):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            for target in targets:
+                if isinstance(target, ast.Name) and isinstance(statement.value.value, str):
+                    constants[target.id] = statement.value.value
+    return constants
+
+
+def strings_in(node: ast.AST, constants: dict[str, str]) -> Iterator[str]:
+    """Every string an expression can evaluate to (``"a" if x else "b"`` gives both)."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         yield node.value
+    elif isinstance(node, ast.Name) and node.id in constants:
+        yield constants[node.id]
     elif isinstance(node, ast.IfExp):
-        yield from strings_in(node.body)
-        yield from strings_in(node.orelse)
+        yield from strings_in(node.body, constants)
+        yield from strings_in(node.orelse, constants)
     elif isinstance(node, ast.BoolOp):
         for value in node.values:
-            yield from strings_in(value)
+            yield from strings_in(value, constants)
 
 
-def codes_in_source(tree: ast.AST) -> Iterator[str]:
+def codes_in_source(tree: ast.Module) -> Iterator[str]:
+    constants = module_strings(tree)
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
         for keyword in node.keywords:
             if keyword.arg == "code":
-                yield from strings_in(keyword.value)
+                yield from strings_in(keyword.value, constants)
         callee = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
         if callee == "UpstreamFault" and len(node.args) > 1:
-            yield from strings_in(node.args[1])
+            yield from strings_in(node.args[1], constants)
 
 
 def gateway_codes() -> set[str]:
@@ -63,6 +78,7 @@ def test_the_source_scan_finds_the_gateways_codes() -> None:
     # Guards the scan itself: codes from keyword arguments, conditional expressions and the fault table.
     found = gateway_codes()
     assert {"model_not_found", "insufficient_quota", "rate_limit_exceeded", "upstream_auth_failed"} <= found
+    assert "client_disconnected" in found  # code=CLIENT_DISCONNECTED, a module constant
 
 
 def test_every_code_the_gateway_sends_is_in_the_readme_table() -> None:

@@ -122,7 +122,8 @@ async def test_unknown_path_is_404_in_openai_shape(gateway: test_utils.TestServe
         session.get(gateway.make_url("/v1/nothing"), headers=AUTH) as response,
     ):
         assert response.status == 404
-        assert (await response.json())["error"]["type"] == "not_found_error"
+        error = (await response.json())["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", "unsupported_endpoint")  # as OpenAI says
 
 
 async def test_every_answer_carries_a_request_id_the_callers_when_safe(gateway: test_utils.TestServer) -> None:

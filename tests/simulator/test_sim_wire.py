@@ -14,6 +14,7 @@ import pytest
 from aiohttp import test_utils
 
 from modelyard_simulator import REQUEST_LOG, Behaviour, RequestLog, ScenarioBook, create_app, serve
+from modelyard_simulator.log import MAX_RECORDED_BODY_BYTES
 
 CHAT = {"model": "gpt-sim", "messages": [{"role": "user", "content": "one two three"}]}
 
@@ -58,6 +59,18 @@ async def test_request_log_is_a_bounded_ring() -> None:
         assert [r.body["input"] for r in server.app[REQUEST_LOG]] == ["b", "c"]
     finally:
         await server.close()
+
+
+async def test_request_log_keeps_large_bodies_by_size_only(sim: test_utils.TestServer, sim_log: RequestLog) -> None:
+    large = {**CHAT, "messages": [{"role": "user", "content": "x" * MAX_RECORDED_BODY_BYTES}]}
+    status, _, _ = await post(sim, "/v1/chat/completions", large)
+    assert status == 200
+    await post(sim, "/v1/chat/completions", CHAT)
+    big, small = sim_log
+    assert (big.body, big.body_bytes) == (None, len(orjson.dumps(large)))
+    assert (small.body, small.body_bytes) == (CHAT, len(orjson.dumps(CHAT)))
+    async with aiohttp.ClientSession() as session, session.get(sim.make_url("/_simulator/requests")) as response:
+        assert [r["bodyBytes"] for r in await response.json()] == [big.body_bytes, small.body_bytes]
 
 
 async def read_into(response: aiohttp.ClientResponse, received: bytearray) -> None:
