@@ -97,11 +97,15 @@ def _worker_command(args: argparse.Namespace, settings: ProxySettings) -> list[s
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from modelyard_proxy.server import run_event_loop  # noqa: PLC0415
+    from modelyard_proxy.server import run_event_loop, stop_on_signals  # noqa: PLC0415
     from modelyard_simulator import ScenarioBook, serve  # noqa: PLC0415
 
     scenarios = ScenarioBook.load(args.scenarios) if args.scenarios else None
-    run_event_loop(serve(args.host, args.port, scenarios))
+
+    async def simulate() -> None:
+        await serve(args.host, args.port, scenarios, until=stop_on_signals())
+
+    run_event_loop(simulate())
     return 0
 
 

@@ -55,14 +55,18 @@ def create_app(scenarios: ScenarioBook | None = None) -> web.Application:
     return app
 
 
-async def serve(host: str, port: int, scenarios: ScenarioBook | None) -> None:
-    """Serve until cancelled (the ``modelyard simulate`` entry point)."""
+async def serve(host: str, port: int, scenarios: ScenarioBook | None, until: asyncio.Event | None = None) -> None:
+    """Serve until ``until`` is set, or until cancelled (the ``modelyard simulate`` entry point).
+
+    As a container's first process a signal's default action does not apply, so the command passes an event
+    that SIGTERM sets: without it a pod running the simulator would wait out its whole grace period.
+    """
     runner = web.AppRunner(create_app(scenarios))
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
         logger.info("provider simulator listening on %s", ", ".join(map(str, runner.addresses)))
-        await asyncio.Event().wait()
+        await (until or asyncio.Event()).wait()
     finally:
         await runner.cleanup()

@@ -225,6 +225,17 @@ def test_serve_refuses_a_missing_folder(tmp_path: Path) -> None:
     assert "is not a folder" in result.stderr
 
 
+def test_the_simulator_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    """A pod's SIGTERM ends ``modelyard simulate`` with exit 0, as it would as a container's first process."""
+    sim_port = free_port()
+    with process(modelyard("simulate", "--port", str(sim_port)), tmp_path / "simulator.log") as simulator:
+        wait_for(lambda: get_json(f"http://127.0.0.1:{sim_port}/v1/models")[0] == 200)
+        simulator.send_signal(signal.SIGTERM)
+        wait_for(lambda: simulator.poll() is not None, timeout=10)
+    assert simulator.returncode == 0
+    assert not accepts_connections(sim_port)
+
+
 def test_sigterm_lets_an_in_flight_stream_finish(tmp_path: Path) -> None:
     """Shutdown closes the listener at once but lets a stream already under way end with ``[DONE]``."""
     sim_port, gw_port = free_port(), free_port()

@@ -247,7 +247,8 @@ def _check_tools(body: JSONObject, quirks: Quirks) -> None:
     if quirks.tool_types is None or not isinstance(tools, list):
         return
     for tool in tools:
-        if not isinstance(tool, dict) or tool.get("type") not in quirks.tool_types:
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if not isinstance(kind, str) or kind not in quirks.tool_types:
             kinds = ", ".join(sorted(quirks.tool_types))
             raise unsupported_parameter("tools", quirks.name, f"only {kinds} tools are supported")
 

@@ -247,6 +247,8 @@ REFUSED: list[tuple[Provider, dict[str, Any], str]] = [
     (Provider.DEEPSEEK, chat(n=2), "n"),
     (Provider.DEEPSEEK, chat(logit_bias={"1": 5}), "logit_bias"),
     (Provider.DEEPSEEK, chat(tools=[WEATHER, {"type": "custom", "custom": {"name": "sql"}}]), "tools"),
+    (Provider.DEEPSEEK, chat(tools=[{"type": ["function"], "function": {"name": "f"}}]), "tools"),
+    (Provider.DEEPSEEK, chat(tools=[{"type": {"function": 1}, "function": {"name": "f"}}]), "tools"),
     (
         Provider.DEEPSEEK,
         chat(response_format={"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object"}}}),
