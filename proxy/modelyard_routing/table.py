@@ -101,7 +101,7 @@ class Faults(_Frozen):
     delay_percent: int = 100
 
 
-#: Failure classes retried on the same target unless a route says otherwise (``retry.on``).
+#: Failure classes retried on the same target unless a route says otherwise (``retry.retryOn``).
 DEFAULT_RETRY_ON = tuple(trigger.value for trigger in specs.DEFAULT_RETRY_ON)
 
 

@@ -2,7 +2,7 @@
 
 Follows the SDKs' retry classification (protocols §6): 429 rate limits, 5xx, 529, connect errors and
 timeouts are transient; 401, 402, exhausted quotas and invalid requests never succeed on a retry. Which
-transient classes are retried on the same target is the route's ``retry.on``; the others fall back at once.
+transient classes are retried on the same target is the route's ``retry.retryOn``; the others fall back at once.
 Context-length errors and content refusals are not transient either, but another model may accept the
 request, so they can trigger a fallback when the route opts in.
 """
@@ -31,7 +31,7 @@ _CLASSES = {
     "context_length_exceeded": "contextLength",
     "content_filter": "contentPolicy",
 }
-#: Classes that may pass on their own: they count against a target's health, and ``retry.on`` may list them.
+#: Classes that may pass on their own: they count against a target's health, and ``retry.retryOn`` may list them.
 TRANSIENT = frozenset({"rateLimit", "serverError", "overloaded", "connectError", "timeout"})
 
 
@@ -47,7 +47,7 @@ def failure_class(error: GatewayError) -> str | None:
 
 def retries_same_target(error: GatewayError, policy: Policy) -> bool:
     """Whether the route tries the same target again after ``error``: a transient failure of a class its
-    ``retry.on`` lists (a timeout is not, by default: the next target is the faster way to an answer)."""
+    ``retry.retryOn`` lists (a timeout is not, by default: the next target is the faster way to an answer)."""
     return error.retryable and failure_class(error) in policy.retry_on
 
 
