@@ -28,6 +28,14 @@ async def start_server(app: web.Application) -> test_utils.TestServer:
     return server
 
 
+def copy_examples(folder: Path, simulator_url: str) -> Path:
+    """The standalone example manifests written into ``folder`` (made if missing), pointed at ``simulator_url``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in EXAMPLES.glob("*.yaml"):
+        (folder / path.name).write_text(path.read_text().replace(EXAMPLE_SIMULATOR_URL, simulator_url))
+    return folder
+
+
 def example_inventory(simulator_url: str, directory: Path = EXAMPLES) -> Inventory:
     """The standalone examples, pointed at ``simulator_url`` instead of the demo's fixed port."""
     inventory = Inventory()

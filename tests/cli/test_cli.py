@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import DEMO_KEY, EXAMPLE_SIMULATOR_URL, EXAMPLES, REPO
+from tests.harness import DEMO_KEY, EXAMPLES, REPO, copy_examples
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -76,37 +76,31 @@ def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> It
             proc.wait(timeout=10)
 
 
+@contextlib.contextmanager
+def running_simulator(log: Path) -> Iterator[str]:
+    """``modelyard simulate`` on a free port for the block's duration; its base URL once it answers."""
+    port = free_port()
+    with process(modelyard("simulate", "--port", str(port)), log):
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: get_json(f"{url}/v1/models")[0] == 200)
+        yield url
+
+
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """``make run`` on free ports: the simulator plus ``modelyard serve`` on a copy of the examples."""
-    sim_port, gw_port = free_port(), free_port()
-    folder = tmp_path / "manifests"
-    folder.mkdir()
-    for path in EXAMPLES.glob("*.yaml"):
-        (folder / path.name).write_text(path.read_text().replace(EXAMPLE_SIMULATOR_URL, f"http://127.0.0.1:{sim_port}"))
-    with (
-        process(modelyard("simulate", "--port", str(sim_port)), tmp_path / "simulator.log"),
-        process(
-            modelyard(
-                "serve",
-                "--manifests",
-                str(folder),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(gw_port),
-                "--reload-interval",
-                "0.2",
-                "--workers",  # one process: /readyz, which the reload test reads, is each worker's own
-                "1",
-            ),
-            tmp_path / "gateway.log",
-        ),
-    ):
-        base = f"http://127.0.0.1:{gw_port}"
-        wait_for(lambda: get_json(f"{base}/readyz")[0] == 200)
-        wait_for(lambda: get_json(f"http://127.0.0.1:{sim_port}/v1/models")[0] == 200)
-        yield base, folder
+    gw_port = free_port()
+    with running_simulator(tmp_path / "simulator.log") as simulator:
+        folder = copy_examples(tmp_path / "manifests", simulator)
+        serve = modelyard(
+            *("serve", "--manifests", str(folder), "--host", "127.0.0.1", "--port", str(gw_port)),
+            *("--reload-interval", "0.2"),
+            *("--workers", "1"),  # one process: /readyz, which the reload test reads, is each worker's own
+        )
+        with process(serve, tmp_path / "gateway.log"):
+            base = f"http://127.0.0.1:{gw_port}"
+            wait_for(lambda: get_json(f"{base}/readyz")[0] == 200)
+            yield base, folder
 
 
 def readme_block(language: str) -> str:
@@ -238,27 +232,21 @@ def test_the_simulator_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
 
 def test_sigterm_lets_an_in_flight_stream_finish(tmp_path: Path) -> None:
     """Shutdown closes the listener at once but lets a stream already under way end with ``[DONE]``."""
-    sim_port, gw_port = free_port(), free_port()
-    folder = tmp_path / "manifests"
-    folder.mkdir()
-    for path in EXAMPLES.glob("*.yaml"):
-        (folder / path.name).write_text(path.read_text().replace(EXAMPLE_SIMULATOR_URL, f"http://127.0.0.1:{sim_port}"))
-    gateway_args = modelyard(
-        *("serve", "--manifests", str(folder), "--host", "127.0.0.1", "--port", str(gw_port), "--workers", "1")
-    )
-    with (
-        process(modelyard("simulate", "--port", str(sim_port)), tmp_path / "simulator.log"),
-        process(gateway_args, tmp_path / "gateway.log") as gateway,
-    ):
-        base = f"http://127.0.0.1:{gw_port}"
-        wait_for(lambda: get_json(f"{base}/readyz")[0] == 200)
-        wait_for(lambda: get_json(f"http://127.0.0.1:{sim_port}/v1/models")[0] == 200)
-        with urllib.request.urlopen(slow_stream_request(base), timeout=30) as response:
-            first = response.readline()
-            gateway.send_signal(signal.SIGTERM)
-            wait_for(lambda: not accepts_connections(gw_port))  # the listener closes while the stream goes on
-            rest = response.read()
-        wait_for(lambda: gateway.poll() is not None)
+    gw_port = free_port()
+    with running_simulator(tmp_path / "simulator.log") as simulator:
+        folder = copy_examples(tmp_path / "manifests", simulator)
+        gateway_args = modelyard(
+            *("serve", "--manifests", str(folder), "--host", "127.0.0.1", "--port", str(gw_port), "--workers", "1")
+        )
+        with process(gateway_args, tmp_path / "gateway.log") as gateway:
+            base = f"http://127.0.0.1:{gw_port}"
+            wait_for(lambda: get_json(f"{base}/readyz")[0] == 200)
+            with urllib.request.urlopen(slow_stream_request(base), timeout=30) as response:
+                first = response.readline()
+                gateway.send_signal(signal.SIGTERM)
+                wait_for(lambda: not accepts_connections(gw_port))  # the listener closes while the stream goes on
+                rest = response.read()
+            wait_for(lambda: gateway.poll() is not None)
     assert first.startswith(b"data: ")
     assert rest.rstrip().endswith(b"data: [DONE]")
     assert b"five" in rest

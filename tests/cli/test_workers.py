@@ -28,10 +28,11 @@ from tests.cli.test_cli import (
     get_json,
     modelyard,
     process,
+    running_simulator,
     slow_stream_request,
     wait_for,
 )
-from tests.harness import DEMO_KEY, EXAMPLE_SIMULATOR_URL, EXAMPLES, example_inventory
+from tests.harness import DEMO_KEY, copy_examples, example_inventory
 from tests.observability.test_metrics import parse, value
 
 pytestmark = pytest.mark.timeout(60)
@@ -111,10 +112,7 @@ def alive(pid: int) -> bool:
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The provider simulator, shared by the module's tests (it keeps no state between requests)."""
-    port = free_port()
-    with process(modelyard("simulate", "--port", str(port)), tmp_path_factory.mktemp("sim") / "simulator.log"):
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: get_json(f"{url}/v1/models")[0] == 200)
+    with running_simulator(tmp_path_factory.mktemp("sim") / "simulator.log") as url:
         yield url
 
 
@@ -228,10 +226,7 @@ def test_a_restarted_worker_never_serves_a_table_older_than_its_siblings(gateway
 @pytest.fixture
 def standalone(upstream: str, tmp_path: Path) -> Iterator[Gateway]:
     """Two workers following a copy of the example manifests."""
-    folder = tmp_path / "manifests"
-    folder.mkdir()
-    for path in EXAMPLES.glob("*.yaml"):
-        (folder / path.name).write_text(path.read_text().replace(EXAMPLE_SIMULATOR_URL, upstream))
+    folder = copy_examples(tmp_path / "manifests", upstream)
     with two_workers(["--manifests", str(folder)], tmp_path / "gateway.log") as started:
         yield started
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.cli.test_cli import free_port, get_json, modelyard, process, wait_for
+from tests.cli.test_cli import free_port, get_json, modelyard, process, running_simulator, wait_for
 from tests.gateway.rawhttp import parse_error, read_until_closed
-from tests.harness import DEMO_KEY, EXAMPLE_SIMULATOR_URL, EXAMPLES
+from tests.harness import DEMO_KEY, copy_examples
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -73,20 +73,14 @@ GatewayStarter = Callable[..., Gateway]
 
 @pytest.fixture(scope="module")
 def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    with process(modelyard("simulate", "--port", str(port)), tmp_path_factory.mktemp("sim") / "simulator.log"):
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: get_json(f"{url}/v1/models")[0] == 200)
+    with running_simulator(tmp_path_factory.mktemp("sim") / "simulator.log") as url:
         yield url
 
 
 @pytest.fixture
 def start_gateway(simulator: str, tmp_path: Path) -> Iterator[GatewayStarter]:
     """Start ``modelyard serve --workers 1`` on the examples with ``MODELYARD_*`` settings from keywords."""
-    folder = tmp_path / "manifests"
-    folder.mkdir()
-    for path in EXAMPLES.glob("*.yaml"):
-        (folder / path.name).write_text(path.read_text().replace(EXAMPLE_SIMULATOR_URL, simulator))
+    folder = copy_examples(tmp_path / "manifests", simulator)
     with contextlib.ExitStack() as running:
 
         def start(*, limits: str = "", **settings: object) -> Gateway:
