@@ -229,6 +229,8 @@ async def test_cut_stream_raises(gemini: genai.Client) -> None:
     stream = await gemini.aio.models.generate_content_stream(
         model=MODEL, contents="Weather in Oslo?", config=headers(cut_after_chunks="1")
     )
+    # google-genai has no connection error class of its own (its errors module covers HTTP statuses only): its
+    # async client documents aiohttp as its transport and lets aiohttp's public payload error through.
     with pytest.raises(aiohttp.ClientPayloadError):
         await drain(stream, [])
 
