@@ -33,6 +33,7 @@ RUN /opt/tools/bin/uv venv --python python3 /opt/venv \
 # nothing at run time (unchecked-hash): the venv never changes after this, and some builders (buildah) give
 # the files COPY --from copies new modification times, which would make timestamp-checked .pyc files stale.
 COPY cli cli
+COPY contract contract
 COPY proxy proxy
 COPY operator operator
 RUN /opt/tools/bin/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir /tmp/dist . \
