@@ -56,9 +56,11 @@ run: install
 ## Lint, type-check, then the whole test suite.
 test: install lint typecheck unit
 
+## ruff, then the layers: pyproject.toml's import-linter contracts (which package may import which).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy
