@@ -110,7 +110,11 @@ def category(frames: list[Frame]) -> str:
         return "logging: access log + audit line"
     if where == "modelyard_proxy/routing/health.py":
         return "circuit breaker bookkeeping (routing/health.py)"
-    if where in ("modelyard_proxy/metrics.py", "modelyard_proxy/accounting.py", "modelyard_routing/prices.py"):
+    if where in (
+        "modelyard_proxy/observability/metrics.py",
+        "modelyard_proxy/observability/accounting.py",
+        "modelyard_routing/prices.py",
+    ):
         return "metrics and cost accounting"
     if where.startswith("modelyard_proxy/upstream/"):
         return "upstream client (modelyard_proxy/upstream)"

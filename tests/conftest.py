@@ -14,9 +14,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import TracerProvider
 
-from modelyard_proxy.app import create_app
-from modelyard_proxy.settings import ProxySettings
-from modelyard_proxy.store import TableStore
+from modelyard_proxy.api.app import create_app
+from modelyard_proxy.base.settings import ProxySettings
+from modelyard_proxy.table.store import TableStore
 from modelyard_routing import compile_inventory
 from modelyard_simulator import REQUEST_LOG, RequestLog
 from modelyard_simulator import create_app as create_simulator

@@ -15,16 +15,16 @@ if TYPE_CHECKING:
 
     from aiohttp import web
 
-    from modelyard_proxy.settings import ProxySettings
-    from modelyard_proxy.standalone import Reloadable
-    from modelyard_proxy.store import TableStore
+    from modelyard_proxy.base.settings import ProxySettings
+    from modelyard_proxy.table.standalone import Reloadable
+    from modelyard_proxy.table.store import TableStore
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from modelyard_proxy import server  # noqa: PLC0415
-    from modelyard_proxy.settings import ProxySettings  # noqa: PLC0415
-    from modelyard_proxy.standalone import ManifestFolder  # noqa: PLC0415
-    from modelyard_proxy.tablefile import TableFile  # noqa: PLC0415
+    from modelyard_proxy.base.settings import ProxySettings  # noqa: PLC0415
+    from modelyard_proxy.serving import server  # noqa: PLC0415
+    from modelyard_proxy.table.standalone import ManifestFolder  # noqa: PLC0415
+    from modelyard_proxy.table.tablefile import TableFile  # noqa: PLC0415
     from modelyard_routing.push import AdminToken  # noqa: PLC0415
 
     settings = ProxySettings()
@@ -41,7 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
     # Standalone: metrics and the table state only; the manifest folder is the one source of tables.
     accept_pushes = args.manifests is None
     if args.worker_socket is not None:
-        from modelyard_proxy.worker import run_worker  # noqa: PLC0415
+        from modelyard_proxy.serving.worker import run_worker  # noqa: PLC0415
 
         run_worker(settings, source_for, args.reload_interval, args.worker_socket, accept_pushes=accept_pushes)
         return 0
@@ -58,7 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
             )
             return 2
     if settings.workers > 1:
-        from modelyard_proxy.supervisor import run_supervisor  # noqa: PLC0415
+        from modelyard_proxy.serving.supervisor import run_supervisor  # noqa: PLC0415
 
         return run_supervisor(
             settings,
@@ -97,7 +97,7 @@ def _worker_command(args: argparse.Namespace, settings: ProxySettings) -> list[s
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from modelyard_proxy.server import run_event_loop, stop_on_signals  # noqa: PLC0415
+    from modelyard_proxy.serving.server import run_event_loop, stop_on_signals  # noqa: PLC0415
     from modelyard_simulator import ScenarioBook, serve  # noqa: PLC0415
 
     scenarios = ScenarioBook.load(args.scenarios) if args.scenarios else None

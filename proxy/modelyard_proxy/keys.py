@@ -5,11 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 from opentelemetry import context, trace
 
-from modelyard_proxy.auditlog import AuditLog
-from modelyard_proxy.metrics import Metrics
+from modelyard_proxy.base.settings import ProxySettings
+from modelyard_proxy.observability.auditlog import AuditLog
+from modelyard_proxy.observability.metrics import Metrics
 from modelyard_proxy.routing.health import HealthRegistry
-from modelyard_proxy.settings import ProxySettings
-from modelyard_proxy.store import TableStore
+from modelyard_proxy.table.store import TableStore
 from modelyard_proxy.upstream import UpstreamClient
 
 SETTINGS = web.AppKey("settings", ProxySettings)

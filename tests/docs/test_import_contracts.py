@@ -59,14 +59,18 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
 
 CROSSINGS = [
     ("contract/modelyard_routing/table.py", "import aiohttp", "The contract imports neither process"),
-    ("contract/modelyard_routing/compiler.py", "import modelyard_proxy.store", "The contract imports neither process"),
-    ("operator/modelyard_operator/publisher.py", "import modelyard_proxy.admin", "never import each other"),
-    ("proxy/modelyard_proxy/store.py", "import modelyard_operator.kube", "never import each other"),
-    ("proxy/modelyard_proxy/providers/openai.py", "import modelyard_proxy.relay", "Providers import neither"),
+    (
+        "contract/modelyard_routing/compiler.py",
+        "import modelyard_proxy.table.store",
+        "The contract imports neither process",
+    ),
+    ("operator/modelyard_operator/publisher.py", "import modelyard_proxy.table.admin", "never import each other"),
+    ("proxy/modelyard_proxy/table/store.py", "import modelyard_operator.kube", "never import each other"),
+    ("proxy/modelyard_proxy/providers/openai.py", "import modelyard_proxy.relay.run", "Providers import neither"),
     ("proxy/modelyard_proxy/routing/balancers.py", "import modelyard_proxy.providers.registry", "Routing imports no"),
-    ("proxy/modelyard_simulator/engine.py", "import modelyard_proxy.errors", "simulator and the gateway"),
+    ("proxy/modelyard_simulator/engine.py", "import modelyard_proxy.base.errors", "simulator and the gateway"),
     ("proxy/modelyard_proxy/upstream/client.py", "import modelyard_routing", "upstream HTTP client is a leaf"),
-    ("proxy/modelyard_proxy/metrics.py", "import kopf", "never loads kopf"),
+    ("proxy/modelyard_proxy/observability/metrics.py", "import kopf", "never loads kopf"),
 ]
 
 

@@ -10,7 +10,7 @@ import openai
 import pytest
 from aiohttp import test_utils
 
-from modelyard_proxy.settings import ProxySettings
+from modelyard_proxy.base.settings import ProxySettings
 from tests.harness import DEMO_KEY, GatewayFactory
 
 AUTH = {"Authorization": f"Bearer {DEMO_KEY}"}

@@ -19,7 +19,7 @@ import orjson
 import pytest
 from aiohttp import test_utils
 
-from modelyard_proxy.settings import ProxySettings
+from modelyard_proxy.base.settings import ProxySettings
 from tests.gateway.rawhttp import read_error
 from tests.harness import DEMO_KEY, GatewayFactory, audit_records
 

@@ -10,7 +10,7 @@ import openai
 import pytest
 from aiohttp import test_utils
 
-from modelyard_proxy.accounting import Usage, cost_usd, price_for, usage_from
+from modelyard_proxy.observability.accounting import Usage, cost_usd, price_for, usage_from
 from modelyard_proxy.providers.anthropic_response import openai_usage
 from modelyard_proxy.providers.gemini_response import usage as gemini_usage
 from modelyard_routing import Credential, Provider, compile_inventory

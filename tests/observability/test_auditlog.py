@@ -11,8 +11,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from modelyard_proxy import auditlog
-from modelyard_proxy.auditlog import AuditLog
+from modelyard_proxy.observability import auditlog
+from modelyard_proxy.observability.auditlog import AuditLog
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO modelyard\.audit: (\{.*\})$")
 

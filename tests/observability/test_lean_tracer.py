@@ -124,7 +124,7 @@ def test_a_non_sdk_provider_keeps_its_own_tracer() -> None:
 
 
 def test_upstream_trace_headers_are_what_the_propagator_injects() -> None:
-    from modelyard_proxy.telemetry import PROPAGATOR, trace_headers  # noqa: PLC0415
+    from modelyard_proxy.observability.telemetry import PROPAGATOR, trace_headers  # noqa: PLC0415
 
     exporter = InMemorySpanExporter()
     tracer = lean_tracer(provider_with(exporter), "modelyard_proxy")

@@ -10,9 +10,9 @@ import openai
 import pytest
 from aiohttp import test_utils
 
-from modelyard_proxy import server
 from modelyard_proxy.keys import STORE
-from modelyard_proxy.metrics import Counter, Histogram
+from modelyard_proxy.observability.metrics import Counter, Histogram
+from modelyard_proxy.serving import server
 from modelyard_routing.push import ADMIN_TABLE_PATH, AdminToken
 from modelyard_simulator.behaviour import Behaviour
 from modelyard_simulator.engine import SCENARIOS

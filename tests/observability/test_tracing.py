@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import modelyard_tracing as telemetry
-from modelyard_proxy.settings import ProxySettings
+from modelyard_proxy.base.settings import ProxySettings
 from modelyard_simulator import RequestLog
 from modelyard_simulator.behaviour import Behaviour
 from modelyard_simulator.engine import SCENARIOS

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from modelyard.cli import main
-from modelyard_proxy.store import TableStore
-from modelyard_proxy.tablefile import TableFile
+from modelyard_proxy.table.store import TableStore
+from modelyard_proxy.table.tablefile import TableFile
 from modelyard_routing import RoutingTable, compile_inventory
 from tests.harness import example_inventory
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from modelyard_proxy.cpus import cpu_limit, default_workers, read_cpu_max
-from modelyard_proxy.settings import ProxySettings
+from modelyard_proxy.base.cpus import cpu_limit, default_workers, read_cpu_max
+from modelyard_proxy.base.settings import ProxySettings
 
 
 @pytest.mark.parametrize(

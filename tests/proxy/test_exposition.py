@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from modelyard_proxy.exposition import ExpositionMerger, Scrape
-from modelyard_proxy.metrics import Metrics
+from modelyard_proxy.observability.exposition import ExpositionMerger, Scrape
+from modelyard_proxy.observability.metrics import Metrics
 from modelyard_proxy.routing.health import HealthRegistry
-from modelyard_proxy.store import TableStore
+from modelyard_proxy.table.store import TableStore
 from modelyard_routing import compile_inventory
 from tests.harness import example_inventory
 from tests.observability.test_metrics import parse, value

@@ -7,11 +7,11 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from modelyard_proxy.errors import GatewayError
-from modelyard_proxy.outcomes import translated, whole_answer
+from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.providers.base import CallContext
 from modelyard_proxy.providers.registry import adapter_for
-from modelyard_proxy.store import ResolvedTarget
+from modelyard_proxy.relay.outcomes import translated, whole_answer
+from modelyard_proxy.table.store import ResolvedTarget
 from modelyard_routing import Credential, Provider, Target
 
 

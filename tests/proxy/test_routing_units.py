@@ -8,11 +8,11 @@ import random
 
 import pytest
 
-from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.routing import policy
 from modelyard_proxy.routing.balancers import plan
 from modelyard_proxy.routing.health import BUCKETS, BreakerState, HealthRegistry, TargetHealth
-from modelyard_proxy.store import CompiledTable
+from modelyard_proxy.table.store import CompiledTable
 from modelyard_routing import Credential, Policy, Provider, Route, RoutingTable, Target
 
 

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelyard_proxy.sse import SSEDecoder, SSEEvent
+from modelyard_proxy.base.sse import SSEDecoder, SSEEvent
 
 STREAM = (
     b": keep-alive\n\n"

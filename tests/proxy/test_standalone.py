@@ -11,8 +11,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from modelyard_proxy.standalone import EMPTY_MARKER, ManifestFolder
-from modelyard_proxy.store import TableStore
+from modelyard_proxy.table.standalone import EMPTY_MARKER, ManifestFolder
+from modelyard_proxy.table.store import TableStore
 from tests.cli.test_cli import free_port, get_json, modelyard, process, wait_for
 from tests.harness import DEMO_KEY, EXAMPLES
 

@@ -8,14 +8,14 @@ from aiohttp import web
 from opentelemetry import trace
 
 import modelyard_tracing
-from modelyard_proxy import handlers
-from modelyard_proxy.auditlog import AuditLog
+from modelyard_proxy.api import handlers
+from modelyard_proxy.api.middlewares import gateway_middleware
+from modelyard_proxy.base.settings import ProxySettings
 from modelyard_proxy.keys import AUDIT, HEALTH, METRICS, SETTINGS, STORE, TRACER, UPSTREAM
-from modelyard_proxy.metrics import Metrics
-from modelyard_proxy.middlewares import gateway_middleware
+from modelyard_proxy.observability.auditlog import AuditLog
+from modelyard_proxy.observability.metrics import Metrics
 from modelyard_proxy.routing.health import HealthRegistry
-from modelyard_proxy.settings import ProxySettings
-from modelyard_proxy.store import TableStore
+from modelyard_proxy.table.store import TableStore
 from modelyard_proxy.upstream import UpstreamClient
 from modelyard_tracing.lean import lean_tracer
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.base.errors import GatewayError
 
 #: A JSON string, escapes included (the unrolled form runs in one tight loop per string).
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')

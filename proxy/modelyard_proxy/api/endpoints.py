@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.base.errors import GatewayError
 
 API_PREFIX = "/v1"
 #: Longest piece of the caller's path echoed back.

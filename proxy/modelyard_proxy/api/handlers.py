@@ -9,13 +9,13 @@ import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from modelyard_proxy.bodyshape import check_depth, check_values
-from modelyard_proxy.errors import GatewayError, bad_request
+from modelyard_proxy.api.bodyshape import check_depth, check_values
+from modelyard_proxy.base.errors import GatewayError, bad_request
 from modelyard_proxy.keys import SETTINGS, STORE
 from modelyard_proxy.providers import params
 from modelyard_proxy.providers.base import Inbound
-from modelyard_proxy.relay import relay_chat, relay_embeddings
-from modelyard_proxy.store import ResolvedRoute
+from modelyard_proxy.relay.run import relay_chat, relay_embeddings
+from modelyard_proxy.table.store import ResolvedRoute
 
 
 async def read_inbound(request: web.Request) -> Inbound:

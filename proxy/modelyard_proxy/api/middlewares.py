@@ -16,11 +16,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from opentelemetry import trace
 
-from modelyard_proxy import endpoints
-from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.api import endpoints
+from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.keys import AUDIT, METRICS, REQUEST_ID, SETTINGS, SPAN, STORE, TRACE_PARENT, TRACER
-from modelyard_proxy.reporting import report_refusal
-from modelyard_proxy.telemetry import PROPAGATOR
+from modelyard_proxy.observability.telemetry import PROPAGATOR
+from modelyard_proxy.relay.reporting import report_refusal
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from modelyard_proxy.cpus import default_workers
+from modelyard_proxy.base.cpus import default_workers
 
 MiB = 1024 * 1024
 

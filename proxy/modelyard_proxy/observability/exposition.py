@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from modelyard_proxy.metrics import sample_value
+from modelyard_proxy.observability.metrics import sample_value
 
 #: Kinds whose series add up across processes.
 SUMMED = frozenset({"counter", "histogram"})

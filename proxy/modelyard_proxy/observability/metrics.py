@@ -14,7 +14,7 @@ import bisect
 from collections.abc import Iterable, Sequence
 
 from modelyard_proxy.routing.health import BreakerState, HealthRegistry
-from modelyard_proxy.store import TableStore
+from modelyard_proxy.table.store import TableStore
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Request and attempt durations (seconds): LLM calls run from ~100 ms to minutes.

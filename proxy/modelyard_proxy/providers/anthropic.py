@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import orjson
 
-from modelyard_proxy.errors import GatewayError, bad_request
+from modelyard_proxy.base.errors import GatewayError, bad_request
 from modelyard_proxy.providers.anthropic_request import build_request
 from modelyard_proxy.providers.anthropic_response import chat_completion, http_error
 from modelyard_proxy.providers.anthropic_stream import AnthropicStreamTranslator

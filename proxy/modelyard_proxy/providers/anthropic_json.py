@@ -10,7 +10,7 @@ with ``reasoning_effort`` is refused; ``json_schema`` (native structured output)
 
 from __future__ import annotations
 
-from modelyard_proxy.errors import bad_request, unsupported_parameter
+from modelyard_proxy.base.errors import bad_request, unsupported_parameter
 from modelyard_proxy.providers.base import JSONObject
 
 PROVIDER = "anthropic"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelyard_proxy.errors import bad_request, unsupported_parameter
+from modelyard_proxy.base.errors import bad_request, unsupported_parameter
 from modelyard_proxy.providers import params
 from modelyard_proxy.providers.anthropic_json import force_json_answer
 from modelyard_proxy.providers.anthropic_thinking import replay_satisfied, replayed_blocks

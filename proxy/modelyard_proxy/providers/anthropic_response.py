@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.providers.anthropic_json import JSON_TOOL
 from modelyard_proxy.providers.anthropic_thinking import BLOCK_FIELDS, client_block, extra_content
 from modelyard_proxy.providers.base import CallContext, JSONObject, UpstreamStreamError

@@ -13,13 +13,13 @@ from typing import Any
 
 import orjson
 
+from modelyard_proxy.base.sse import SSEEvent
 from modelyard_proxy.providers.anthropic_json import JSON_TOOL
 from modelyard_proxy.providers.anthropic_response import finish_reason, openai_usage, stream_error
 from modelyard_proxy.providers.anthropic_thinking import BLOCK_FIELDS, StreamedThinking
 from modelyard_proxy.providers.base import CallContext, JSONObject, StreamTranslator, UpstreamStreamError
 from modelyard_proxy.providers.chunks import ChunkWriter
 from modelyard_proxy.providers.upstream_errors import MalformedAnswer
-from modelyard_proxy.sse import SSEEvent
 
 USAGE_FIELDS = (
     "input_tokens",

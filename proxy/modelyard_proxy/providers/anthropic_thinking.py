@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelyard_proxy.errors import bad_request
+from modelyard_proxy.base.errors import bad_request
 from modelyard_proxy.providers.base import JSONObject
 
 NAMESPACE = "anthropic"

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.providers.base import CallContext
 from modelyard_proxy.providers.openai import ErrorFields, OpenAIAdapter, parse_error
 from modelyard_proxy.providers.quirks import QUIRKS

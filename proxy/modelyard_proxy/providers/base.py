@@ -11,8 +11,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from modelyard_proxy.errors import GatewayError
-from modelyard_proxy.sse import SSEDecoder, SSEEvent
+from modelyard_proxy.base.errors import GatewayError
+from modelyard_proxy.base.sse import SSEDecoder, SSEEvent
 from modelyard_routing import Credential
 
 JSONObject = dict[str, Any]

@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
+from modelyard_proxy.base.sse import DONE_FRAME, frame
 from modelyard_proxy.providers.base import CallContext, JSONObject
-from modelyard_proxy.sse import DONE_FRAME, frame
 
 
 class ChunkWriter:

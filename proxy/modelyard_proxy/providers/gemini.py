@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import orjson
 
-from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.providers.base import CallContext, Inbound, ProviderAdapter, StreamTranslator, UpstreamCall
 from modelyard_proxy.providers.gemini_embeddings import embeddings_body, embeddings_list
 from modelyard_proxy.providers.gemini_errors import error_from_body

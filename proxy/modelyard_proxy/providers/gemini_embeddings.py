@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from modelyard_proxy.errors import bad_request
+from modelyard_proxy.base.errors import bad_request
 from modelyard_proxy.providers.base import JSONObject
 from modelyard_proxy.providers.gemini_response import load_object
 from modelyard_proxy.providers.upstream_errors import MalformedAnswer

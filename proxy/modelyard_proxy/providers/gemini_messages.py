@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from modelyard_proxy.errors import bad_request
+from modelyard_proxy.base.errors import bad_request
 from modelyard_proxy.providers.base import JSONObject
 from modelyard_proxy.providers.params import assistant_tool_calls, parse_data_url, text_content
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelyard_proxy.errors import bad_request, unsupported_parameter
+from modelyard_proxy.base.errors import bad_request, unsupported_parameter
 from modelyard_proxy.providers.base import JSONObject
 from modelyard_proxy.providers.gemini_messages import conversation
 from modelyard_proxy.providers.params import (

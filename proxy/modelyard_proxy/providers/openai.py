@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 
-from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.base.errors import GatewayError
+from modelyard_proxy.base.sse import DONE_FRAME, SSEDecoder, SSEEvent, frame
 from modelyard_proxy.providers.base import (
     CallContext,
     Inbound,
@@ -25,7 +26,6 @@ from modelyard_proxy.providers.base import (
 )
 from modelyard_proxy.providers.quirks import Quirks, rewrite_chat, rewrite_embeddings
 from modelyard_proxy.providers.upstream_errors import CLIENT_FAULT, classify, scrub
-from modelyard_proxy.sse import DONE_FRAME, SSEDecoder, SSEEvent, frame
 from modelyard_routing import Credential
 
 _USAGE_NEEDLES = (b'"usage":{', b'"usage": {')

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from modelyard_proxy.errors import bad_request, unsupported_parameter
+from modelyard_proxy.base.errors import bad_request, unsupported_parameter
 from modelyard_proxy.providers.base import JSONObject
 
 #: Thinking budgets (tokens) for ``reasoning_effort`` on providers that take a budget rather than a level.

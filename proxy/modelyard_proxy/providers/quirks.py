@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from modelyard_proxy.errors import bad_request, unsupported_parameter
+from modelyard_proxy.base.errors import bad_request, unsupported_parameter
 from modelyard_proxy.providers.base import JSONObject
 from modelyard_proxy.providers.params import REASONING_BUDGETS, reasoning_effort, refuse_unsupported, text_content
 from modelyard_routing.specs import Provider

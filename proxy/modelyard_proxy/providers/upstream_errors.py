@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Mapping
 
-from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.base.errors import GatewayError
 from modelyard_routing import Credential
 
 #: Upstream statuses that are the caller's own doing: passed through with the upstream's reason.

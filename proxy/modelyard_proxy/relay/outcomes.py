@@ -1,6 +1,6 @@
 """What an attempt produced and how it failed: answer checks, the commit point, and upstream failure errors.
 
-The relay's orchestration (which target, how often, when to give up) lives in :mod:`modelyard_proxy.relay`;
+The relay's orchestration (which target, how often, when to give up) lives in :mod:`modelyard_proxy.relay.run`;
 these are the pure pieces it applies to each attempt's bytes and exceptions.
 """
 
@@ -15,13 +15,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from modelyard_proxy.accounting import Usage, usage_from
-from modelyard_proxy.attempts import Attempt
-from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.base.errors import GatewayError
+from modelyard_proxy.base.sse import DONE_FRAME, SSEDecoder, frame
+from modelyard_proxy.observability.accounting import Usage, usage_from
 from modelyard_proxy.providers.base import CallContext, StreamTranslator
 from modelyard_proxy.providers.upstream_errors import MalformedAnswer
-from modelyard_proxy.sse import DONE_FRAME, SSEDecoder, frame
-from modelyard_proxy.store import ResolvedTarget
+from modelyard_proxy.relay.attempts import Attempt
+from modelyard_proxy.table.store import ResolvedTarget
 from modelyard_proxy.upstream import ProtocolError, UpstreamResponse, UpstreamTruncated
 
 log = logging.getLogger(__name__)

@@ -12,12 +12,12 @@ from typing import Any
 import orjson
 from opentelemetry import trace
 
-from modelyard_proxy.accounting import Usage
-from modelyard_proxy.auditlog import AuditLog
-from modelyard_proxy.errors import GatewayError
-from modelyard_proxy.metrics import Metrics
-from modelyard_proxy.store import ResolvedTarget
-from modelyard_proxy.telemetry import GENAI_PROVIDER
+from modelyard_proxy.base.errors import GatewayError
+from modelyard_proxy.observability.accounting import Usage
+from modelyard_proxy.observability.auditlog import AuditLog
+from modelyard_proxy.observability.metrics import Metrics
+from modelyard_proxy.observability.telemetry import GENAI_PROVIDER
+from modelyard_proxy.table.store import ResolvedTarget
 
 
 @dataclasses.dataclass(slots=True)

@@ -22,12 +22,15 @@ from typing import Any
 from aiohttp import web
 from opentelemetry import trace
 
-from modelyard_proxy.accounting import Usage, cost_usd, usage_from
-from modelyard_proxy.attempts import Attempt, AttemptSpans
-from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.base.errors import GatewayError
+from modelyard_proxy.base.sse import SSEDecoder
 from modelyard_proxy.keys import AUDIT, HEALTH, METRICS, REQUEST_ID, SETTINGS, SPAN, TRACE_PARENT, TRACER, UPSTREAM
-from modelyard_proxy.metrics import Metrics
-from modelyard_proxy.outcomes import (
+from modelyard_proxy.observability.accounting import Usage, cost_usd, usage_from
+from modelyard_proxy.observability.metrics import Metrics
+from modelyard_proxy.observability.telemetry import GENAI_PROVIDER, trace_headers
+from modelyard_proxy.providers.base import CallContext, Inbound, UpstreamStreamError
+from modelyard_proxy.relay.attempts import Attempt, AttemptSpans
+from modelyard_proxy.relay.outcomes import (
     CLIENT_CLOSED_REQUEST,
     CLIENT_DISCONNECTED,
     FILTERED,
@@ -47,15 +50,12 @@ from modelyard_proxy.outcomes import (
     whole_answer,
     with_trace,
 )
-from modelyard_proxy.providers.base import CallContext, Inbound, UpstreamStreamError
-from modelyard_proxy.reporting import RequestOutcome, report
+from modelyard_proxy.relay.reporting import RequestOutcome, report
 from modelyard_proxy.routing import faults, policy
 from modelyard_proxy.routing.balancers import plan
 from modelyard_proxy.routing.deadlines import Deadlines
 from modelyard_proxy.routing.health import HealthRegistry
-from modelyard_proxy.sse import SSEDecoder
-from modelyard_proxy.store import ResolvedRoute, ResolvedTarget
-from modelyard_proxy.telemetry import GENAI_PROVIDER, trace_headers
+from modelyard_proxy.table.store import ResolvedRoute, ResolvedTarget
 from modelyard_proxy.upstream import TRANSPORT_ERRORS
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from modelyard_proxy.settings import ProxySettings
+from modelyard_proxy.base.settings import ProxySettings
 from modelyard_routing import Policy
 
 

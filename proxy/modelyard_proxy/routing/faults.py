@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.providers.upstream_errors import classify
 from modelyard_routing import Credential
 from modelyard_routing.table import Faults

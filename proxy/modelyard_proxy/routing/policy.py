@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import re
 
-from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.base.errors import GatewayError
 from modelyard_routing import Policy
 
 CONTENT_POLICY = re.compile(r"content[_ ]?(filter|policy|management)|ResponsibleAIPolicyViolation|safety", re.I)

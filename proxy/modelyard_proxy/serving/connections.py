@@ -23,8 +23,8 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
-from modelyard_proxy.errors import GatewayError
-from modelyard_proxy.metrics import Counter
+from modelyard_proxy.base.errors import GatewayError
+from modelyard_proxy.observability.metrics import Counter
 
 log = logging.getLogger(__name__)
 

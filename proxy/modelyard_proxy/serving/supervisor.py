@@ -20,13 +20,13 @@ from typing import Any
 
 from aiohttp import web
 
-from modelyard_proxy import server
-from modelyard_proxy.fanout import create_fanout_app, replay_table, served_wire
-from modelyard_proxy.settings import ProxySettings
-from modelyard_proxy.standalone import watch_source
-from modelyard_proxy.store import TableStore
-from modelyard_proxy.tablefile import TableFile
-from modelyard_proxy.workerpool import WorkerPool, WorkerStartError
+from modelyard_proxy.base.settings import ProxySettings
+from modelyard_proxy.serving import server
+from modelyard_proxy.serving.fanout import create_fanout_app, replay_table, served_wire
+from modelyard_proxy.serving.workerpool import WorkerPool, WorkerStartError
+from modelyard_proxy.table.standalone import watch_source
+from modelyard_proxy.table.store import TableStore
+from modelyard_proxy.table.tablefile import TableFile
 from modelyard_routing.push import AdminToken
 
 log = logging.getLogger(__name__)

@@ -17,10 +17,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from modelyard_proxy import server
-from modelyard_proxy.settings import ProxySettings
-from modelyard_proxy.standalone import Handoff, Reloadable
-from modelyard_proxy.store import TableStore
+from modelyard_proxy.base.settings import ProxySettings
+from modelyard_proxy.serving import server
+from modelyard_proxy.table.standalone import Handoff, Reloadable
+from modelyard_proxy.table.store import TableStore
 from modelyard_routing.push import AdminToken
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 from pydantic import ValidationError
 
-from modelyard_proxy.standalone import Handoff
+from modelyard_proxy.table.standalone import Handoff
 from modelyard_routing.push import ADMIN_TABLE_PATH, TableState
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
 from modelyard_proxy.keys import HEALTH, METRICS, STORE
-from modelyard_proxy.metrics import CONTENT_TYPE, Metrics
+from modelyard_proxy.observability.metrics import CONTENT_TYPE, Metrics
 from modelyard_proxy.routing.health import HealthRegistry
-from modelyard_proxy.store import StaleTableError, TableStore
+from modelyard_proxy.table.store import StaleTableError, TableStore
 from modelyard_routing import IncompatibleTableError, InvalidTableError, RoutingTable
 from modelyard_routing.conditions import describe_validation_error
 from modelyard_routing.push import ADMIN_TABLE_PATH, REFUSAL_STATUS, AdminToken, PushRefused, Refusal, TableState

@@ -17,7 +17,7 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
-from modelyard_proxy.store import TableStore
+from modelyard_proxy.table.store import TableStore
 from modelyard_routing import CompileResult, ManifestError, RoutingTable, compile_inventory, load_documents
 from modelyard_routing.manifests import manifest_files
 from modelyard_routing.push import TableState

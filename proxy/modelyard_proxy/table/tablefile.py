@@ -13,8 +13,8 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
-from modelyard_proxy.standalone import Handoff
-from modelyard_proxy.store import StaleTableError, TableStore
+from modelyard_proxy.table.standalone import Handoff
+from modelyard_proxy.table.store import StaleTableError, TableStore
 from modelyard_routing import InvalidTableError, RoutingTable
 from modelyard_routing.conditions import describe_validation_error
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.providers.anthropic import AnthropicAdapter
 from modelyard_proxy.providers.anthropic_json import JSON_TOOL, JSON_TOOL_DEFINITION
 from modelyard_proxy.providers.anthropic_request import DEFAULT_MAX_TOKENS

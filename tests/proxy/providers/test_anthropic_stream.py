@@ -11,11 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from modelyard_proxy.base.sse import SSEDecoder, SSEEvent
 from modelyard_proxy.providers.anthropic import AnthropicAdapter
 from modelyard_proxy.providers.anthropic_json import JSON_TOOL
 from modelyard_proxy.providers.base import CallContext, StreamTranslator, UpstreamStreamError
 from modelyard_proxy.providers.upstream_errors import MalformedAnswer
-from modelyard_proxy.sse import SSEDecoder, SSEEvent
 from modelyard_routing import Credential, Provider
 
 CREDENTIAL = Credential(

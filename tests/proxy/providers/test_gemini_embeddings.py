@@ -11,7 +11,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.providers.base import CallContext, Inbound
 from modelyard_proxy.providers.gemini import GeminiAdapter
 from modelyard_routing import Credential

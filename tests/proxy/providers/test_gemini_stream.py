@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from modelyard_proxy.base.sse import SSEDecoder
 from modelyard_proxy.providers.base import CallContext, UpstreamStreamError
 from modelyard_proxy.providers.gemini import GeminiAdapter
 from modelyard_proxy.providers.upstream_errors import MalformedAnswer
-from modelyard_proxy.sse import SSEDecoder
 from modelyard_routing import Credential
 from modelyard_routing.specs import Provider
 

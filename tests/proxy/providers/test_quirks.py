@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from modelyard_proxy.errors import GatewayError
+from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.providers.quirks import QUIRKS, Quirks, rewrite_chat, rewrite_embeddings
 from modelyard_routing import Provider
 

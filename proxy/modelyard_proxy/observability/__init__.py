@@ -1,0 +1,1 @@
+"""What the proxy tells about itself: metrics and their exposition, the audit trail, tracing and cost accounting."""
