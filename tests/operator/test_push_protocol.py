@@ -25,7 +25,7 @@ from modelyard_operator.kube import KubeClient
 from modelyard_operator.publisher import Publisher
 from modelyard_operator.settings import OperatorSettings
 from modelyard_operator.status import programmed
-from modelyard_proxy.table.admin import create_admin_app
+from modelyard_proxy.api.admin import create_admin_app
 from modelyard_proxy.table.store import TableStore
 from modelyard_routing import RoutingTable, compile_inventory
 from modelyard_routing.push import ADMIN_TABLE_PATH, AdminToken

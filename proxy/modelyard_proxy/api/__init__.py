@@ -1,1 +1,1 @@
-"""The HTTP surface clients call: the aiohttp app, its handlers and middleware (auth, bounds, error rendering)."""
+"""The HTTP surfaces: the public API (app, handlers, middleware: auth, bounds, error rendering) and the admin port."""

@@ -17,11 +17,11 @@ import aiohttp
 from aiohttp import web
 from pydantic import ValidationError
 
+from modelyard_proxy.api.admin import METRICS_PATH, guarded_app, load_pushed
 from modelyard_proxy.keys import STORE
 from modelyard_proxy.observability.exposition import ExpositionMerger, Scrape
 from modelyard_proxy.observability.metrics import CONTENT_TYPE
 from modelyard_proxy.serving.workerpool import Worker, WorkerPool
-from modelyard_proxy.table.admin import METRICS_PATH, guarded_app, load_pushed
 from modelyard_proxy.table.store import TableStore
 from modelyard_routing.push import ADMIN_TABLE_PATH, REFUSAL_STATUS, AdminToken, TableState
 

@@ -15,13 +15,13 @@ from typing import Any
 
 from aiohttp import web
 
+from modelyard_proxy.api.admin import create_admin_app
 from modelyard_proxy.api.app import create_app
 from modelyard_proxy.base.settings import ProxySettings
 from modelyard_proxy.keys import HEALTH, METRICS, SETTINGS, STORE
 from modelyard_proxy.observability.metrics import Metrics
 from modelyard_proxy.serving import gctuning
 from modelyard_proxy.serving.connections import OTHER_FILES, ConnectionPolicy, GuardedRunner, raise_open_files_limit
-from modelyard_proxy.table.admin import create_admin_app
 from modelyard_proxy.table.standalone import Reloadable, watch_source
 from modelyard_proxy.table.store import TableStore
 from modelyard_routing.push import AdminToken

@@ -1,1 +1,1 @@
-"""The routing table's life in a proxy: the store, file follow, standalone manifests and the admin push port."""
+"""The routing table's life in a proxy: the store every request reads, file follow and standalone manifests."""
