@@ -1,1 +1,1 @@
-"""One adapter per upstream wire dialect, each translating OpenAI requests and responses both ways."""
+"""Translation between the client's wire schema and each upstream's, one package per (ingress, egress) pair."""

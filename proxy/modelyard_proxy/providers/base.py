@@ -9,10 +9,11 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.base.sse import SSEDecoder, SSEEvent
+from modelyard_proxy.providers.schemas import Pair
 from modelyard_routing import Credential
 
 JSONObject = dict[str, Any]
@@ -93,6 +94,8 @@ class ProviderAdapter(abc.ABC):
 
     #: Human-readable dialect name used in error messages.
     name: str = "provider"
+    #: The (ingress, egress) schema pairs this adapter translates; the registry files it under each.
+    pairs: ClassVar[frozenset[Pair]]
 
     @abc.abstractmethod
     def chat_call(self, inbound: Inbound, ctx: CallContext) -> UpstreamCall:

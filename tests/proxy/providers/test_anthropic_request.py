@@ -9,10 +9,10 @@ import pytest
 from pydantic import SecretStr
 
 from modelyard_proxy.base.errors import GatewayError
-from modelyard_proxy.providers.anthropic import AnthropicAdapter
-from modelyard_proxy.providers.anthropic_json import JSON_TOOL, JSON_TOOL_DEFINITION
-from modelyard_proxy.providers.anthropic_request import DEFAULT_MAX_TOKENS
 from modelyard_proxy.providers.base import CallContext, Inbound
+from modelyard_proxy.providers.openai_chat_to_anthropic_messages.adapter import AnthropicAdapter
+from modelyard_proxy.providers.openai_chat_to_anthropic_messages.json_answer import JSON_TOOL, JSON_TOOL_DEFINITION
+from modelyard_proxy.providers.openai_chat_to_anthropic_messages.request import DEFAULT_MAX_TOKENS
 from modelyard_routing import Credential, Provider
 
 CREDENTIAL = Credential(

@@ -9,8 +9,8 @@ import pytest
 from pydantic import SecretStr
 
 from modelyard_proxy.base.sse import SSEDecoder
-from modelyard_proxy.providers.azure import AzureOpenAIAdapter
 from modelyard_proxy.providers.base import CallContext, Inbound
+from modelyard_proxy.providers.openai_chat_to_openai_chat.azure import AzureOpenAIAdapter
 from modelyard_routing import Credential, Provider
 from modelyard_routing.specs import AzureOptions
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from modelyard_proxy.providers.base import CallContext
-from modelyard_proxy.providers.gemini import GeminiAdapter
+from modelyard_proxy.providers.openai_chat_to_gemini.adapter import GeminiAdapter
 from modelyard_routing import Credential
 from modelyard_routing.specs import Provider
 

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.providers.base import CallContext, Inbound
-from modelyard_proxy.providers.gemini import GeminiAdapter
+from modelyard_proxy.providers.openai_chat_to_gemini.adapter import GeminiAdapter
 from modelyard_routing import Credential
 from modelyard_routing.specs import Provider
 

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.base.sse import SSEDecoder
 from modelyard_proxy.providers.base import CallContext, Inbound, StreamTranslator, UpstreamStreamError
-from modelyard_proxy.providers.openai import OpenAIAdapter
-from modelyard_proxy.providers.quirks import QUIRKS, rewrite_chat
+from modelyard_proxy.providers.openai_chat_to_openai_chat.adapter import OpenAIAdapter
+from modelyard_proxy.providers.openai_chat_to_openai_chat.quirks import QUIRKS, rewrite_chat
 from modelyard_routing import Credential, Provider
 
 KEY = "sk-proj-4fQmZx81LpT2vR9sNwB7yK3c"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from modelyard_proxy.base.errors import GatewayError
-from modelyard_proxy.providers.quirks import QUIRKS, Quirks, rewrite_chat, rewrite_embeddings
+from modelyard_proxy.providers.openai_chat_to_openai_chat.quirks import QUIRKS, Quirks, rewrite_chat, rewrite_embeddings
 from modelyard_routing import Provider
 
 USER = {"role": "user", "content": "What is the weather in Oslo?"}

@@ -11,10 +11,14 @@ from typing import Any
 import orjson
 
 from modelyard_proxy.base.errors import GatewayError
-from modelyard_proxy.providers.anthropic_json import JSON_TOOL
-from modelyard_proxy.providers.anthropic_thinking import BLOCK_FIELDS, client_block, extra_content
 from modelyard_proxy.providers.base import CallContext, JSONObject, UpstreamStreamError
 from modelyard_proxy.providers.chunks import usage_object
+from modelyard_proxy.providers.openai_chat_to_anthropic_messages.json_answer import JSON_TOOL
+from modelyard_proxy.providers.openai_chat_to_anthropic_messages.thinking import (
+    BLOCK_FIELDS,
+    client_block,
+    extra_content,
+)
 from modelyard_proxy.providers.upstream_errors import MalformedAnswer, classify
 
 PROVIDER = "anthropic"
@@ -95,7 +99,7 @@ def assistant_message(content: list[Any]) -> tuple[JSONObject, bool]:
     """OpenAI's assistant message for Anthropic content blocks, and whether it holds a JSON-mode answer.
 
     Thinking text becomes ``reasoning_content`` and the signed blocks ride in ``extra_content`` (see
-    ``anthropic_thinking``); a call of the JSON-mode tool becomes the content (see ``anthropic_json``).
+    ``thinking``); a call of the JSON-mode tool becomes the content (see ``json_answer``).
     """
     texts: list[str] = []
     thoughts: list[str] = []

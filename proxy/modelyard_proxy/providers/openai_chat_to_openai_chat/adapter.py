@@ -1,7 +1,7 @@
 """OpenAI and the OpenAI-compatible vendors: the dialect is already the client's, so bytes pass through.
 
 A request is re-serialised only when the upstream model differs from the body's or a vendor quirk
-(``quirks.py``) applies; an answer is parsed only when it must be: to read usage, to respell a vendor's
+(``quirks``) applies; an answer is parsed only when it must be: to read usage, to respell a vendor's
 finish reason, or to spot an in-band error.
 """
 
@@ -24,7 +24,8 @@ from modelyard_proxy.providers.base import (
     UpstreamCall,
     UpstreamStreamError,
 )
-from modelyard_proxy.providers.quirks import Quirks, rewrite_chat, rewrite_embeddings
+from modelyard_proxy.providers.openai_chat_to_openai_chat.quirks import Quirks, rewrite_chat, rewrite_embeddings
+from modelyard_proxy.providers.schemas import Pair, Schema
 from modelyard_proxy.providers.upstream_errors import CLIENT_FAULT, classify, scrub
 from modelyard_routing import Credential
 
@@ -104,6 +105,10 @@ class OpenAIAdapter(ProviderAdapter):
 
     Subclasses change addressing and authentication through ``_url``, ``_body_model`` and ``_auth_headers``.
     """
+
+    pairs = frozenset(
+        {Pair(Schema.OPENAI_CHAT, Schema.OPENAI_CHAT), Pair(Schema.OPENAI_EMBEDDINGS, Schema.OPENAI_EMBEDDINGS)}
+    )
 
     def __init__(self, quirks: Quirks) -> None:
         self.quirks = quirks

@@ -14,7 +14,7 @@ import orjson
 
 from modelyard_proxy.base.errors import bad_request
 from modelyard_proxy.providers.base import JSONObject
-from modelyard_proxy.providers.gemini_response import load_object
+from modelyard_proxy.providers.openai_chat_to_gemini.response import load_object
 from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 
 ENCODINGS = frozenset({"float", "base64"})

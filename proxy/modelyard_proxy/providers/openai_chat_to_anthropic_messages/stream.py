@@ -3,8 +3,8 @@
 Anthropic numbers content blocks across text, thinking and tool calls, while OpenAI numbers tool calls
 alone, so tool calls get their own counter. Usage in ``message_delta`` is cumulative: fields are set,
 never added. The stream is complete only at ``message_stop``; a body that ends before it is a failure.
-Signed thinking blocks reach the client whole as they stop (see ``anthropic_thinking``), and the
-arguments of a JSON-mode answer stream as content (see ``anthropic_json``).
+Signed thinking blocks reach the client whole as they stop (see ``thinking``), and the
+arguments of a JSON-mode answer stream as content (see ``json_answer``).
 """
 
 from __future__ import annotations
@@ -14,11 +14,15 @@ from typing import Any
 import orjson
 
 from modelyard_proxy.base.sse import SSEEvent
-from modelyard_proxy.providers.anthropic_json import JSON_TOOL
-from modelyard_proxy.providers.anthropic_response import finish_reason, openai_usage, stream_error
-from modelyard_proxy.providers.anthropic_thinking import BLOCK_FIELDS, StreamedThinking
 from modelyard_proxy.providers.base import CallContext, JSONObject, StreamTranslator, UpstreamStreamError
 from modelyard_proxy.providers.chunks import ChunkWriter
+from modelyard_proxy.providers.openai_chat_to_anthropic_messages.json_answer import JSON_TOOL
+from modelyard_proxy.providers.openai_chat_to_anthropic_messages.response import (
+    finish_reason,
+    openai_usage,
+    stream_error,
+)
+from modelyard_proxy.providers.openai_chat_to_anthropic_messages.thinking import BLOCK_FIELDS, StreamedThinking
 from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 
 USAGE_FIELDS = (

@@ -10,11 +10,11 @@ call is made. Choices worth knowing:
 * ``temperature`` above 1 is refused rather than clamped (Anthropic's range is 0 to 1), so a client never
   gets a different sampling regime than it asked for.
 * ``response_format: json_object`` becomes a forced tool call whose input is the answer (see
-  ``anthropic_json``). ``json_schema`` maps to native ``output_config.format``; objects that do not
+  ``json_answer``). ``json_schema`` maps to native ``output_config.format``; objects that do not
   declare ``additionalProperties`` are closed, as Anthropic requires.
 * ``reasoning_effort`` becomes an extended-thinking budget; the thinking budget counts against
   ``max_tokens`` on Anthropic as reasoning counts against ``max_completion_tokens`` on OpenAI. Signed
-  thinking blocks a client sends back are replayed (see ``anthropic_thinking``); a tool-use turn sent back
+  thinking blocks a client sends back are replayed (see ``thinking``); a tool-use turn sent back
   without them is continued without thinking, which Anthropic would otherwise refuse.
 * ``seed`` is refused: Anthropic has no seed, and a client that sends one expects repeatable answers.
 """
@@ -25,9 +25,9 @@ from typing import Any
 
 from modelyard_proxy.base.errors import bad_request, unsupported_parameter
 from modelyard_proxy.providers import params
-from modelyard_proxy.providers.anthropic_json import force_json_answer
-from modelyard_proxy.providers.anthropic_thinking import replay_satisfied, replayed_blocks
 from modelyard_proxy.providers.base import JSONObject
+from modelyard_proxy.providers.openai_chat_to_anthropic_messages.json_answer import force_json_answer
+from modelyard_proxy.providers.openai_chat_to_anthropic_messages.thinking import replay_satisfied, replayed_blocks
 
 PROVIDER = "anthropic"
 #: Output tokens asked for when the client sets no limit (``max_tokens`` is required by Anthropic).

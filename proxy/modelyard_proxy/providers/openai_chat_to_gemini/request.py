@@ -1,9 +1,9 @@
 """OpenAI chat requests as Gemini ``generateContent`` bodies: tools, tool choice and generation settings.
 
 Every OpenAI parameter is either translated here or refused with a 400 naming it; the messages themselves
-are translated by ``gemini_messages``. Gemini has no switch for ``parallel_tool_calls: false``: a named
+are translated by ``messages``. Gemini has no switch for ``parallel_tool_calls: false``: a named
 ``tool_choice`` already allows that one function only, and the answer keeps only its first call
-(``gemini_response``), which is what the client asked to get.
+(``response``), which is what the client asked to get.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from modelyard_proxy.base.errors import bad_request, unsupported_parameter
 from modelyard_proxy.providers.base import JSONObject
-from modelyard_proxy.providers.gemini_messages import conversation
+from modelyard_proxy.providers.openai_chat_to_gemini.messages import conversation
 from modelyard_proxy.providers.params import (
     REASONING_BUDGETS,
     max_output_tokens,

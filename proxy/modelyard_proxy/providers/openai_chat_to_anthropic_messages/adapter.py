@@ -1,7 +1,7 @@
 """The Anthropic Messages adapter: OpenAI chat completions served by ``POST {base_url}/messages``.
 
-Request translation lives in ``anthropic_request``, answers and errors in ``anthropic_response``, and the
-stream state machine in ``anthropic_stream``; this module only wires them to the adapter contract.
+Request translation lives in ``request``, answers and errors in ``response``, and the
+stream state machine in ``stream``; this module only wires them to the adapter contract.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from collections.abc import Mapping
 import orjson
 
 from modelyard_proxy.base.errors import GatewayError, bad_request
-from modelyard_proxy.providers.anthropic_request import build_request
-from modelyard_proxy.providers.anthropic_response import chat_completion, http_error
-from modelyard_proxy.providers.anthropic_stream import AnthropicStreamTranslator
 from modelyard_proxy.providers.base import CallContext, Inbound, ProviderAdapter, StreamTranslator, UpstreamCall
+from modelyard_proxy.providers.openai_chat_to_anthropic_messages.request import build_request
+from modelyard_proxy.providers.openai_chat_to_anthropic_messages.response import chat_completion, http_error
+from modelyard_proxy.providers.openai_chat_to_anthropic_messages.stream import AnthropicStreamTranslator
+from modelyard_proxy.providers.schemas import Pair, Schema
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -23,6 +24,7 @@ class AnthropicAdapter(ProviderAdapter):
     """Translates OpenAI chat completions to Anthropic Messages and back; Anthropic has no embeddings."""
 
     name = "anthropic"
+    pairs = frozenset({Pair(Schema.OPENAI_CHAT, Schema.ANTHROPIC_MESSAGES)})
 
     def chat_call(self, inbound: Inbound, ctx: CallContext) -> UpstreamCall:
         body = build_request(inbound.body, ctx.upstream_model, ctx.stream)

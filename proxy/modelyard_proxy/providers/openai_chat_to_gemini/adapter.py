@@ -1,9 +1,8 @@
 """The Google Gemini (Generative Language API) adapter: addressing and authentication.
 
-Translation lives beside it: ``gemini_request`` and ``gemini_messages`` (chat requests),
-``gemini_response`` (whole answers), ``gemini_stream`` (streamed answers), ``gemini_embeddings`` and
-``gemini_errors``. The key travels in the ``x-goog-api-key`` header, never as ``?key=``, which would end up
-in access logs.
+Translation lives beside it: ``request`` and ``messages`` (chat requests), ``response`` (whole
+answers), ``stream`` (streamed answers) and ``errors``; embeddings in ``openai_embeddings_to_gemini``.
+The key travels in the ``x-goog-api-key`` header, never as ``?key=``, which would end up in access logs.
 """
 
 from __future__ import annotations
@@ -15,11 +14,12 @@ import orjson
 
 from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.providers.base import CallContext, Inbound, ProviderAdapter, StreamTranslator, UpstreamCall
-from modelyard_proxy.providers.gemini_embeddings import embeddings_body, embeddings_list
-from modelyard_proxy.providers.gemini_errors import error_from_body
-from modelyard_proxy.providers.gemini_request import chat_body
-from modelyard_proxy.providers.gemini_response import chat_completion
-from modelyard_proxy.providers.gemini_stream import GeminiStream
+from modelyard_proxy.providers.openai_chat_to_gemini.errors import error_from_body
+from modelyard_proxy.providers.openai_chat_to_gemini.request import chat_body
+from modelyard_proxy.providers.openai_chat_to_gemini.response import chat_completion
+from modelyard_proxy.providers.openai_chat_to_gemini.stream import GeminiStream
+from modelyard_proxy.providers.openai_embeddings_to_gemini import embeddings_body, embeddings_list
+from modelyard_proxy.providers.schemas import Pair, Schema
 from modelyard_routing import Credential
 
 
@@ -27,6 +27,12 @@ class GeminiAdapter(ProviderAdapter):
     """OpenAI chat completions and embeddings over Gemini's ``generateContent`` family."""
 
     name = "gemini"
+    pairs = frozenset(
+        {
+            Pair(Schema.OPENAI_CHAT, Schema.GEMINI_GENERATE_CONTENT),
+            Pair(Schema.OPENAI_EMBEDDINGS, Schema.GEMINI_EMBED_CONTENT),
+        }
+    )
 
     def chat_call(self, inbound: Inbound, ctx: CallContext) -> UpstreamCall:
         body = chat_body(inbound.body, ctx.upstream_model, ctx.stream)

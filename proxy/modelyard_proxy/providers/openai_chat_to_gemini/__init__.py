@@ -1,0 +1,1 @@
+"""OpenAI Chat Completions to Gemini ``generateContent`` and back: requests, answers, streams, errors."""

@@ -1,0 +1,1 @@
+"""OpenAI chat and embeddings to the OpenAI family: passthrough, plus vendor quirks and Azure addressing."""
