@@ -15,18 +15,12 @@ from modelyard_proxy.relay.plan import Plan
 from modelyard_proxy.relay.reporting import RunRecord
 from modelyard_proxy.routing.deadlines import Deadlines
 from modelyard_proxy.routing.health import HealthRegistry
-from modelyard_proxy.table.store import CompiledTable, ResolvedRoute, ResolvedTarget
-from modelyard_routing import Credential, Policy, Provider, Route, RoutingTable, Target
+from modelyard_proxy.table.store import ResolvedTarget
+from modelyard_routing import Policy
+from tests.proxy.relay.routes import route
 
 #: How a scripted attempt ends: it answers, it fails with this error, or it waits until it is cancelled.
 Step = Literal["ok", "hang"] | GatewayError
-
-
-def route(policy: Policy, *ids: str) -> ResolvedRoute:
-    credential = Credential(id="c", provider=Provider.OPENAI, base_url="http://upstream/v1")
-    targets = tuple(Target(id=i, credential="c", model=f"m-{i}", priority=n) for n, i in enumerate(ids))
-    table = RoutingTable(routes=(Route(id="r", model="m", targets=targets, policy=policy),), credentials=(credential,))
-    return CompiledTable.from_table(table.sealed(1)).routes["m"]
 
 
 def overloaded() -> GatewayError:
