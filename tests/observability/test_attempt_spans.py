@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace.status import StatusCode
 
-from modelyard_proxy.relay.attempts import AttemptSpans
+from modelyard_proxy.relay.attempt_spans import AttemptSpans
 from modelyard_tracing.lean import lean_tracer
 
 

@@ -1,7 +1,7 @@
 """What an attempt produced and how it failed: answer checks, the commit point, and upstream failure errors.
 
-The relay's orchestration (which target, how often, when to give up) lives in :mod:`modelyard_proxy.relay.run`;
-these are the pure pieces it applies to each attempt's bytes and exceptions.
+Which target, how often and when to give up is the plan's (:mod:`modelyard_proxy.relay.plan`); these are
+the pure pieces each attempt and the delivery apply to an answer's bytes and exceptions.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from modelyard_proxy.base.sse import DONE_FRAME, SSEDecoder, frame
 from modelyard_proxy.observability.accounting import Usage, usage_from
 from modelyard_proxy.providers.base import CallContext, StreamTranslator
 from modelyard_proxy.providers.upstream_errors import MalformedAnswer
-from modelyard_proxy.relay.attempts import Attempt
+from modelyard_proxy.relay.attempt_spans import Attempt
 from modelyard_proxy.table.store import ResolvedTarget
 from modelyard_proxy.upstream import ProtocolError, UpstreamResponse, UpstreamTruncated
 

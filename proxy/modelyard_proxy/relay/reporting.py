@@ -21,6 +21,22 @@ from modelyard_proxy.table.store import ResolvedTarget
 
 
 @dataclasses.dataclass(slots=True)
+class RunRecord:
+    """What a run has recorded so far, shared by its plan, its attempts and its delivery: the audit line's facts."""
+
+    #: Attempts started, across every target (the route's cap on attempts counts these).
+    attempts: int = 0
+    #: Each attempt's target and failure code (None for the one that answered).
+    tried: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    #: Why the run left its previous target (the failure's code), for the next attempt's span.
+    fallback_reason: str | None = None
+    usage: Usage | None = None
+    cost: float | None = None
+    first_token_at: float | None = None
+    inter_token: float | None = None
+
+
+@dataclasses.dataclass(slots=True)
 class RequestOutcome:
     """How one request ended: where it went, what it cost, how long it took."""
 
