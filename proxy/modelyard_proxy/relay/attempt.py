@@ -71,7 +71,9 @@ def call_context(
     )
 
 
-Prepare = Callable[[ResolvedTarget, CallContext, Deadlines], Awaitable[Prepared]]
+#: One of ``Attempts``' ``prepare_*`` functions, unbound: a bound method kept on its own instance would be a
+#: reference cycle, and every request's objects would then wait for the cyclic GC (stalls of milliseconds).
+Prepare = Callable[["Attempts", ResolvedTarget, CallContext, Deadlines], Awaitable[Prepared]]
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -96,7 +98,7 @@ class Attempts:
 
     def __post_init__(self) -> None:
         self.policy = self.route.route.policy
-        self.prepare = self.prepare_chat
+        self.prepare = Attempts.prepare_chat
 
     def check_fits(self, resolved: ResolvedTarget) -> None:
         """Refuse a target whose context window the prompt cannot fit, before anything is sent to it."""
@@ -134,7 +136,7 @@ class Attempts:
             async with asyncio.timeout(budget):
                 if record.attempts == 1 and self.policy.faults is not None:  # a rehearsed outage hits the first choice
                     await faults.inject(self.policy.faults, resolved.credential, self.rng)
-                prepared = await self.prepare(resolved, ctx, deadlines)
+                prepared = await self.prepare(self, resolved, ctx, deadlines)
         except TimeoutError:
             if bounded_by_total:  # the request is out of time, whichever target was trying
                 error = GatewayError(

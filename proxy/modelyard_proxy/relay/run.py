@@ -40,7 +40,7 @@ async def relay_chat(request: web.Request, inbound: Inbound, name: str, route: R
     """Serve one chat completion over the route's targets."""
     run = Run(request, inbound, name, route)
     if inbound.body.get("stream") is True:
-        run.tries.prepare = run.tries.prepare_stream
+        run.tries.prepare = Attempts.prepare_stream
     return await run.serve()
 
 
@@ -49,7 +49,7 @@ async def relay_embeddings(
 ) -> web.StreamResponse:
     """Serve one embeddings request over the route's targets."""
     run = Run(request, inbound, name, route)
-    run.tries.prepare = run.tries.prepare_embeddings
+    run.tries.prepare = Attempts.prepare_embeddings
     return await run.serve()
 
 
