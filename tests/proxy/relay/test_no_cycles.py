@@ -36,7 +36,7 @@ def relay_objects_in_cycles() -> list[object]:
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
         gc.collect()
-        found = [o for o in gc.garbage if isinstance(o, RELAY_TYPES)]
+        found: list[object] = [o for o in gc.garbage if isinstance(o, RELAY_TYPES)]
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
