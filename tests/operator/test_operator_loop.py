@@ -318,7 +318,12 @@ async def test_a_killed_proxy_stops_counting_within_a_resync(
     assert condition["status"] == "False"
     assert f"{killed.name}: unreachable" in condition["message"]
     assert cluster.status("ModelRoute", "gpt")["programmedReplicas"] == "1/2"
-    assert any(e["reason"] == "Unreachable" and e["type"] == "Warning" for e in cluster.events("gpt"))
+    # The Event is posted beside the status write, not before it: wait for it as a client of the API would.
+    await eventually(
+        lambda: any(e["reason"] == "Unreachable" and e["type"] == "Warning" for e in cluster.events("gpt")),
+        within=5,
+        what="a Warning Event naming the unreachable pod",
+    )
 
     await killed.start()
     await eventually(lambda: programmed(cluster, "gpt"), what="gpt programmed again once the pod answers")
