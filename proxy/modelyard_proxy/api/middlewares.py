@@ -122,9 +122,15 @@ async def _enveloped(request: web.Request, handler: Handler, span: trace.Span | 
     if span is not None and span.is_recording():
         span.set_attribute("error.type", error.code or error.type)
     if not error.reported:
-        audit = request.app[AUDIT]
-        with audit.request(request.method, request.path[: endpoints.MAX_ECHOED_PATH]):
-            report_refusal(request.app[METRICS], audit, request.get(REQUEST_ID), error, time.monotonic() - started)
+        report_refusal(
+            request.app[METRICS],
+            request.app[AUDIT],
+            request.get(REQUEST_ID),
+            error,
+            time.monotonic() - started,
+            method=request.method,
+            path=request.path[: endpoints.MAX_ECHOED_PATH],
+        )
     headers = {**error.headers(), REQUEST_ID_HEADER: request.get(REQUEST_ID, "")}
     response = web.Response(status=error.status, body=error.body(), content_type="application/json", headers=headers)
     if error.closes_connection:

@@ -11,11 +11,10 @@ and obey the ``modelyard.audit`` logger's level, so ``--log-level WARNING`` turn
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TextIO
 
 import orjson
@@ -35,26 +34,13 @@ class AuditLog:
         self._buffered = 0
         self._second = -1
         self._stamp = ""
-        self._request: dict[str, str] = {}
 
     def enabled(self) -> bool:
         """Whether audit lines are wanted (the ``modelyard.audit`` logger's level admits INFO)."""
         return AUDIT_LOGGER.isEnabledFor(logging.INFO)
 
-    @contextlib.contextmanager
-    def request(self, method: str, path: str) -> Iterator[None]:
-        """Record ``method`` and ``path`` on the lines written inside the block (synchronous code only: a
-        block that awaited would lend them to other requests' lines)."""
-        self._request = {"method": method, "path": path}
-        try:
-            yield
-        finally:
-            self._request = {}
-
     def write(self, record: dict[str, Any]) -> None:
         """Queue one record's line."""
-        if self._request:
-            record = {**record, **self._request}
         now = time.time()
         second = int(now)
         if second != self._second:  # the date part changes once a second: format it once a second

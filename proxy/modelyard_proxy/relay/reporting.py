@@ -174,14 +174,31 @@ def audit(audit_log: AuditLog, outcome: RequestOutcome) -> None:
 
 
 def report_refusal(
-    metrics: Metrics, audit_log: AuditLog, request_id: str | None, error: GatewayError, elapsed: float
+    metrics: Metrics,
+    audit_log: AuditLog,
+    request_id: str | None,
+    error: GatewayError,
+    elapsed: float,
+    *,
+    method: str,
+    path: str,
 ) -> None:
-    """A request refused before any route took it (bad key, bad body, unknown model): counted with empty
-    route labels, and one audit line, so probing and misconfigured clients show up."""
+    """A request refused before any route took it (bad key, bad body, unknown model, unknown endpoint):
+    counted with empty route labels, and one audit line naming its method and path, so probing and
+    misconfigured clients show up."""
     status = str(error.status)
     code = error.code or error.type
     metrics.requests.inc(("", "", "", status))
     metrics.errors.inc(("", "", "", status, code))
     if audit_log.enabled():
         elapsed_ms = round(elapsed * 1000, 1)
-        audit_log.write({"request_id": request_id, "status": error.status, "code": code, "elapsed_ms": elapsed_ms})
+        audit_log.write(
+            {
+                "request_id": request_id,
+                "status": error.status,
+                "code": code,
+                "elapsed_ms": elapsed_ms,
+                "method": method,
+                "path": path,
+            }
+        )
