@@ -8,7 +8,7 @@ Dated or suffixed names (``gpt-4o-2024-08-06``, ``claude-sonnet-4-5-20250929``) 
 
 from __future__ import annotations
 
-from modelyard_routing.table import ModelPrice
+from modelyard_routing.table import Credential, ModelPrice
 
 DEFAULT_PRICES: dict[str, ModelPrice] = {
     # OpenAI (also Azure deployments named after the model)
@@ -48,3 +48,8 @@ def default_price(model: str) -> ModelPrice | None:
     if exact is not None:
         return exact
     return next((DEFAULT_PRICES[name] for name in _BY_LENGTH if model.startswith(name + "-")), None)
+
+
+def price_for(credential: Credential, model: str) -> ModelPrice | None:
+    """The credential's own price for ``model``, else the built-in default, else None (unknown)."""
+    return credential.prices.get(model) or default_price(model)

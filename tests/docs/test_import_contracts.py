@@ -77,6 +77,9 @@ CROSSINGS = [
     ("proxy/modelyard_proxy/observability/metrics.py", "import kopf", "never loads kopf"),
     ("proxy/modelyard_proxy/base/errors.py", "import modelyard_proxy.relay.run", "rooms, top to bottom"),
     ("proxy/modelyard_proxy/table/store.py", "import modelyard_proxy.api.handlers", "rooms, top to bottom"),
+    ("proxy/modelyard_proxy/table/store.py", "import modelyard_proxy.observability.metrics", "rooms, top to bottom"),
+    ("proxy/modelyard_proxy/failures/classify.py", "import modelyard_proxy.routing.health", "rooms, top to bottom"),
+    ("proxy/modelyard_proxy/base/sse.py", "import modelyard_routing.table", "base imports nothing"),
 ]
 
 

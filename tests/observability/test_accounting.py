@@ -10,11 +10,11 @@ import openai
 import pytest
 from aiohttp import test_utils
 
-from modelyard_proxy.observability.accounting import Usage, cost_usd, price_for, usage_from
+from modelyard_proxy.observability.accounting import Usage, cost_usd, usage_from
 from modelyard_proxy.providers.openai_chat_to_anthropic_messages.response import openai_usage
 from modelyard_proxy.providers.openai_chat_to_gemini.response import usage as gemini_usage
 from modelyard_routing import Credential, Provider, compile_inventory
-from modelyard_routing.prices import DEFAULT_PRICES, default_price
+from modelyard_routing.prices import DEFAULT_PRICES, default_price, price_for
 from modelyard_routing.table import ModelPrice
 from modelyard_simulator import RequestLog
 from modelyard_simulator.behaviour import Behaviour

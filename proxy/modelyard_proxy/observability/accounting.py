@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from modelyard_routing import Credential
-from modelyard_routing.prices import default_price
 from modelyard_routing.table import ModelPrice
 
 MILLION = 1_000_000
@@ -46,11 +44,6 @@ def usage_from(usage: Any) -> Usage | None:
     return Usage(
         input=prompt, output=_int(usage.get("completion_tokens")), cached=min(cached, prompt), reasoning=reasoning
     )
-
-
-def price_for(credential: Credential, model: str) -> ModelPrice | None:
-    """The credential's own price for ``model``, else the built-in default, else None (unknown)."""
-    return credential.prices.get(model) or default_price(model)
 
 
 def cost_usd(usage: Usage, price: ModelPrice) -> float:

@@ -119,4 +119,4 @@ class ProviderAdapter(abc.ABC):
 
     @abc.abstractmethod
     def error_from(self, status: int, headers: Mapping[str, str], payload: bytes, ctx: CallContext) -> GatewayError:
-        """An upstream non-2xx answer as the gateway's error (see ``upstream_errors.classify``)."""
+        """An upstream non-2xx answer as the gateway's error (see ``failures.classify``)."""

@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 
 from modelyard_proxy.base.errors import bad_request
+from modelyard_proxy.failures.classify import MalformedAnswer
 from modelyard_proxy.providers.base import JSONObject
 from modelyard_proxy.providers.openai_chat_to_gemini.response import load_object
-from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 
 ENCODINGS = frozenset({"float", "base64"})
 

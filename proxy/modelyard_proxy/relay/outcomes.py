@@ -17,9 +17,9 @@ from aiohttp import web
 
 from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.base.sse import DONE_FRAME, SSEDecoder, frame
+from modelyard_proxy.failures.classify import MalformedAnswer
 from modelyard_proxy.observability.accounting import Usage, usage_from
 from modelyard_proxy.providers.base import CallContext, StreamTranslator
-from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 from modelyard_proxy.relay.attempt_spans import Attempt
 from modelyard_proxy.table.store import ResolvedTarget
 from modelyard_proxy.upstream import ProtocolError, UpstreamResponse, UpstreamTruncated

@@ -6,7 +6,7 @@ import asyncio
 import random
 
 from modelyard_proxy.base.errors import GatewayError
-from modelyard_proxy.providers.upstream_errors import classify
+from modelyard_proxy.failures.classify import classify
 from modelyard_routing import Credential
 from modelyard_routing.table import Faults
 

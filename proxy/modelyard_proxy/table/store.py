@@ -14,10 +14,10 @@ from collections.abc import Iterable
 
 import orjson
 
-from modelyard_proxy.observability.accounting import price_for
 from modelyard_proxy.providers.base import ProviderAdapter
 from modelyard_proxy.providers.registry import adapter_for
 from modelyard_routing import Credential, InvalidTableError, Route, RoutingTable, Target, hash_api_key
+from modelyard_routing.prices import price_for
 from modelyard_routing.table import ModelPrice
 
 log = logging.getLogger(__name__)

@@ -8,10 +8,10 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
+from modelyard_proxy.failures.classify import MalformedAnswer
 from modelyard_proxy.providers.base import CallContext
 from modelyard_proxy.providers.openai_chat_to_anthropic_messages.adapter import AnthropicAdapter
 from modelyard_proxy.providers.openai_chat_to_anthropic_messages.json_answer import JSON_TOOL
-from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 from modelyard_routing import Credential, Provider
 
 SECRET = "sk-ant-api03-0123456789abcdefghij"

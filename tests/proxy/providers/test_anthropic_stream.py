@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from modelyard_proxy.base.sse import SSEDecoder, SSEEvent
+from modelyard_proxy.failures.classify import MalformedAnswer
 from modelyard_proxy.providers.base import CallContext, StreamTranslator, UpstreamStreamError
 from modelyard_proxy.providers.openai_chat_to_anthropic_messages.adapter import AnthropicAdapter
 from modelyard_proxy.providers.openai_chat_to_anthropic_messages.json_answer import JSON_TOOL
-from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 from modelyard_routing import Credential, Provider
 
 CREDENTIAL = Credential(

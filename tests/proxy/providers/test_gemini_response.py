@@ -10,9 +10,9 @@ import pytest
 from google.genai import types
 from pydantic import SecretStr
 
+from modelyard_proxy.failures.classify import MalformedAnswer
 from modelyard_proxy.providers.base import CallContext
 from modelyard_proxy.providers.openai_chat_to_gemini.adapter import GeminiAdapter
-from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 from modelyard_routing import Credential
 from modelyard_routing.specs import Provider
 

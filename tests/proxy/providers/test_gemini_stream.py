@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from modelyard_proxy.base.sse import SSEDecoder
+from modelyard_proxy.failures.classify import MalformedAnswer
 from modelyard_proxy.providers.base import CallContext, UpstreamStreamError
 from modelyard_proxy.providers.openai_chat_to_gemini.adapter import GeminiAdapter
-from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 from modelyard_routing import Credential
 from modelyard_routing.specs import Provider
 

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from modelyard_proxy.base.errors import GatewayError
+from modelyard_proxy.failures.classify import MalformedAnswer, classify
 from modelyard_proxy.providers.base import CallContext, JSONObject, UpstreamStreamError
 from modelyard_proxy.providers.chunks import usage_object
 from modelyard_proxy.providers.openai_chat_to_anthropic_messages.json_answer import JSON_TOOL
@@ -19,7 +20,6 @@ from modelyard_proxy.providers.openai_chat_to_anthropic_messages.thinking import
     client_block,
     extra_content,
 )
-from modelyard_proxy.providers.upstream_errors import MalformedAnswer, classify
 
 PROVIDER = "anthropic"
 FINISH_REASONS = {

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from modelyard_proxy.base.sse import SSEEvent
+from modelyard_proxy.failures.classify import MalformedAnswer
 from modelyard_proxy.providers.base import CallContext, JSONObject, StreamTranslator, UpstreamStreamError
 from modelyard_proxy.providers.chunks import ChunkWriter
 from modelyard_proxy.providers.openai_chat_to_anthropic_messages.json_answer import JSON_TOOL
@@ -23,7 +24,6 @@ from modelyard_proxy.providers.openai_chat_to_anthropic_messages.response import
     stream_error,
 )
 from modelyard_proxy.providers.openai_chat_to_anthropic_messages.thinking import BLOCK_FIELDS, StreamedThinking
-from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 
 USAGE_FIELDS = (
     "input_tokens",

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 
 from modelyard_proxy.base.errors import GatewayError
+from modelyard_proxy.failures.classify import classify
 from modelyard_proxy.providers.base import JSONObject, UpstreamStreamError
-from modelyard_proxy.providers.upstream_errors import classify
 from modelyard_routing import Credential
 
 PROVIDER = "gemini"

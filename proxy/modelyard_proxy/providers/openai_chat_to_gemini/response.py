@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
+from modelyard_proxy.failures.classify import MalformedAnswer
 from modelyard_proxy.providers.base import CallContext, JSONObject
 from modelyard_proxy.providers.chunks import usage_object
-from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 
 _CONTENT_FILTER = (
     "SAFETY BLOCKLIST PROHIBITED_CONTENT SPII RECITATION LANGUAGE OTHER IMAGE_SAFETY IMAGE_PROHIBITED_CONTENT "

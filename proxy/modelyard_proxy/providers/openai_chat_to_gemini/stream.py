@@ -11,11 +11,11 @@ from __future__ import annotations
 import orjson
 
 from modelyard_proxy.base.sse import SSEEvent
+from modelyard_proxy.failures.classify import MalformedAnswer
 from modelyard_proxy.providers.base import CallContext, JSONObject, StreamTranslator, UpstreamStreamError
 from modelyard_proxy.providers.chunks import ChunkWriter
 from modelyard_proxy.providers.openai_chat_to_gemini.errors import in_band_error
 from modelyard_proxy.providers.openai_chat_to_gemini.response import CallIds, blocked, finish_reason, read_parts, usage
-from modelyard_proxy.providers.upstream_errors import MalformedAnswer
 
 
 class GeminiStream(StreamTranslator):

@@ -15,6 +15,7 @@ import orjson
 
 from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.base.sse import DONE_FRAME, SSEDecoder, SSEEvent, frame
+from modelyard_proxy.failures.classify import CLIENT_FAULT, classify, scrub
 from modelyard_proxy.providers.base import (
     CallContext,
     Inbound,
@@ -26,7 +27,6 @@ from modelyard_proxy.providers.base import (
 )
 from modelyard_proxy.providers.openai_chat_to_openai_chat.quirks import Quirks, rewrite_chat, rewrite_embeddings
 from modelyard_proxy.providers.schemas import Pair, Schema
-from modelyard_proxy.providers.upstream_errors import CLIENT_FAULT, classify, scrub
 from modelyard_routing import Credential
 
 _USAGE_NEEDLES = (b'"usage":{', b'"usage": {')

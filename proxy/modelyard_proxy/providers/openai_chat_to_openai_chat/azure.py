@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 from modelyard_proxy.base.errors import GatewayError
+from modelyard_proxy.failures.classify import scrub
 from modelyard_proxy.providers.base import CallContext
 from modelyard_proxy.providers.openai_chat_to_openai_chat.adapter import ErrorFields, OpenAIAdapter, parse_error
 from modelyard_proxy.providers.openai_chat_to_openai_chat.quirks import QUIRKS
-from modelyard_proxy.providers.upstream_errors import scrub
 from modelyard_routing import Credential, Provider
 from modelyard_routing.specs import AzureOptions
 
