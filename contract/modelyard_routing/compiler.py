@@ -7,10 +7,12 @@ on how the manifests reached it. No I/O and no clock: the same inventory always 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 
 from pydantic import SecretStr, ValidationError
 
-from modelyard_routing.conditions import Condition, describe_validation_error
+from modelyard_routing.conditions import Condition, describe_validation_error, invalid_spec
+from modelyard_routing.consumer_compiler import compile_consumers
 from modelyard_routing.defaults import DEFAULT_BASE_URLS
 from modelyard_routing.manifests import Inventory, Manifest, ObjectRef
 from modelyard_routing.specs import ModelRouteSpec, ProviderCredentialSpec, RequireSpec, TargetSpec, duration_ms
@@ -44,9 +46,15 @@ class _CredentialOutcome:
     problem: str
 
 
-def compile_inventory(inventory: Inventory, generation: int) -> CompileResult:
-    """Compile every object; invalid or unresolved ones are left out of the table and say why."""
-    conditions: dict[ObjectRef, tuple[Condition, ...]] = {}
+def compile_inventory(
+    inventory: Inventory, generation: int, trusted_namespaces: Collection[str] | None = None
+) -> CompileResult:
+    """Compile every object; invalid or unresolved ones are left out of the table and say why.
+
+    Consumers count only in ``trusted_namespaces`` (None trusts every namespace, as standalone manifests do).
+    """
+    tenancy = compile_consumers(inventory, trusted_namespaces)
+    conditions: dict[ObjectRef, tuple[Condition, ...]] = dict(tenancy.conditions)
     outcomes = {
         manifest.ref: _compile_credential(manifest, inventory, conditions) for manifest in inventory.credentials
     }
@@ -65,11 +73,15 @@ def compile_inventory(inventory: Inventory, generation: int) -> CompileResult:
             for target in targets
         }
     )
-    keys = sorted({hash_api_key(v) for s in inventory.secrets if s.is_api_keys for v in s.values.values() if v})
+    keys = sorted(
+        {hash_api_key(v) for s in inventory.secrets if s.is_api_keys for v in s.values.values() if v}
+        - tenancy.claimed_keys
+    )
     table = RoutingTable(
         routes=tuple(sorted(routes, key=lambda r: r.id)),
         credentials=tuple(by_id[k] for k in used),
         api_key_sha256=tuple(keys),
+        consumers=tenancy.consumers,
     )
     return CompileResult(table.sealed(generation), conditions)
 
@@ -82,10 +94,7 @@ def _compile_credential(
         spec = ProviderCredentialSpec.model_validate(manifest.spec)
     except ValidationError as exc:
         message = describe_validation_error(exc)
-        conditions[ref] = (
-            Condition(ACCEPTED, "False", "InvalidSpec", message, gen),
-            Condition(RESOLVED_REFS, "Unknown", "InvalidSpec", "spec is not valid", gen),
-        )
+        conditions[ref] = invalid_spec(exc, gen)
         return _CredentialOutcome(None, f"{ref} is invalid: {message}")
     accepted = Condition(ACCEPTED, "True", "Accepted", "spec is valid", gen)
     api_key: SecretStr | None = None
@@ -138,10 +147,7 @@ def _compile_route(
     try:
         spec = ModelRouteSpec.model_validate(manifest.spec)
     except ValidationError as exc:
-        conditions[ref] = (
-            Condition(ACCEPTED, "False", "InvalidSpec", describe_validation_error(exc), gen),
-            Condition(RESOLVED_REFS, "Unknown", "InvalidSpec", "spec is not valid", gen),
-        )
+        conditions[ref] = invalid_spec(exc, gen)
         return None
     names = [*spec.public_names(), *spec.model_patterns]
     taken = [(name, claimed[name]) for name in names if name in claimed]

@@ -33,3 +33,11 @@ def describe_validation_error(exc: ValidationError, prefix: str = "spec") -> str
         path = ".".join([prefix, *(str(p) if not isinstance(p, int) else f"[{p}]" for p in error["loc"])])
         parts.append(f"{path.replace('.[', '[')}: {error['msg']}")
     return "; ".join(parts)
+
+
+def invalid_spec(exc: ValidationError, generation: int) -> tuple[Condition, Condition]:
+    """The conditions of an object whose spec does not validate: not accepted, references not looked at."""
+    return (
+        Condition("Accepted", "False", "InvalidSpec", describe_validation_error(exc), generation),
+        Condition("ResolvedRefs", "Unknown", "InvalidSpec", "spec is not valid", generation),
+    )

@@ -21,6 +21,8 @@ DEFAULT_NAMESPACE = "default"
 #: Label that marks a Secret whose values are gateway API keys clients may present.
 API_KEYS_LABEL = f"{API_GROUP}/api-keys"
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+#: The custom resources the compiler reads; documents of other kinds are ignored.
+MANIFEST_KINDS = frozenset({"ModelRoute", "ProviderCredential", "ModelConsumer"})
 
 
 class ManifestError(ValueError):
@@ -56,6 +58,8 @@ class SecretData:
     ref: ObjectRef
     values: Mapping[str, str]
     is_api_keys: bool = False
+    #: The Secret's labels, which a ModelConsumer's ``keys.matchLabels`` selects on.
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(slots=True)
@@ -64,6 +68,7 @@ class Inventory:
 
     routes: list[Manifest] = dataclasses.field(default_factory=list)
     credentials: list[Manifest] = dataclasses.field(default_factory=list)
+    consumers: list[Manifest] = dataclasses.field(default_factory=list)
     secrets: list[SecretData] = dataclasses.field(default_factory=list)
 
     def add_document(self, doc: Mapping[str, Any], where: str = "") -> None:
@@ -76,10 +81,15 @@ class Inventory:
         if kind == "Secret":
             labels = metadata.get("labels") or {}
             self.secrets.append(
-                SecretData(ref, decode_secret(doc, where), str(labels.get(API_KEYS_LABEL, "")).lower() == "true")
+                SecretData(
+                    ref,
+                    decode_secret(doc, where),
+                    str(labels.get(API_KEYS_LABEL, "")).lower() == "true",
+                    {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {},
+                )
             )
             return
-        if kind not in {"ModelRoute", "ProviderCredential"}:
+        if kind not in MANIFEST_KINDS:
             return
         api_version = str(doc.get("apiVersion", ""))
         if not api_version.startswith(f"{API_GROUP}/"):
@@ -90,7 +100,9 @@ class Inventory:
         manifest = Manifest(
             ref, spec, int(metadata.get("generation") or 1), str(metadata.get("creationTimestamp") or "")
         )
-        (self.routes if kind == "ModelRoute" else self.credentials).append(manifest)
+        {"ModelRoute": self.routes, "ProviderCredential": self.credentials, "ModelConsumer": self.consumers}[
+            str(kind)
+        ].append(manifest)
 
     def secret(self, namespace: str, name: str) -> SecretData | None:
         """The Secret ``namespace/name``, if present."""

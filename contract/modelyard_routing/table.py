@@ -22,12 +22,20 @@ from pydantic import (
 from pydantic_core.core_schema import SerializationInfo
 
 from modelyard_routing import specs
+from modelyard_routing.consumer_spec import BudgetPeriod, StoreFailure, UnpricedModels
 from modelyard_routing.specs import AzureOptions, DataRetention, Provider
 
 #: Bumped on any change a proxy of the previous version could misread; proxies refuse unknown versions.
 SCHEMA_VERSION = 1
 #: Context flag that reveals secrets in a dump; without it, they stay masked (logs, reprs, status).
 REVEAL_SECRETS = "reveal_secrets"
+
+
+def _without_empty(data: Any, field: str) -> Any:
+    """A dump without ``field`` when it is empty: fields added later leave older tables' hashes unchanged."""
+    if isinstance(data, dict) and not data.get(field):
+        data.pop(field, None)
+    return data
 
 
 class _Frozen(BaseModel):
@@ -60,10 +68,7 @@ class Credential(_Frozen):
     @model_serializer(mode="wrap")
     def _omit_empty_prices(self, handler: SerializerFunctionWrapHandler) -> Any:
         """A credential without prices serialises (and hashes) exactly as before prices existed."""
-        data = handler(self)
-        if isinstance(data, dict) and not data.get("prices"):
-            data.pop("prices", None)
-        return data
+        return _without_empty(handler(self), "prices")
 
     @field_serializer("api_key")
     def _dump_key(self, key: SecretStr | None, info: SerializationInfo) -> str | None:
@@ -155,8 +160,42 @@ class Route(_Frozen):
     policy: Policy = Field(default_factory=Policy)
 
 
+class ConsumerLimits(_Frozen):
+    """Per-minute rates and a concurrency cap; None is no limit."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    concurrent_requests: int | None = None
+
+
+class Budget(_Frozen):
+    """At most ``usd`` of spend per calendar ``period`` in UTC."""
+
+    period: BudgetPeriod
+    usd: float
+
+
+class Consumer(_Frozen):
+    """A compiled ModelConsumer: the hashes of its keys and what they may do (never a key itself)."""
+
+    #: ``namespace/name``: the label in metrics, the audit line and spans, and the store's key prefix.
+    name: str
+    key_sha256: tuple[str, ...]
+    #: Public model names, aliases or wildcard patterns (``*`` is every route).
+    models: tuple[str, ...]
+    default_profile: str | None = None
+    limits: ConsumerLimits = Field(default_factory=ConsumerLimits)
+    budgets: tuple[Budget, ...] = ()
+    unpriced_models: UnpricedModels = UnpricedModels.ALLOW
+    on_store_failure: StoreFailure = StoreFailure.FAIL_OPEN
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
 class RoutingTable(_Frozen):
-    """Everything a proxy pod needs to serve: routes, credentials, and hashes of the gateway API keys."""
+    """Everything a proxy pod needs to serve: routes, credentials, consumers, and hashes of the gateway API keys.
+
+    ``api_key_sha256`` are the keys of labelled Secrets that belong to no consumer: unlimited, every model.
+    """
 
     schema_version: int = SCHEMA_VERSION
     generation: int = 0
@@ -164,6 +203,12 @@ class RoutingTable(_Frozen):
     routes: tuple[Route, ...] = ()
     credentials: tuple[Credential, ...] = ()
     api_key_sha256: tuple[str, ...] = ()
+    consumers: tuple[Consumer, ...] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_no_consumers(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """A table without consumers serialises (and hashes) exactly as before consumers existed."""
+        return _without_empty(handler(self), "consumers")
 
     def content_hash(self) -> str:
         """sha256 over the canonical content, secrets included, generation and hash excluded."""
