@@ -1,7 +1,8 @@
 """Modelyard as deployed: a realistic generated table, served in operator mode with telemetry switched on.
 
-The table has what a production one has: gateway keys (auth on), 50 routes each with a fallback target,
-retries, deadlines, a circuit breaker, context windows, aliases and a few wildcard patterns. It is
+The table has what a production one has: gateway keys (auth on), consumers with their own keys, limits and
+budgets, 50 routes each with a fallback target, retries, deadlines, a circuit breaker, context windows,
+aliases, a few wildcard patterns, and prices for the route the benchmark calls. It is
 compiled here with the project's own compiler and served from a table file with the admin port open,
 the way the operator runs proxies. Options the CLI grows later (workers, metrics) are detected from
 ``--help`` so the benchmark keeps working before and after they land.
@@ -20,12 +21,31 @@ from typing import Any
 
 from bench.procs import PROXY_CPU, Service, pinned, python_module
 from modelyard_routing import Inventory, RoutingTable, compile_inventory
+from modelyard_routing.consumer_spec import (
+    MAX_BUDGET_USD,
+    MAX_CONCURRENT,
+    MAX_REQUESTS_PER_MINUTE,
+    MAX_TOKENS_PER_MINUTE,
+)
 
 NAMESPACE = "default"
 API_GROUP = "modelyard.io/v1alpha1"
 #: The gateway key wrk sends; the table holds its sha256 among a handful of others.
 BENCH_KEY = "sk-bench-8c1f0e4e7a2b4d0f9a1c"
 ADMIN_TOKEN = "bench-admin-token"
+#: A ModelConsumer's key: the same requests as ``BENCH_KEY``, admitted and settled against the consumer's
+#: limits and budgets, which are high enough never to refuse one (so every request pays the full cost).
+CONSUMER_KEY = "sk-bench-consumer-5d2a7f90c3e14b68"
+CONSUMER = "bench-team"
+#: The consumer's limits and budgets: the largest the spec allows, so none of them ever refuses a request.
+CONSUMER_LIMITS = {
+    "requestsPerMinute": MAX_REQUESTS_PER_MINUTE,
+    "tokensPerMinute": MAX_TOKENS_PER_MINUTE,
+    "concurrentRequests": MAX_CONCURRENT,
+}
+CONSUMER_BUDGETS = [{"period": "day", "usd": MAX_BUDGET_USD}, {"period": "month", "usd": MAX_BUDGET_USD}]
+#: A list price per million tokens for the called route's models, so budgets count real money.
+CHAT_PRICE = {"inputPerMTokens": 0.4, "outputPerMTokens": 1.6}
 #: The public names the benchmark calls; the other routes are there to make the table realistic.
 CHAT_MODEL = "chat-23"
 ANTHROPIC_MODEL = "claude-bench"
@@ -79,35 +99,75 @@ def _route(index: int, name: str, primary: str, fallback: str) -> dict[str, Any]
     return _doc("ModelRoute", name, spec, index)
 
 
-def _credential(name: str, provider: str, base_url: str, key: str) -> dict[str, Any]:
-    spec = {"provider": provider, "baseURL": base_url, "secretRef": {"name": "provider-keys", "key": key}}
+def _credential(
+    name: str, provider: str, base_url: str, key: str, prices: dict[str, dict[str, float]] | None = None
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "provider": provider,
+        "baseURL": base_url,
+        "secretRef": {"name": "provider-keys", "key": key},
+    }
+    if prices:
+        spec["prices"] = prices
     return _doc("ProviderCredential", name, spec)
 
 
+def _secret(name: str, values: dict[str, str], labels: dict[str, str] | None = None) -> dict[str, Any]:
+    metadata = {"name": name, "namespace": NAMESPACE, **({"labels": labels} if labels else {})}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "stringData": values}
+
+
+def _consumers() -> list[dict[str, Any]]:
+    """The benchmark's consumer (every model, limits and budgets that never refuse) and four more teams with
+    their own keys, narrower models and tighter limits, as a shared gateway has."""
+    docs = [
+        _secret("bench-team-keys", {"bench": CONSUMER_KEY}),
+        _doc(
+            "ModelConsumer",
+            CONSUMER,
+            {
+                "keys": {"secretRefs": [{"name": "bench-team-keys"}]},
+                "models": ["*"],
+                "limits": CONSUMER_LIMITS,
+                "budgets": CONSUMER_BUDGETS,
+            },
+        ),
+    ]
+    for index in range(4):
+        team = f"team-{chr(ord('a') + index)}"
+        docs.append(_secret(f"{team}-keys", {"app": f"sk-{team}-7c41e2d9", "ci": f"sk-{team}-ci-0b8e6a35"}))
+        spec = {
+            "keys": {"secretRefs": [{"name": f"{team}-keys"}]},
+            "models": [f"chat-{index:02d}", "chat-1*"],
+            "limits": {"requestsPerMinute": 600, "tokensPerMinute": 200_000, "concurrentRequests": 20},
+            "budgets": [{"period": "hour", "usd": 5}, {"period": "month", "usd": 1000}],
+        }
+        docs.append(_doc("ModelConsumer", team, spec, index))
+    return docs
+
+
 def inventory(routes: int, upstream: str, sse: str) -> Inventory:
-    """``routes`` routes (the last three are the Anthropic and streaming ones) over five credentials.
+    """``routes`` routes (the last three are the Anthropic and streaming ones) over five credentials, and
+    five consumers.
 
     ``upstream`` is nginx's base URL, ``sse`` the paced stream server's; both get ``/v1`` appended.
     """
     found = Inventory()
     docs = [
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "provider-keys", "namespace": NAMESPACE},
-            "stringData": {"openai": "sk-up-openai", "compat": "sk-up-compat", "anthropic": "sk-ant-up"},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "gateway-keys", "namespace": NAMESPACE, "labels": {"modelyard.io/api-keys": "true"}},
-            "stringData": {"bench": BENCH_KEY, **{f"team-{i}": f"sk-team-{i:02d}-3e9d1c7b" for i in range(20)}},
-        },
-        _credential("primary", "openai", f"{upstream}/v1", "openai"),
-        _credential("fallback", "openai-compatible", f"{upstream}/v1", "compat"),
+        _secret("provider-keys", {"openai": "sk-up-openai", "compat": "sk-up-compat", "anthropic": "sk-ant-up"}),
+        _secret(
+            "gateway-keys",
+            {"bench": BENCH_KEY, **{f"team-{i}": f"sk-team-{i:02d}-3e9d1c7b" for i in range(20)}},
+            {"modelyard.io/api-keys": "true"},
+        ),
+        _credential("primary", "openai", f"{upstream}/v1", "openai", {CHAT_MODEL: CHAT_PRICE}),
+        _credential(
+            "fallback", "openai-compatible", f"{upstream}/v1", "compat", {f"{CHAT_MODEL}-fallback": CHAT_PRICE}
+        ),
         _credential("anthropic", "anthropic", f"{upstream}/v1", "anthropic"),
         _credential("sse-openai", "openai", f"{sse}/v1", "openai"),
         _credential("sse-anthropic", "anthropic", f"{sse}/v1", "anthropic"),
+        *_consumers(),
     ]
     docs += [
         _route(i, f"chat-{i:02d}" if routes <= 100 else f"chat-{i:04d}", "primary", "fallback")
@@ -137,6 +197,11 @@ def serve_help() -> str:
     """``modelyard serve --help``: which options this build has."""
     done = subprocess.run(python_module("modelyard", "serve", "--help"), capture_output=True, text=True, check=True)
     return done.stdout
+
+
+def counts_in_store() -> bool:
+    """Whether this build counts consumers' limits and budgets in a shared store (``serve --store-url``)."""
+    return "--store-url" in serve_help()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -179,9 +244,11 @@ def start(
     env: Mapping[str, str] | None = None,
     name: str = "modelyard",
     export: bool = False,
+    store_url: str | None = None,
 ) -> Gateway:
     """Serve ``table`` from a file in operator mode on ``ports`` (public, admin), pinned to the proxy core, one
-    worker, with ``env`` added; the service joins ``running``.
+    worker, with ``env`` added and consumers counted in the store at ``store_url`` (None: in the process);
+    the service joins ``running``.
 
     ``collector`` None switches tracing off; otherwise every span is built and batched, then discarded by
     a no-op exporter, or with ``export`` encoded and sent to ``collector`` over OTLP/HTTP.
@@ -195,6 +262,8 @@ def start(
     args += ["--admin-port", str(admin_port), "--admin-token-file", str(token_file)]
     if "--workers" in serve_help():
         args += ["--workers", "1"]  # the targets are per worker, and the proxy gets one core
+    if store_url is not None:
+        args += ["--store-url", store_url]  # no password: the bench's store is on loopback
     environment = {**(telemetry_env(collector) if collector else {}), **(env or {})}
     module = "modelyard" if export or collector is None else "bench.traced_gateway"
     service = Service(name, pinned(PROXY_CPU, python_module(module, *args)), folder, environment)

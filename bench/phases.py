@@ -12,11 +12,21 @@ from pathlib import Path
 
 import orjson
 
-from bench import gateway, streaming, wrk
-from bench.procs import LOAD_CPU, PROXY_CPU, Service, free_port, pinned, python_module
-from bench.results import DIRECT, DIRECT_ANTHROPIC, MODELYARD, MODELYARD_ANTHROPIC, P99_BOUND_MS, PASSTHROUGH
+from bench import gateway, store, streaming, wrk
+from bench.procs import LOAD_CPU, PROXY_CPU, Service, ensure_tools, free_port, pinned, python_module
+from bench.results import (
+    DIRECT,
+    DIRECT_ANTHROPIC,
+    MODELYARD,
+    MODELYARD_ANTHROPIC,
+    MODELYARD_CONSUMER,
+    P99_BOUND_MS,
+    PASSTHROUGH,
+)
 from bench.upstreams import start_nginx
 
+#: What a consumer's answers carry (OpenAI's rate headers) and a plain key's do not.
+RATE_HEADER = "x-ratelimit-limit-requests"
 MESSAGES = [
     {"role": "system", "content": "You are a concise assistant."},
     {"role": "user", "content": "Write a haiku about a proxy that adds no latency."},
@@ -40,6 +50,11 @@ class Settings:
     control_plane: bool
 
 
+def ensure_bench_tools() -> None:
+    """wrk and nginx, and redis-server when this build counts consumers' limits in a store."""
+    ensure_tools("wrk", "nginx", *([store.PACKAGE] if gateway.counts_in_store() else []))
+
+
 def json_body(**fields: object) -> bytes:
     """A request body."""
     return orjson.dumps(fields)
@@ -59,6 +74,8 @@ class Systems:
     gateway: gateway.Gateway
     sse_port: int
     passthrough_sse_port: int
+    #: The consumers' counter store; None when this build cannot use one (no consumer target then).
+    counter_store: store.Store | None
 
 
 @dataclasses.dataclass(slots=True)
@@ -82,7 +99,8 @@ class Bench:
     # -- set-up --------------------------------------------------------------------------------------------
 
     def start(self) -> Systems:
-        """nginx, the paced SSE upstream, the two passthroughs and Modelyard, and the five wrk targets."""
+        """nginx, the paced SSE upstream, the two passthroughs, the counter store and Modelyard, and the six wrk
+        targets (five when this build has no ``--store-url``)."""
         nginx_port, sse_port, pt_port, pt_sse_port, gw_port, admin_port = (free_port() for _ in range(6))
         nginx = start_nginx(self.folder / "nginx", nginx_port, self.running)
         nginx_url, sse_url = f"http://127.0.0.1:{nginx_port}", f"http://127.0.0.1:{sse_port}"
@@ -97,6 +115,7 @@ class Bench:
         )
         table = gateway.compile_table(gateway.inventory(50, nginx_url, sse_url))
         collector = nginx_url if self.tracing else None
+        counters = store.start(self.folder, self.running) if gateway.counts_in_store() else None
         gw = gateway.start(
             table,
             self.folder,
@@ -105,6 +124,7 @@ class Bench:
             self.running,
             log_level=self.log_level,
             env={"MODELYARD_ACCESS_LOG": "1" if self.access_log else "0"},
+            store_url=counters.url if counters else None,
         )
         for service, port in ((sse, sse_port), (passthrough, pt_port), (pt_sse, pt_sse_port)):
             service.wait_port(port)
@@ -116,9 +136,11 @@ class Bench:
         self._add(DIRECT, f"{nginx_url}/v1/chat/completions", chat, nginx)
         self._add(PASSTHROUGH, f"http://127.0.0.1:{pt_port}/v1/chat/completions", chat, passthrough)
         self._add(MODELYARD, f"{gw.url}/v1/chat/completions", chat, gw.service, gateway.BENCH_KEY)
+        if counters:
+            self._add(MODELYARD_CONSUMER, f"{gw.url}/v1/chat/completions", chat, gw.service, gateway.CONSUMER_KEY)
         self._add(DIRECT_ANTHROPIC, f"{nginx_url}/v1/messages", native, nginx)
         self._add(MODELYARD_ANTHROPIC, f"{gw.url}/v1/chat/completions", claude, gw.service, gateway.BENCH_KEY)
-        return Systems(passthrough, pt_sse, gw, sse_port, pt_sse_port)
+        return Systems(passthrough, pt_sse, gw, sse_port, pt_sse_port, counters)
 
     def _service(self, name: str, cpu: int, module: str, *args: str) -> Service:
         service = Service(name, pinned(cpu, python_module(module, *args)), self.folder)
@@ -141,10 +163,13 @@ class Bench:
             try:
                 with urllib.request.urlopen(request, timeout=10) as response:
                     answer = orjson.loads(response.read())
+                    limited = RATE_HEADER in response.headers
             except OSError as exc:
                 raise SystemExit(f"{name}: {target.url} failed: {exc}\n{self.cpu_of[name].tail()}") from exc
             if "choices" not in answer and "content" not in answer:
                 raise SystemExit(f"{name}: unexpected answer {answer}")
+            if name == MODELYARD_CONSUMER and not limited:
+                raise SystemExit(f"{name}: no {RATE_HEADER} header: the key was not served as the consumer's")
 
     # -- phases ----------------------------------------------------------------------------------------------
 
@@ -153,7 +178,7 @@ class Bench:
         before = service.cpu_seconds()
         result = wrk.run(self.targets[name], connections, seconds)
         cpu = service.cpu_seconds() - before
-        if name in (MODELYARD, MODELYARD_ANTHROPIC):
+        if name in (MODELYARD, MODELYARD_CONSUMER, MODELYARD_ANTHROPIC):
             self.gateway_requests += result.requests
         elif name == PASSTHROUGH:
             self.passthrough_requests += result.requests

@@ -26,9 +26,9 @@ from pathlib import Path
 import orjson
 
 from bench import gateway, wrk
-from bench.phases import MESSAGES, Bench, Settings
-from bench.procs import LOAD_CPU, REPO, ensure_tools, pin_self, pinned, services
-from bench.results import MODELYARD, MODELYARD_ANTHROPIC, PASSTHROUGH
+from bench.phases import MESSAGES, Bench, Settings, ensure_bench_tools
+from bench.procs import LOAD_CPU, REPO, pin_self, pinned, services
+from bench.results import MODELYARD, MODELYARD_ANTHROPIC, MODELYARD_CONSUMER, PASSTHROUGH
 
 OUT = REPO / "bench" / "profiles"
 #: Frames every sample has (interpreter start-up and the event loop itself): not informative.
@@ -37,6 +37,7 @@ BORING = ("<frozen runpy>", "modelyard/__main__.py", "modelyard/cli.py", "uvloop
 CASES = {
     "passthrough": (PASSTHROUGH, 8),
     "openai": (MODELYARD, 8),
+    "consumer": (MODELYARD_CONSUMER, 8),
     "anthropic": (MODELYARD_ANTHROPIC, 8),
     "stream-openai": (gateway.STREAM_MODEL, 32),
     "stream-anthropic": (gateway.STREAM_ANTHROPIC_MODEL, 32),
@@ -95,7 +96,18 @@ AIOHTTP_CLIENT = ("aiohttp/client.py", "aiohttp/client_reqrep.py", "aiohttp/clie
 
 #: Code a sample is charged to; the standard library helpers they call (os.path, dataclasses, uuid, abc ...)
 #: are charged to the nearest of these above them on the stack.
-KNOWN = ("opentelemetry/", "logging/", "aiohttp/", "modelyard_proxy/", "modelyard_routing/", "asyncio/", "bench/")
+KNOWN = (
+    "opentelemetry/",
+    "logging/",
+    "aiohttp/",
+    "redis/",
+    "modelyard_proxy/",
+    "modelyard_routing/",
+    "asyncio/",
+    "bench/",
+)
+#: A consumer's limits and budgets: the worst-case estimate, admission and settlement, and the counters.
+TENANCY = ("modelyard_proxy/tenancy/", "modelyard_proxy/relay/quota.py", "modelyard_proxy/relay/estimate.py")
 
 
 def category(frames: list[Frame]) -> str:
@@ -116,6 +128,10 @@ def category(frames: list[Frame]) -> str:
         "modelyard_routing/prices.py",
     ):
         return "metrics and cost accounting"
+    if where.startswith("redis/"):
+        return "counter store client (redis-py: commands, RESP parsing, its connection)"
+    if where.startswith(TENANCY):
+        return "limits and budgets (tenancy/, relay/quota.py, relay/estimate.py)"
     if where.startswith("modelyard_proxy/upstream/"):
         return "upstream client (modelyard_proxy/upstream)"
     if where.startswith(("modelyard_proxy/", "modelyard_routing/", "bench/")):
@@ -237,9 +253,13 @@ def profile(
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
+            store_cpu = systems.counter_store.service.cpu_seconds if systems.counter_store else lambda: 0.0
+            before = store_cpu()
             result = wrk.run(target, load, seconds + 2)
+            store_us = (store_cpu() - before) / max(1, result.requests) * 1e6
             spy.wait()
-            head = f"{stem}: {result.rps:,.0f} requests/s at {load} connections while sampled at {rate}/s\n"
+            head = f"{stem}: {result.rps:,.0f} requests/s at {load} connections while sampled at {rate}/s"
+            head += f"; counter store CPU {store_us:.1f} µs a request\n" if name == MODELYARD_CONSUMER else "\n"
             text = head + summarise(read_folded(folded))
             (OUT / f"{stem}.txt").write_text(text)
             print(text)
@@ -257,7 +277,7 @@ def main() -> None:
     variant.add_argument("--no-tracing", action="store_true", help="the gateway without a trace exporter")
     variant.add_argument("--lean", action="store_true", help="no trace export, WARNING logs, no access log")
     args = parser.parse_args()
-    ensure_tools("wrk", "nginx")
+    ensure_bench_tools()
     pin_self(LOAD_CPU)
     profile(
         args.case or list(CASES),

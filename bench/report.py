@@ -10,19 +10,25 @@ import importlib.metadata
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sysconfig
 from pathlib import Path
 
+from bench import store
 from bench.procs import REPO, pinning_available, tool
 from bench.results import (
+    CONSUMER_ADDED_P50_MS,
+    CONSUMER_THROUGHPUT_SHARE,
     DIRECT,
     DIRECT_ANTHROPIC,
     FLAT_MB,
     MODELYARD,
     MODELYARD_ANTHROPIC,
+    MODELYARD_CONSUMER,
     P99_BOUND_MS,
     PASSTHROUGH,
+    Case,
     Run,
 )
 
@@ -30,6 +36,7 @@ COLUMNS = (
     (DIRECT, "direct (nginx)"),
     (PASSTHROUGH, "minimal aiohttp passthrough"),
     (MODELYARD, "Modelyard"),
+    (MODELYARD_CONSUMER, "Modelyard, consumer with limits and budgets"),
     (DIRECT_ANTHROPIC, "direct Anthropic (nginx)"),
     (MODELYARD_ANTHROPIC, "Modelyard → Anthropic"),
 )
@@ -77,7 +84,16 @@ def machine_info() -> dict[str, str]:
         "pydantic": _version("pydantic"),
         "wrk": _command([tool("wrk"), "-v"]).split(" [")[0],
         "nginx": _command([tool("nginx"), "-v"]).partition(": ")[2],
+        "redis-server": _redis_version(),
     }
+
+
+def _redis_version() -> str:
+    """``7.0.15`` from ``Redis server v=7.0.15 sha=...``; the store is optional, so its absence is not an error."""
+    if shutil.which(store.PACKAGE) is None:
+        return "not installed"
+    words = _command([store.PACKAGE, "--version"]).split()
+    return next((word.removeprefix("v=") for word in words if word.startswith("v=")), "?")
 
 
 def _ms(value: float) -> str:
@@ -99,8 +115,9 @@ def _verdict(ok: bool) -> str:
 
 
 def _side_by_side(run: Run) -> list[str]:
-    names = [name for name, _ in COLUMNS]
-    rows = ["| | " + " | ".join(title for _, title in COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]
+    columns = [(name, title) for name, title in COLUMNS if name in run.cases or name in run.streams]
+    names = [name for name, _ in columns]
+    rows = ["| | " + " | ".join(title for _, title in columns) + " |", "|---|" + "---:|" * len(columns)]
 
     def row(label: str, cells: dict[str, str]) -> None:
         rows.append(f"| {label} | " + " | ".join(cells.get(name, "") for name in names) + " |")
@@ -190,6 +207,9 @@ def _targets(run: Run) -> list[str]:
         rows.append(
             f"| throughput ≥ 60% of the passthrough's ({pt.max_rps:,.0f}/s) | {my.max_rps:,.0f}/s = {share:.0%} | {_verdict(share >= 0.6)} |"
         )
+    consumer = cases.get(MODELYARD_CONSUMER)
+    if my and consumer:
+        rows += _consumer_targets(my, consumer)
     my_s = streams.get(MODELYARD)
     if my_s:
         rows.append(
@@ -225,6 +245,20 @@ def _targets(run: Run) -> list[str]:
     return rows
 
 
+def _consumer_targets(my: Case, consumer: Case) -> list[str]:
+    """What a consumer's limits and budgets cost over a plain key on the same route of the same process."""
+    added = consumer.added_p50_ms - my.added_p50_ms
+    share = consumer.max_rps / my.max_rps if my.max_rps else float("nan")
+    return [
+        f"| limits and budgets: added p50 at 1 connection ≤ Modelyard's + {CONSUMER_ADDED_P50_MS:g} ms"
+        f" ({_ms(my.added_p50_ms + CONSUMER_ADDED_P50_MS)}) | {_ms(consumer.added_p50_ms)} = {added:+.2f} ms"
+        f" | {_verdict(added <= CONSUMER_ADDED_P50_MS)} |",
+        f"| limits and budgets: throughput ≥ {CONSUMER_THROUGHPUT_SHARE:.0%} of Modelyard's ({my.max_rps:,.0f}/s)"
+        f" | {consumer.max_rps:,.0f}/s = {share:.0%}; CPU {_us(consumer.cpu_us_per_request)} per request vs"
+        f" {_us(my.cpu_us_per_request)} | {_verdict(share >= CONSUMER_THROUGHPUT_SHARE)} |",
+    ]
+
+
 def render(run: Run) -> str:
     """The whole report as Markdown."""
     lines = [
@@ -247,7 +281,11 @@ def render(run: Run) -> str:
         "every span sampled, batched and handed to a no-op exporter (`bench/traced_gateway.py`; `python -m",
         "bench.ablate` measures real OTLP export on top); INFO logging with the audit line on and the access log",
         "off (the shipped defaults), written to a file. The OpenAI route's upstream model is its public name, so",
-        "bodies pass through untouched; the Anthropic route translates both ways.",
+        "bodies pass through untouched; the Anthropic route translates both ways. The consumer column is the same",
+        "process and route called with a ModelConsumer's key (every model; limits and day and month budgets too",
+        "high ever to refuse), so each request is admitted with one Lua script on the counter store (a local",
+        "redis-server on the load core) that reserves its worst-case tokens and cost, and settled after with one",
+        "pipelined write; its targets compare it with the plain-key Modelyard column of the same run.",
         "",
         "Chunk transit is the upstream's write to the client's read of one SSE chunk (the targets take turns stream",
         "by stream). On this VM it drifts by tens of microseconds between runs, the direct floor included",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
-#: The three systems side by side, plus the Anthropic-translating route of the gateway and its own floor.
+#: The three systems side by side, plus the gateway's route for a consumer with limits and budgets, and its
+#: Anthropic-translating route with that route's own floor.
 DIRECT = "direct"
 PASSTHROUGH = "passthrough"
 MODELYARD = "modelyard"
+#: The same gateway and route called with a ModelConsumer's key: limits and budgets counted in a local store.
+MODELYARD_CONSUMER = "modelyard-consumer"
 DIRECT_ANTHROPIC = "direct-anthropic"
 MODELYARD_ANTHROPIC = "modelyard-anthropic"
 #: Which direct run is each case's floor (the same upstream endpoint, called without a proxy).
@@ -15,11 +18,15 @@ FLOOR = {
     DIRECT: DIRECT,
     PASSTHROUGH: DIRECT,
     MODELYARD: DIRECT,
+    MODELYARD_CONSUMER: DIRECT,
     DIRECT_ANTHROPIC: DIRECT_ANTHROPIC,
     MODELYARD_ANTHROPIC: DIRECT_ANTHROPIC,
 }
 #: Throughput is the best rate whose p99 stays under this.
 P99_BOUND_MS = 50.0
+#: What limits and budgets (admit and settle against the counter store) may add over a plain gateway key.
+CONSUMER_ADDED_P50_MS = 0.3
+CONSUMER_THROUGHPUT_SHARE = 0.8
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -2,8 +2,9 @@
 
 Three systems answer the same requests side by side: nginx returning a fixed completion (direct, the
 floor of this box), a minimal aiohttp passthrough (the floor for a Python proxy), and Modelyard with a
-realistic table. The proxy under test is alone on CPU 0; wrk, nginx, the paced SSE upstream and this
-script share CPU 1. Every phase runs in interleaved rounds and reports medians, so drift on a shared
+realistic table, called with a plain gateway key and, in the same process, with a consumer's key whose
+limits and budgets are counted in a local Redis. The proxy under test is alone on CPU 0; wrk, nginx, the
+paced SSE upstream, Redis and this script share CPU 1. Every phase runs in interleaved rounds and reports medians, so drift on a shared
 machine hits all systems alike; only same-run differences and ratios mean much.
 
     python -m bench.run [--quick] [--rounds 3] [--no-control-plane] [--results bench/RESULTS.md]
@@ -18,11 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import control_plane, gateway, phases, report, streaming, wrk
-from bench.phases import Bench, Settings
+from bench.phases import Bench, Settings, ensure_bench_tools
 from bench.procs import (
     LOAD_CPU,
     REPO,
-    ensure_tools,
     machine_busy_seconds,
     own_seconds,
     pin_self,
@@ -93,7 +93,8 @@ def measure(settings: Settings, busy_before: float) -> Run:
     run.machine["machine busy just before the run"] = f"{busy_before:.0%}"
     with tempfile.TemporaryDirectory(prefix="modelyard-bench-") as tmp, services() as running:
         bench = Bench(settings, Path(tmp), running)
-        done = _step("starting nginx, the paced SSE upstream, two passthroughs and Modelyard (50 routes)")
+        redis = ", Redis" if gateway.counts_in_store() else ""
+        done = _step(f"starting nginx, the paced SSE upstream, two passthroughs{redis} and Modelyard (50 routes)")
         systems = bench.start()
         passthrough, gw = systems.passthrough, systems.gateway
         bench.check()
@@ -108,6 +109,11 @@ def measure(settings: Settings, busy_before: float) -> Run:
 
         checkpoint("idle")
         run.settings["metrics endpoint"] = gw.metrics_endpoint() or "none found (admin port and public /metrics)"
+        run.settings["consumer counters"] = (
+            "redis-server on loopback, no persistence (`serve --store-url`)"
+            if systems.counter_store
+            else "not measured: this build has no `serve --store-url`"
+        )
         done()
         done = _step(f"latency at 1 connection, {settings.rounds} rounds x {len(bench.targets)} targets")
         latency = bench.latency()
@@ -169,7 +175,7 @@ def main() -> None:
         "--wait-quiet", type=float, default=0, metavar="SECONDS", help="first wait up to this long for an idle machine"
     )
     args = parser.parse_args()
-    ensure_tools("wrk", "nginx")
+    ensure_bench_tools()
     pin_self(LOAD_CPU)
     quick = args.quick
     settings = Settings(
