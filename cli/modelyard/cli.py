@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import functools
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,9 +29,11 @@ def _serve(args: argparse.Namespace) -> int:
     from modelyard_routing.push import AdminToken  # noqa: PLC0415
 
     settings = ProxySettings()
-    for name in ("host", "port", "max_body_bytes", "admin_port", "admin_token_file", "workers"):
+    for name in ("host", "port", "max_body_bytes", "admin_port", "admin_token_file", "workers", "store_url"):
         if getattr(args, name) is not None:
             settings = dataclasses.replace(settings, **{name: getattr(args, name)})
+    if args.store_url is not None:  # workers inherit it: a URL may carry a password, so never on a command line
+        os.environ["MODELYARD_STORE_URL"] = args.store_url
     if args.manifests is not None:
         if not args.manifests.is_dir():
             print(f"modelyard serve: {args.manifests} is not a folder", file=sys.stderr)
@@ -59,6 +62,14 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
     if settings.workers > 1:
         from modelyard_proxy.serving.supervisor import run_supervisor  # noqa: PLC0415
+
+        if settings.store_url is None:
+            logging.getLogger("modelyard").warning(
+                "no counter store (--store-url): each of the %d workers counts consumers' limits and budgets on "
+                "its own, so a consumer may get up to %d times each limit and budget from this pod",
+                settings.workers,
+                settings.workers,
+            )
 
         return run_supervisor(
             settings,
@@ -182,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="processes serving the port; above 1 a supervisor owns the admin port "
         "(default: the container's CPU limit, env MODELYARD_WORKERS)",
+    )
+    serve.add_argument(
+        "--store-url",
+        default=None,
+        help="Redis/Valkey URL (redis:// or rediss://) shared by every pod and worker for limits and budgets; "
+        "the password comes from env MODELYARD_STORE_PASSWORD (env MODELYARD_STORE_URL; default: count per process)",
     )
     serve.add_argument("--worker-socket", type=Path, default=None, help=argparse.SUPPRESS)  # a supervisor's worker
     serve.set_defaults(run=_serve)

@@ -11,11 +11,12 @@ import modelyard_tracing
 from modelyard_proxy.api import handlers
 from modelyard_proxy.api.middlewares import gateway_middleware
 from modelyard_proxy.base.settings import ProxySettings
-from modelyard_proxy.keys import AUDIT, HEALTH, METRICS, SETTINGS, STORE, TRACER, UPSTREAM
+from modelyard_proxy.keys import AUDIT, COUNTERS, HEALTH, METRICS, SETTINGS, STORE, TRACER, UPSTREAM
 from modelyard_proxy.observability.auditlog import AuditLog
 from modelyard_proxy.observability.metrics import Metrics
 from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.table.store import TableStore
+from modelyard_proxy.tenancy.counters import Counters, open_counters
 from modelyard_proxy.upstream import UpstreamClient
 from modelyard_tracing.lean import lean_tracer
 
@@ -53,12 +54,25 @@ def create_app(
         tracer_provider = owned
     app[TRACER] = lean_tracer(tracer_provider, "modelyard_proxy")
     app.cleanup_ctx.append(_upstream_client)
+    app[COUNTERS] = counters_for(settings)
+    app.on_cleanup.append(_close_counters)
     app.router.add_post("/v1/chat/completions", handlers.chat_completions)
     app.router.add_post("/v1/embeddings", handlers.embeddings)
     app.router.add_get("/v1/models", handlers.list_models)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     return app
+
+
+def counters_for(settings: ProxySettings) -> Counters:
+    """The store's counters when one is configured, else this process's own (exact for one process only)."""
+    return open_counters(
+        settings.store_url, settings.store_password, settings.store_timeout_ms / 1000, settings.store_prefix
+    )
+
+
+async def _close_counters(app: web.Application) -> None:
+    await app[COUNTERS].close()
 
 
 async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
