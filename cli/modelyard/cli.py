@@ -162,6 +162,29 @@ def _operator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _usage(args: argparse.Namespace) -> int:
+    from modelyard.usage import run_usage  # noqa: PLC0415
+
+    return run_usage(
+        admin_url=args.admin_url,
+        token_file=args.admin_token_file,
+        days=args.days,
+        consumer=args.consumer,
+        as_json=args.json,
+        timeout=args.timeout,
+    )
+
+
+def _days(text: str) -> int:
+    from modelyard_routing.usage import MAX_USAGE_DAYS  # noqa: PLC0415
+
+    days = int(text)
+    if not 1 <= days <= MAX_USAGE_DAYS:
+        msg = f"must be from 1 to {MAX_USAGE_DAYS}"
+        raise argparse.ArgumentTypeError(msg)
+    return days
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``modelyard`` argument parser."""
     parser = argparse.ArgumentParser(prog="modelyard", description=__doc__)
@@ -236,6 +259,26 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--manifests", type=Path, required=True, help="a manifest file or folder")
     compile_.add_argument("--generation", type=int, default=1)
     compile_.set_defaults(run=_compile)
+
+    usage = commands.add_parser("usage", help="print each consumer's budgets and spend from a proxy's admin port")
+    usage.add_argument(
+        "--admin-url",
+        default=os.environ.get("MODELYARD_ADMIN_URL", "http://127.0.0.1:8081"),
+        help="the proxy's admin port (default: env MODELYARD_ADMIN_URL, else http://127.0.0.1:8081 as make run)",
+    )
+    usage.add_argument(
+        "--token-file",
+        "--admin-token-file",
+        dest="admin_token_file",
+        type=Path,
+        default=None,
+        help="admin bearer token file (env MODELYARD_ADMIN_TOKEN_FILE; else env MODELYARD_ADMIN_TOKEN holds the token)",
+    )
+    usage.add_argument("--days", type=_days, default=7, help="past UTC days of spend to show (default 7, at most 35)")
+    usage.add_argument("--consumer", help="only this consumer: namespace/name, or its name alone")
+    usage.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
+    usage.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer (default 10)")
+    usage.set_defaults(run=_usage)
     return parser
 
 

@@ -493,7 +493,7 @@ def test_grafana_dashboard_ships_as_a_configmap_when_enabled() -> None:
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     dashboard = json.loads(config_map["data"]["modelyard.json"])
     assert dashboard["uid"] == "modelyard-gateway"
-    exprs = " ".join(t["expr"] for panel in dashboard["panels"] for t in panel["targets"])
+    exprs = " ".join(t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", ()))
     for metric in (
         "modelyard_requests_total",
         "gen_ai_server_request_duration_seconds_bucket",
