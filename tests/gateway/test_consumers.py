@@ -7,7 +7,6 @@ several gateways sharing one store's counts.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
@@ -68,9 +67,9 @@ async def usage(gateway: test_utils.TestServer) -> UsageReport:
 
 
 @pytest.fixture
-async def shared(redis_server: RedisServer) -> AsyncIterator[RedisServer]:
+def shared(redis_server: RedisServer) -> RedisServer:
     redis_server.flush()
-    yield redis_server
+    return redis_server
 
 
 async def test_a_model_outside_the_list_is_refused_and_hidden_from_the_model_list(

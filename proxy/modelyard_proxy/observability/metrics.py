@@ -239,7 +239,7 @@ class Metrics:
             ]
             if table is not None and table.consumers:
                 lines += [
-                    "# HELP modelyard_consumer_info Each consumer's attribution labels (value 1), for group_left joins.",
+                    "# HELP modelyard_consumer_info Attribution labels of each consumer (value 1), for group_left.",
                     "# TYPE modelyard_consumer_info gauge",
                 ]
                 for consumer in table.consumers:

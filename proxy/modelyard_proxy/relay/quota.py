@@ -36,7 +36,7 @@ class Quota:
     __slots__ = ("consumer", "counters", "lease", "rates", "reserved_tokens", "reserved_usd")
 
     def __init__(
-        self, consumer: Consumer, counters: Counters, lease: Lease, rates: RateState, tokens: int, usd: float
+        self, consumer: Consumer, counters: Counters, lease: Lease, rates: RateState, *, tokens: int, usd: float
     ) -> None:
         self.consumer = consumer
         self.counters = counters
@@ -97,7 +97,7 @@ async def admit(
     if admission.lease is None:
         assert admission.refusal is not None
         raise refused(admission.refusal, admission.rates)
-    return Quota(consumer, counters, admission.lease, admission.rates, tokens, usd)
+    return Quota(consumer, counters, admission.lease, admission.rates, tokens=tokens, usd=usd)
 
 
 def _worst_case(
@@ -140,8 +140,7 @@ def model_not_allowed(consumer: Consumer, name: str) -> GatewayError:
 def refused(refusal: Refusal, rates: RateState) -> GatewayError:
     """The counters' refusal in OpenAI's shape, with the headers an SDK backs off by."""
     if refusal.reason == "store_unavailable":
-        error = GatewayError(503, refusal.message, type="server_error", code="limits_unavailable", retry_after=1)
-        return error
+        return GatewayError(503, refusal.message, type="server_error", code="limits_unavailable", retry_after=1)
     code = "budget_exceeded" if refusal.reason == "budget" else "rate_limit_exceeded"
     kind = "insufficient_quota" if refusal.reason == "budget" else refusal.reason
     error = GatewayError(429, refusal.message, type=kind, code=code, retry_after=refusal.retry_after_s)

@@ -126,10 +126,7 @@ CONSUMER_OUTCOMES = {
 def _observe_consumer(metrics: Metrics, outcome: RequestOutcome) -> None:
     """The consumer's own series: by outcome, and what its served answers used and cost."""
     consumer = outcome.consumer
-    if outcome.code is None:
-        kind = "served"
-    else:
-        kind = CONSUMER_OUTCOMES.get(outcome.code, "failed")
+    kind = "served" if outcome.code is None else CONSUMER_OUTCOMES.get(outcome.code, "failed")
     metrics.consumer_requests.inc((consumer, kind))
     if (usage := outcome.usage) is not None:
         metrics.consumer_tokens.inc((consumer, "input"), usage.input)
