@@ -185,6 +185,7 @@ def test_chart_crds_are_the_repository_crds() -> None:
 def test_crds_installed_by_default_and_kept_on_uninstall() -> None:
     crds = find(render(), "CustomResourceDefinition")
     assert sorted(c["metadata"]["name"] for c in crds) == [
+        "modelconsumers.modelyard.io",
         "modelroutes.modelyard.io",
         "providercredentials.modelyard.io",
     ]
