@@ -1,0 +1,206 @@
+"""Counters in this process: exact for one process, per pod (and per worker) when several serve.
+
+They decide exactly as the store's script does (``lua/admit.lua``), so a FailOpen consumer keeps its limits,
+per pod, while the store is down; and a gateway without a store still enforces every limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Callable, Sequence
+
+from modelyard_proxy.tenancy.ledger import Admission, Ask, Lease, PeriodHold, to_micro_usd
+from modelyard_proxy.tenancy.periods import (
+    PERIOD_MARGIN_S,
+    USAGE_RETENTION_S,
+    current_periods,
+    day_label,
+    past_days,
+    rfc3339,
+)
+from modelyard_proxy.tenancy.report import DayCounts, PeriodCounts, consumer_usage
+from modelyard_proxy.tenancy.verdict import MINUTE_S, Outcome, Shortfall, Verdict, admission
+from modelyard_routing.consumer_spec import BudgetPeriod
+from modelyard_routing.table import Consumer
+from modelyard_routing.usage import UsageReport
+
+
+@dataclasses.dataclass(slots=True)
+class _Bucket:
+    """A leaky bucket (GCRA's equivalent form): ``level`` drains at ``limit`` per minute."""
+
+    level: float = 0.0
+    at: float = 0.0
+
+    def level_at(self, now: float, limit: int) -> float:
+        return max(0.0, self.level - (now - self.at) * limit / MINUTE_S)
+
+    def set(self, level: float, now: float) -> None:
+        self.level, self.at = level, now
+
+
+@dataclasses.dataclass(slots=True)
+class _Book:
+    """One period's spend: settled micro-USD and the live holds (lease id → amount, expiry)."""
+
+    ends_at: int
+    spent: int = 0
+    holds: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
+
+    def held(self) -> int:
+        return sum(amount for amount, _ in self.holds.values())
+
+    def sweep(self, now: float) -> None:
+        for lease_id in [lease_id for lease_id, (_, expires) in self.holds.items() if expires <= now]:
+            del self.holds[lease_id]
+
+
+@dataclasses.dataclass(slots=True)
+class _Consumer:
+    requests: _Bucket = dataclasses.field(default_factory=_Bucket)
+    tokens: _Bucket = dataclasses.field(default_factory=_Bucket)
+    #: Live leases (lease id → expiry): the requests in flight.
+    leases: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: Settled or released leases until their expiry: a second settlement of one changes nothing.
+    finished: dict[str, float] = dataclasses.field(default_factory=dict)
+    books: dict[tuple[BudgetPeriod, str], _Book] = dataclasses.field(default_factory=dict)
+    days: dict[str, dict[str, DayCounts]] = dataclasses.field(default_factory=dict)
+
+    def book(self, hold: PeriodHold) -> _Book:
+        return self.books.setdefault((hold.period, hold.label), _Book(hold.ends_at))
+
+    def sweep(self, now: float) -> None:
+        for leases in (self.leases, self.finished):
+            for lease_id in [lease_id for lease_id, expires in leases.items() if expires <= now]:
+                del leases[lease_id]
+        for key, book in list(self.books.items()):
+            if book.ends_at + PERIOD_MARGIN_S <= now:
+                del self.books[key]
+            else:
+                book.sweep(now)
+        oldest = day_label(now - USAGE_RETENTION_S)
+        for day in [day for day in self.days if day < oldest]:
+            del self.days[day]
+
+
+class LocalCounters:
+    """The ``Counters`` of one process; ``clock`` (epoch seconds) is injectable so tests need not sleep."""
+
+    backend = "local"
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._consumers: dict[str, _Consumer] = {}
+
+    async def admit(self, ask: Ask) -> Admission:
+        return admission(ask, self.decide(ask))
+
+    def decide(self, ask: Ask) -> Verdict:
+        """Check every limit and, when all pass, apply them all (the script's logic, in Python)."""
+        now = self._clock()
+        state = self._consumers.setdefault(ask.consumer.name, _Consumer())
+        state.sweep(now)
+        limits = ask.consumer.limits
+        rpm, tpm, cap = limits.requests_per_minute, limits.tokens_per_minute, limits.concurrent_requests
+        request_level = state.requests.level_at(now, rpm) if rpm else 0.0
+        token_level = state.tokens.level_at(now, tpm) if tpm else 0.0
+        periods = current_periods(now)
+        ask_micro = to_micro_usd(ask.cost_usd)
+        outcome: Outcome = "ok"
+        shortfall = None
+        if tpm and ask.tokens > tpm:
+            outcome = "tokens_oversize"
+        elif rpm and request_level + 1 > rpm:
+            outcome = "requests"
+        elif tpm and token_level + ask.tokens > tpm:
+            outcome = "tokens"
+        elif cap and len(state.leases) >= cap:
+            outcome = "concurrency"
+        else:
+            shortfall = self._shortfall(ask, state, periods, ask_micro)
+            outcome = "budget" if shortfall else "ok"
+        if outcome != "ok":
+            return Verdict(outcome, now, request_level, token_level, shortfall=shortfall)
+        lease_id = uuid.uuid4().hex
+        expires = now + ask.hold_seconds
+        request_level += 1 if rpm else 0
+        token_level += ask.tokens if tpm else 0
+        state.requests.set(request_level, now)
+        state.tokens.set(token_level, now)
+        state.leases[lease_id] = expires
+        if ask_micro:
+            for hold in periods:
+                state.book(hold).holds[lease_id] = (ask_micro, expires)
+        lease = Lease(
+            lease_id=lease_id,
+            request_id=ask.request_id,
+            consumer=ask.consumer.name,
+            tokens=ask.tokens,
+            tokens_per_minute=tpm,
+            held_micro_usd=ask_micro,
+            periods=periods,
+            expires_at_us=int(expires * 1_000_000),
+            backend="local",
+        )
+        return Verdict("ok", now, request_level, token_level, lease=lease)
+
+    @staticmethod
+    def _shortfall(ask: Ask, state: _Consumer, periods: Sequence[PeriodHold], ask_micro: int) -> Shortfall | None:
+        budgets = {budget.period: to_micro_usd(budget.usd) for budget in ask.consumer.budgets}
+        for hold in periods:
+            budget = budgets.get(hold.period)
+            if budget is None:
+                continue
+            book = state.book(hold)
+            spent, held = book.spent, book.held()
+            if spent >= budget or spent + held + ask_micro > budget:
+                return Shortfall(hold.period, budget, spent, held, hold.ends_at)
+        return None
+
+    async def settle(self, lease: Lease, *, model: str, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
+        self._finish(lease, input_tokens + output_tokens, to_micro_usd(cost_usd), (model, input_tokens, output_tokens))
+
+    async def release(self, lease: Lease) -> None:
+        self._finish(lease, 0, 0, None)
+
+    def _finish(self, lease: Lease, tokens: int, micro_usd: int, usage: tuple[str, int, int] | None) -> None:
+        now = self._clock()
+        state = self._consumers.setdefault(lease.consumer, _Consumer())
+        state.sweep(now)
+        if lease.lease_id in state.finished:
+            return
+        live = state.leases.pop(lease.lease_id, None) is not None
+        expires = lease.expires_at_us / 1_000_000
+        if now < expires:
+            state.finished[lease.lease_id] = expires
+        for hold in lease.periods:
+            book = state.book(hold)
+            book.holds.pop(lease.lease_id, None)
+            book.spent += micro_usd
+        if live and lease.tokens_per_minute:
+            level = state.tokens.level_at(now, lease.tokens_per_minute) - (lease.tokens - tokens)
+            state.tokens.set(max(0.0, level), now)
+        if usage is not None:
+            model, input_tokens, output_tokens = usage
+            day = state.days.setdefault(day_label(now), {})
+            day.setdefault(model, DayCounts()).add(input_tokens, output_tokens, micro_usd)
+
+    async def usage(self, consumers: Sequence[Consumer], days: int) -> UsageReport:
+        now = self._clock()
+        reports = []
+        for consumer in consumers:
+            state = self._consumers.get(consumer.name, _Consumer())
+            state.sweep(now)
+            periods = [
+                PeriodCounts(hold, book.spent, book.held())
+                for hold in current_periods(now)
+                for book in [state.books.get((hold.period, hold.label), _Book(hold.ends_at))]
+            ]
+            history = {day: state.days.get(day, {}) for day in past_days(now, days)}
+            reports.append(consumer_usage(consumer, periods, history))
+        return UsageReport(store="local", store_up=True, generated_at=rfc3339(now), consumers=tuple(reports))
+
+    async def close(self) -> None:
+        self._consumers.clear()

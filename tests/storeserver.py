@@ -1,0 +1,78 @@
+"""A real redis-server for the counter tests: its own port, no persistence, stopped and restarted at will."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import redis
+
+READY_TIMEOUT_S = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class StoreServer:
+    """One ``redis-server`` process on a fixed loopback port; ``stop()`` kills it as a crash would."""
+
+    def __init__(self, workdir: pathlib.Path, *, password: str | None = None) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed: run `make test`, which installs it (tools/ensure-redis)")
+        self.binary = binary
+        self.workdir = workdir
+        self.password = password
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        """Start (or restart, on the same port) and wait until it answers."""
+        if self.running:
+            return
+        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        command += ["--dir", str(self.workdir)]
+        if self.password:
+            command += ["--requirepass", self.password]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            try:
+                with self.client() as client:
+                    client.ping()
+                return
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"redis-server did not start on port {self.port}")
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Kill it (SIGKILL: no goodbye to clients) and wait until it is gone."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def client(self) -> redis.Redis:
+        """A plain synchronous client, for a test to look at keys directly."""
+        return redis.Redis(port=self.port, password=self.password, decode_responses=True, socket_timeout=5)
+
+    def flush(self) -> None:
+        with self.client() as client:
+            client.flushall()
