@@ -10,8 +10,8 @@ from modelyard_routing.consumer_spec import BudgetPeriod, StoreFailure
 from modelyard_routing.table import Budget, Consumer, ConsumerLimits
 
 NAME = "teams/search"
-#: A Sunday afternoon, far from any period's end.
-NOON = datetime.datetime(2026, 12, 6, 14, 0, 0, tzinfo=datetime.UTC).timestamp()
+#: An afternoon far from any period's end, and in the future: the store expires keys by its own clock.
+NOON = datetime.datetime(2036, 12, 6, 14, 0, 0, tzinfo=datetime.UTC).timestamp()
 
 
 class Clock:

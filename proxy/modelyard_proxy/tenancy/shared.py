@@ -185,8 +185,9 @@ def _counts(data: dict[str, Any]) -> tuple[list[PeriodCounts], dict[str, dict[st
         for p, label, ends, spent, held in data["periods"] or []
     ]
     days: dict[str, dict[str, DayCounts]] = {}
-    for day, flat in data["days"] or []:
+    for day, fields in data["days"] or []:
         models = days.setdefault(day, {})
+        flat = fields or []
         for field, value in zip(flat[::2], flat[1::2], strict=True):
             model, _, kind = field.rpartition("|")
             if kind not in _DAY_FIELDS:
