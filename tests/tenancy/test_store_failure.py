@@ -215,3 +215,19 @@ async def test_a_local_lease_settles_locally_even_after_the_store_is_back(
     await guarded.settle(local.lease, model="gpt", input_tokens=1, output_tokens=1, cost_usd=0.0)
     assert guarded.state.settlements_queued == 0
     assert (await guarded.admit(ask(team))).lease is not None
+
+
+async def test_warming_up_loads_the_scripts_or_marks_the_store_down(
+    guarded_factory: GuardedFactory, store_server: StoreServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, LOGGER)
+    guarded = guarded_factory(probe_interval_s=60)
+    await guarded.warm_up()
+    with store_server.client() as client:
+        assert client.info("memory")["number_of_cached_scripts"] == 3
+    assert guarded.state.up
+
+    store_server.stop()
+    await guarded.warm_up()
+    assert (guarded.state.up, guarded.state.transitions_total) == (False, 1)
+    assert len(transitions(caplog)) == 1

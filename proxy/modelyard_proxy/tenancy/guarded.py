@@ -86,6 +86,14 @@ class GuardedCounters:
         self._secrets = tuple(secret for secret in secrets if secret)
         self._prober: asyncio.Task[None] | None = None
 
+    async def warm_up(self) -> None:
+        """Connect and load the scripts before the first request needs them; a store that fails is marked down."""
+        try:
+            async with asyncio.timeout(self._probe_timeout_s):
+                await self._shared.ready()
+        except STORE_ERRORS as error:
+            self._went_down(error)
+
     async def admit(self, ask: Ask) -> Admission:
         if self.state.up:
             try:
@@ -168,12 +176,12 @@ class GuardedCounters:
             self._prober = asyncio.get_running_loop().create_task(self._probe_until_up())
 
     async def _probe_until_up(self) -> None:
-        """Once per interval: ping; when the store answers, mark it up and replay the queued settlements."""
+        """Once per interval: ask; when the store answers, mark it up and replay the queued settlements."""
         while True:
             await asyncio.sleep(self._probe_interval_s)
             try:
                 async with asyncio.timeout(self._probe_timeout_s):
-                    await self._shared.ping()
+                    await self._shared.ready()
             except STORE_ERRORS:
                 self.state.errors_total += 1
                 continue

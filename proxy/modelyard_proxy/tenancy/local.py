@@ -7,6 +7,7 @@ per pod, while the store is down; and a gateway without a store still enforces e
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -41,30 +42,60 @@ class _Bucket:
         self.level, self.at = level, now
 
 
+class _Expiring:
+    """Entries (id → amount) that vanish at their expiry, with their total: each sweep costs what it removes."""
+
+    __slots__ = ("_entries", "_heap", "total")
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[int, float]] = {}
+        self._heap: list[tuple[float, str]] = []
+        self.total = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, entry_id: str) -> bool:
+        return entry_id in self._entries
+
+    def add(self, entry_id: str, amount: int, expires: float) -> None:
+        self._entries[entry_id] = (amount, expires)
+        self.total += amount
+        heapq.heappush(self._heap, (expires, entry_id))
+
+    def pop(self, entry_id: str) -> bool:
+        """Remove an entry (its heap slot goes stale and is skipped later); False when it was not there."""
+        entry = self._entries.pop(entry_id, None)
+        if entry is None:
+            return False
+        self.total -= entry[0]
+        return True
+
+    def sweep(self, now: float) -> None:
+        while self._heap and self._heap[0][0] <= now:
+            expires, entry_id = heapq.heappop(self._heap)
+            entry = self._entries.get(entry_id)
+            if entry is not None and entry[1] == expires:
+                self.pop(entry_id)
+
+
 @dataclasses.dataclass(slots=True)
 class _Book:
-    """One period's spend: settled micro-USD and the live holds (lease id → amount, expiry)."""
+    """One period's spend: settled micro-USD and the live holds."""
 
     ends_at: int
     spent: int = 0
-    holds: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
-
-    def held(self) -> int:
-        return sum(amount for amount, _ in self.holds.values())
-
-    def sweep(self, now: float) -> None:
-        for lease_id in [lease_id for lease_id, (_, expires) in self.holds.items() if expires <= now]:
-            del self.holds[lease_id]
+    holds: _Expiring = dataclasses.field(default_factory=_Expiring)
 
 
 @dataclasses.dataclass(slots=True)
 class _Consumer:
     requests: _Bucket = dataclasses.field(default_factory=_Bucket)
     tokens: _Bucket = dataclasses.field(default_factory=_Bucket)
-    #: Live leases (lease id → expiry): the requests in flight.
-    leases: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: Live leases: the requests in flight.
+    leases: _Expiring = dataclasses.field(default_factory=_Expiring)
     #: Settled or released leases until their expiry: a second settlement of one changes nothing.
-    finished: dict[str, float] = dataclasses.field(default_factory=dict)
+    finished: _Expiring = dataclasses.field(default_factory=_Expiring)
     books: dict[tuple[BudgetPeriod, str], _Book] = dataclasses.field(default_factory=dict)
     days: dict[str, dict[str, DayCounts]] = dataclasses.field(default_factory=dict)
 
@@ -72,14 +103,13 @@ class _Consumer:
         return self.books.setdefault((hold.period, hold.label), _Book(hold.ends_at))
 
     def sweep(self, now: float) -> None:
-        for leases in (self.leases, self.finished):
-            for lease_id in [lease_id for lease_id, expires in leases.items() if expires <= now]:
-                del leases[lease_id]
+        self.leases.sweep(now)
+        self.finished.sweep(now)
         for key, book in list(self.books.items()):
             if book.ends_at + PERIOD_MARGIN_S <= now:
                 del self.books[key]
             else:
-                book.sweep(now)
+                book.holds.sweep(now)
         oldest = day_label(now - USAGE_RETENTION_S)
         for day in [day for day in self.days if day < oldest]:
             del self.days[day]
@@ -129,10 +159,10 @@ class LocalCounters:
         token_level += ask.tokens if tpm else 0
         state.requests.set(request_level, now)
         state.tokens.set(token_level, now)
-        state.leases[lease_id] = expires
+        state.leases.add(lease_id, 1, expires)
         if ask_micro:
             for hold in periods:
-                state.book(hold).holds[lease_id] = (ask_micro, expires)
+                state.book(hold).holds.add(lease_id, ask_micro, expires)
         lease = Lease(
             lease_id=lease_id,
             request_id=ask.request_id,
@@ -154,7 +184,7 @@ class LocalCounters:
             if budget is None:
                 continue
             book = state.book(hold)
-            spent, held = book.spent, book.held()
+            spent, held = book.spent, book.holds.total
             if spent >= budget or spent + held + ask_micro > budget:
                 return Shortfall(hold.period, budget, spent, held, hold.ends_at)
         return None
@@ -171,13 +201,13 @@ class LocalCounters:
         state.sweep(now)
         if lease.lease_id in state.finished:
             return
-        live = state.leases.pop(lease.lease_id, None) is not None
+        live = state.leases.pop(lease.lease_id)
         expires = lease.expires_at_us / 1_000_000
         if now < expires:
-            state.finished[lease.lease_id] = expires
+            state.finished.add(lease.lease_id, 0, expires)
         for hold in lease.periods:
             book = state.book(hold)
-            book.holds.pop(lease.lease_id, None)
+            book.holds.pop(lease.lease_id)
             book.spent += micro_usd
         if live and lease.tokens_per_minute:
             level = state.tokens.level_at(now, lease.tokens_per_minute) - (lease.tokens - tokens)
@@ -194,7 +224,7 @@ class LocalCounters:
             state = self._consumers.get(consumer.name, _Consumer())
             state.sweep(now)
             periods = [
-                PeriodCounts(hold, book.spent, book.held())
+                PeriodCounts(hold, book.spent, book.holds.total)
                 for hold in current_periods(now)
                 for book in [state.books.get((hold.period, hold.label), _Book(hold.ends_at))]
             ]

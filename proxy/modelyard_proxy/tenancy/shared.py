@@ -77,9 +77,12 @@ class SharedCounters:
     def _now(self) -> str:
         return "" if self._clock is None else str(int(self._clock() * 1_000_000))
 
-    async def ping(self) -> None:
-        """One round trip: raises when the store does not answer."""
-        await self._client.ping()
+    async def ready(self) -> None:
+        """One round trip: the store answers and holds the scripts (a restarted store has lost them)."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for script in (self._admit, self._finish, self._report):
+                _ = pipe.script_load(script.script)  # queued; ``execute`` sends them all
+            await pipe.execute()
 
     async def admit(self, ask: Ask) -> Admission:
         consumer, limits = ask.consumer, ask.consumer.limits
