@@ -7,7 +7,7 @@ import logging
 import pytest
 import redis
 
-from modelyard_proxy.tenancy import GuardedCounters, LocalCounters, SharedCounters, open_counters
+from modelyard_proxy.tenancy import Admission, Ask, GuardedCounters, LocalCounters, SharedCounters, open_counters
 from modelyard_proxy.tenancy.shared import connect
 from tests.storeserver import StoreServer
 from tests.tenancy.kit import ask, consumer
@@ -82,3 +82,24 @@ async def test_a_password_in_the_url_is_kept_out_of_the_log(
         await counters.close()
     assert "counter store unreachable: " in caplog.text
     assert password not in caplog.text
+
+
+class _QuotingStore(SharedCounters):
+    """A store whose error quotes the password, as a careless client library or proxy might."""
+
+    async def admit(self, ask: Ask) -> Admission:
+        raise redis.ConnectionError(f"AUTH {WRONG} refused by 127.0.0.1:1")
+
+
+async def test_an_error_that_quotes_the_password_is_logged_without_it(
+    store_server: StoreServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    shared = _QuotingStore(connect(store_server.url, WRONG, socket_timeout_s=1))
+    guarded = GuardedCounters(shared, LocalCounters(), secrets=[WRONG])
+    try:
+        assert (await guarded.admit(ask(consumer()))).lease is not None
+    finally:
+        await guarded.close()
+    assert "counter store unreachable: ConnectionError: AUTH *** refused by 127.0.0.1:1" in caplog.text
+    assert WRONG not in caplog.text
