@@ -54,3 +54,11 @@ async def test_the_report_has_each_period_and_each_models_days(counters: Counter
 
     only_today = await counters.usage([team], days=1)
     assert {usage.day for usage in only_today.consumers[0].days} == {"2036-12-06"}
+
+
+async def test_a_report_covers_at_least_today(counters: Counters) -> None:
+    team = consumer()
+    admitted = await counters.admit(ask(team))
+    assert admitted.lease is not None
+    await counters.settle(admitted.lease, model="gpt", input_tokens=1, output_tokens=1, cost_usd=0.0)
+    assert [usage.day for usage in (await counters.usage([team], days=0)).consumers[0].days] == ["2036-12-06"]

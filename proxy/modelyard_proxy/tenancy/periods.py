@@ -9,6 +9,7 @@ import datetime
 
 from modelyard_proxy.tenancy.ledger import PeriodHold
 from modelyard_routing.consumer_spec import BudgetPeriod
+from modelyard_routing.usage import MAX_USAGE_DAYS
 
 #: Period keys live this long past their period's end, so a late settlement still finds its period.
 PERIOD_MARGIN_S = 3600
@@ -45,9 +46,14 @@ def day_label(epoch_s: float) -> str:
     return _utc(epoch_s).strftime("%Y-%m-%d")
 
 
+def usage_days(days: int) -> int:
+    """How many days a report may cover: at least today, at most what the store keeps."""
+    return max(1, min(days, MAX_USAGE_DAYS))
+
+
 def past_days(epoch_s: float, days: int) -> tuple[str, ...]:
     """Today and the ``days - 1`` days before it, newest first."""
-    return tuple(day_label(epoch_s - back * 86400) for back in range(days))
+    return tuple(day_label(epoch_s - back * 86400) for back in range(usage_days(days)))
 
 
 def rfc3339(epoch_s: float) -> str:

@@ -21,7 +21,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 
 from modelyard_proxy.tenancy.ledger import Admission, Ask, Lease, PeriodHold, to_micro_usd
-from modelyard_proxy.tenancy.periods import PERIOD_MARGIN_S, PERIODS, USAGE_RETENTION_S, rfc3339
+from modelyard_proxy.tenancy.periods import PERIOD_MARGIN_S, PERIODS, USAGE_RETENTION_S, rfc3339, usage_days
 from modelyard_proxy.tenancy.report import DayCounts, PeriodCounts, consumer_usage
 from modelyard_proxy.tenancy.verdict import Shortfall, Verdict, admission
 from modelyard_routing.consumer_spec import BudgetPeriod
@@ -169,7 +169,7 @@ class SharedCounters:
         async with self._client.pipeline(transaction=False) as pipe:
             for consumer in consumers:
                 base = self.base(consumer.name)
-                await self._report(keys=[base + "rate"], args=[base, days, self._now()], client=pipe)
+                await self._report(keys=[base + "rate"], args=[base, usage_days(days), self._now()], client=pipe)
             answers = await pipe.execute()
         decoded = [json.loads(raw) for raw in answers]
         reports = [consumer_usage(consumer, *_counts(data)) for consumer, data in zip(consumers, decoded, strict=True)]

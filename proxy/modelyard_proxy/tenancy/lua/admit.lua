@@ -27,7 +27,7 @@ for _, p in ipairs(current) do
     local freed = 0
     for _, member in ipairs(expired) do freed = freed + hold_amount(member) end
     redis.call('ZREM', hkey, unpack(expired))
-    redis.call('HINCRBY', bkey, 'held', -freed)
+    redis.call('HINCRBY', bkey, 'held', int(-freed))
   end
   local book = redis.call('HMGET', bkey, 'spent', 'held')
   books[#books + 1] = {p = p, bkey = bkey, hkey = hkey, spent = tonumber(book[1] or 0), held = tonumber(book[2] or 0)}

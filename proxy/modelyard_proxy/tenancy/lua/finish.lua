@@ -25,7 +25,7 @@ for i = 16, #ARGV, 3 do
   local period, label, ends = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local bkey = budget_key(base, period, label)
   if held > 0 and redis.call('ZREM', holds_key(base, period, label), lease .. '|' .. int(held)) == 1 then
-    redis.call('HINCRBY', bkey, 'held', -held)
+    redis.call('HINCRBY', bkey, 'held', int(-held))
   end
   if cost > 0 then
     -- Spend already done is always recorded, even past the budget.
