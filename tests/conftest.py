@@ -136,3 +136,12 @@ def password_store_server(tmp_path: pathlib.Path) -> Iterator[StoreServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def tls_store_server(tmp_path: pathlib.Path) -> Iterator[StoreServer]:
+    """A redis-server of its own that speaks only TLS (a throwaway CA) and requires a password."""
+    server = StoreServer(tmp_path, password="tls-Pa55word-4be1", tls=True)
+    server.start()
+    yield server
+    server.stop()

@@ -42,6 +42,25 @@ async def test_the_password_given_apart_from_the_url_opens_the_store(password_st
         await counters.close()
 
 
+async def test_a_rediss_url_speaks_tls_to_the_store(tls_store_server: StoreServer) -> None:
+    counters = open_counters(tls_store_server.url, tls_store_server.password, 0.5, "modelyard:")
+    assert isinstance(counters, GuardedCounters)
+    try:
+        admitted = await counters.admit(ask(consumer(rpm=5)))
+        assert admitted.lease is not None
+        assert admitted.lease.backend == "shared"
+    finally:
+        await counters.close()
+    # The same port without TLS is no store at all.
+    plain = open_counters(f"redis://127.0.0.1:{tls_store_server.port}/0", tls_store_server.password, 0.5, "m:")
+    try:
+        assert (await plain.admit(ask(consumer()))).lease is not None
+        assert isinstance(plain, GuardedCounters)
+        assert not plain.state.up
+    finally:
+        await plain.close()
+
+
 async def test_a_wrong_password_is_never_logged_nor_in_an_error(
     password_store_server: StoreServer, caplog: pytest.LogCaptureFixture
 ) -> None:
