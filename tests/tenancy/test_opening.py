@@ -28,50 +28,34 @@ def test_a_url_of_another_scheme_is_refused_without_echoing_it() -> None:
     assert "hunter2-secret" not in str(refused.value)
 
 
-async def test_the_password_given_apart_from_the_url_opens_the_store(password_store_server: StoreServer) -> None:
-    counters = open_counters(password_store_server.url, password_store_server.password, 0.5, "modelyard:")
+async def first_admission(url: str, password: str | None) -> tuple[str, bool]:
+    """Open the counters, admit one request, close: which backend admitted it, and whether the store is up."""
+    counters = open_counters(url, password, 0.5, "modelyard:")
     assert isinstance(counters, GuardedCounters)
     try:
         admitted = await counters.admit(ask(consumer(rpm=5)))
         assert admitted.lease is not None
-        assert admitted.lease.backend == "shared"
-        assert counters.state.up
-        report = await counters.usage([consumer()], days=1)
-        assert (report.store, report.store_up) == ("shared", True)
+        return admitted.lease.backend, counters.state.up
     finally:
         await counters.close()
+
+
+async def test_the_password_given_apart_from_the_url_opens_the_store(password_store_server: StoreServer) -> None:
+    assert await first_admission(password_store_server.url, password_store_server.password) == ("shared", True)
 
 
 async def test_a_rediss_url_speaks_tls_to_the_store(tls_store_server: StoreServer) -> None:
-    counters = open_counters(tls_store_server.url, tls_store_server.password, 0.5, "modelyard:")
-    assert isinstance(counters, GuardedCounters)
-    try:
-        admitted = await counters.admit(ask(consumer(rpm=5)))
-        assert admitted.lease is not None
-        assert admitted.lease.backend == "shared"
-    finally:
-        await counters.close()
+    assert await first_admission(tls_store_server.url, tls_store_server.password) == ("shared", True)
     # The same port without TLS is no store at all.
-    plain = open_counters(f"redis://127.0.0.1:{tls_store_server.port}/0", tls_store_server.password, 0.5, "m:")
-    try:
-        assert (await plain.admit(ask(consumer()))).lease is not None
-        assert isinstance(plain, GuardedCounters)
-        assert not plain.state.up
-    finally:
-        await plain.close()
+    plain = f"redis://127.0.0.1:{tls_store_server.port}/0"
+    assert await first_admission(plain, tls_store_server.password) == ("local", False)
 
 
 async def test_a_wrong_password_is_never_logged_nor_in_an_error(
     password_store_server: StoreServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    counters = open_counters(password_store_server.url, WRONG, 0.5, "modelyard:")
-    try:
-        admitted = await counters.admit(ask(consumer()))
-        assert admitted.lease is not None
-        assert admitted.lease.backend == "local"
-    finally:
-        await counters.close()
+    assert await first_admission(password_store_server.url, WRONG) == ("local", False)
     assert "counter store unreachable: AuthenticationError" in caplog.text
     assert WRONG not in caplog.text
 
