@@ -1,9 +1,14 @@
 """Counters in a Redis-protocol store (Redis, Valkey), shared by every pod and worker: one script per call.
 
 Keys, all under ``<prefix>{<consumer>}:`` (one hash tag per consumer, so a consumer's keys share a Redis
-Cluster slot): ``rate`` (both leaky buckets), ``leases`` (requests in flight by expiry), per period
+Cluster slot): ``rate`` (both leaky buckets), ``leases`` (requests in flight by expiry), ``finished``
+(settled leases until their expiry, so a replayed settlement counts once), per period
 ``budget:<period>:<start>`` (spent and held micro-USD) and ``holds:<period>:<start>`` (each hold by expiry),
 and per day ``usage:<day>`` (per-model requests, tokens and micro-USD). Time is the store's own clock.
+
+A request is admitted only when, atomically, every budget has ``spent + held + ask <= budget`` (and is not
+spent already): requests admitted in one period never settle for more than its budget as long as each real
+cost stays within the worst case it held and settles before its hold expires.
 """
 
 from __future__ import annotations
