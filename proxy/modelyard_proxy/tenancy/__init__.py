@@ -6,7 +6,7 @@ request's limits atomically. Without one, the counters live in the process and a
 
 from modelyard_proxy.tenancy.counters import Counters
 from modelyard_proxy.tenancy.guarded import GuardedCounters, StoreState
-from modelyard_proxy.tenancy.ledger import Admission, Ask, Lease, RateState, Refusal, RefusalReason
+from modelyard_proxy.tenancy.ledger import Admission, Ask, Lease, PeriodHold, RateState, Refusal, RefusalReason
 from modelyard_proxy.tenancy.local import LocalCounters
 from modelyard_proxy.tenancy.opening import open_counters
 from modelyard_proxy.tenancy.shared import DEFAULT_PREFIX, SharedCounters
@@ -19,6 +19,7 @@ __all__ = [
     "GuardedCounters",
     "Lease",
     "LocalCounters",
+    "PeriodHold",
     "RateState",
     "Refusal",
     "RefusalReason",
