@@ -85,6 +85,7 @@ class StoreServer:
                 return
             except redis.ConnectionError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
                     pytest.fail(f"redis-server did not start on port {self.port}")
                 time.sleep(0.02)
 
