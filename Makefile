@@ -14,7 +14,7 @@ LOCAL_BASE ?= modelyard-base:bookworm
 # Optional PEM file of CA certificates the image build trusts when it fetches packages (a TLS-intercepting proxy).
 BUILD_CA ?=
 
-.PHONY: install lock helm run test lint typecheck unit chart e2e image image-test base-image bench clean
+.PHONY: install lock helm redis-server run test lint typecheck unit chart e2e image image-test base-image bench clean
 
 UV_VENV := .tools/uv
 UV := $(UV_VENV)/bin/uv
@@ -67,7 +67,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install helm
+## A real redis-server for the counter tests (Debian's package, installed only when none is on PATH).
+redis-server:
+	@tools/ensure-redis
+
+unit: install helm redis-server
 	$(BIN)/pytest -p no:cacheprovider
 
 ## The Helm chart alone: lint, render with every ci/*-values.yaml, validate against the Kubernetes schemas.
