@@ -20,7 +20,7 @@ from modelyard_proxy.relay.estimate import MESSAGE_OVERHEAD
 from modelyard_routing.usage import UsageReport
 from tests.harness import DEMO_KEY, GatewayFactory, audit_records
 from tests.observability.test_metrics import parse, value
-from tests.storeserver import RedisServer
+from tests.storeserver import StoreServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -46,7 +46,7 @@ def team(name: str, key: str, **spec: Any) -> list[dict[str, Any]]:
     ]
 
 
-def settings(store: RedisServer | None) -> ProxySettings:
+def settings(store: StoreServer | None) -> ProxySettings:
     return ProxySettings(host="127.0.0.1", port=0, store_url=store.url if store else None, store_timeout_ms=50)
 
 
@@ -66,12 +66,6 @@ async def usage(gateway: test_utils.TestServer) -> UsageReport:
     return await gateway.app[COUNTERS].usage(compiled.table.consumers, 1)
 
 
-@pytest.fixture
-def shared(redis_server: RedisServer) -> RedisServer:
-    redis_server.flush()
-    return redis_server
-
-
 async def test_a_model_outside_the_list_is_refused_and_hidden_from_the_model_list(
     gateway_factory: GatewayFactory,
 ) -> None:
@@ -89,10 +83,10 @@ async def test_a_model_outside_the_list_is_refused_and_hidden_from_the_model_lis
 
 
 async def test_requests_per_minute_give_429_with_the_headers_sdks_back_off_by(
-    gateway_factory: GatewayFactory, shared: RedisServer
+    gateway_factory: GatewayFactory, store_server: StoreServer
 ) -> None:
     gateway = await gateway_factory(
-        *team("search", TEAM_KEY, limits={"requestsPerMinute": 3}), settings=settings(shared)
+        *team("search", TEAM_KEY, limits={"requestsPerMinute": 3}), settings=settings(store_server)
     )
     async with sdk(gateway) as client:
         remaining = []
@@ -113,7 +107,7 @@ async def test_requests_per_minute_give_429_with_the_headers_sdks_back_off_by(
 
 
 async def test_a_burst_of_fifty_cannot_overspend_a_budget_that_fits_ten(
-    gateway_factory: GatewayFactory, shared: RedisServer
+    gateway_factory: GatewayFactory, store_server: StoreServer
 ) -> None:
     text = "hi [simulate latency-ms=400]"
     # The reservation: the prompt's bytes (an upper bound of its tokens) at gpt-4o's $2.50 per million, plus
@@ -122,7 +116,7 @@ async def test_a_burst_of_fifty_cannot_overspend_a_budget_that_fits_ten(
     per_request = (prompt * 2.5 + 100 * 10) / 1_000_000
     budget = round(per_request * 10.5, 8)
     gateway = await gateway_factory(
-        *team("search", TEAM_KEY, budgets=[{"period": "day", "usd": budget}]), settings=settings(shared)
+        *team("search", TEAM_KEY, budgets=[{"period": "day", "usd": budget}]), settings=settings(store_server)
     )
     async with sdk(gateway) as client:
         results = await asyncio.gather(*(ask(client, text) for _ in range(50)), return_exceptions=True)
@@ -139,10 +133,10 @@ async def test_a_burst_of_fifty_cannot_overspend_a_budget_that_fits_ten(
     assert 0 < day.spent_usd <= budget
 
 
-async def test_two_gateways_share_one_store(gateway_factory: GatewayFactory, shared: RedisServer) -> None:
+async def test_two_gateways_share_one_store(gateway_factory: GatewayFactory, store_server: StoreServer) -> None:
     manifests = team("search", TEAM_KEY, limits={"requestsPerMinute": 4})
-    first = await gateway_factory(*manifests, settings=settings(shared))
-    second = await gateway_factory(*manifests, settings=settings(shared))
+    first = await gateway_factory(*manifests, settings=settings(store_server))
+    second = await gateway_factory(*manifests, settings=settings(store_server))
     async with sdk(first) as one, sdk(second) as two:
         for client in (one, two, one, two):
             await ask(client)
@@ -173,17 +167,17 @@ async def test_the_audit_line_span_and_metrics_name_the_consumer_never_the_key(
 
 
 async def test_a_store_outage_fails_open_or_closed_as_each_consumer_says_and_nothing_leaks(
-    gateway_factory: GatewayFactory, shared: RedisServer
+    gateway_factory: GatewayFactory, store_server: StoreServer
 ) -> None:
     manifests = [
         *team("search", TEAM_KEY, limits={"requestsPerMinute": 100}, budgets=[{"period": "day", "usd": 5}]),
         *team("ads", OTHER_KEY, onStoreFailure="FailClosed", limits={"requestsPerMinute": 100}),
     ]
-    gateway = await gateway_factory(*manifests, settings=settings(shared))
+    gateway = await gateway_factory(*manifests, settings=settings(store_server))
     async with sdk(gateway) as opened, sdk(gateway, OTHER_KEY) as closed:
         await ask(opened)
         await ask(closed)
-        shared.stop()
+        store_server.stop()
         loop = asyncio.get_running_loop()
         started = loop.time()
         assert (await ask(opened)).http_response.status_code == 200
@@ -192,7 +186,7 @@ async def test_a_store_outage_fails_open_or_closed_as_each_consumer_says_and_not
         assert loop.time() - started < 2.0
         assert unavailable.value.status_code == 503
         assert unavailable.value.code == "limits_unavailable"
-        shared.start()
+        store_server.start()
         await asyncio.sleep(1.2)  # the store is probed again at most once a second
         for _ in range(3):
             await ask(opened)

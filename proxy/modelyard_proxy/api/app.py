@@ -16,7 +16,9 @@ from modelyard_proxy.observability.auditlog import AuditLog
 from modelyard_proxy.observability.metrics import Metrics
 from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.table.store import TableStore
-from modelyard_proxy.tenancy.counters import Counters, open_counters
+from modelyard_proxy.tenancy.counters import Counters
+from modelyard_proxy.tenancy.guarded import GuardedCounters
+from modelyard_proxy.tenancy.opening import open_counters
 from modelyard_proxy.upstream import UpstreamClient
 from modelyard_tracing.lean import lean_tracer
 
@@ -55,7 +57,7 @@ def create_app(
     app[TRACER] = lean_tracer(tracer_provider, "modelyard_proxy")
     app.cleanup_ctx.append(_upstream_client)
     app[COUNTERS] = counters_for(settings)
-    app.on_cleanup.append(_close_counters)
+    app.cleanup_ctx.append(_counters)
     app.router.add_post("/v1/chat/completions", handlers.chat_completions)
     app.router.add_post("/v1/embeddings", handlers.embeddings)
     app.router.add_get("/v1/models", handlers.list_models)
@@ -71,8 +73,15 @@ def counters_for(settings: ProxySettings) -> Counters:
     )
 
 
-async def _close_counters(app: web.Application) -> None:
-    await app[COUNTERS].close()
+async def _counters(app: web.Application) -> AsyncIterator[None]:
+    """Connect to the store (and load its scripts) before the first request; close it on shutdown."""
+    counters = app[COUNTERS]
+    if isinstance(counters, GuardedCounters):
+        await counters.warm_up()
+    try:
+        yield
+    finally:
+        await counters.close()
 
 
 async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
