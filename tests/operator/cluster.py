@@ -71,6 +71,8 @@ def _crd_kinds() -> dict[str, tuple[str, str, bool]]:
 
 #: The CRDs' kinds, read from ``crds/`` so the emulator serves exactly what the cluster would.
 CUSTOM_KINDS = _crd_kinds()
+#: ModelConsumer is served even while ``crds/`` has no manifest for it yet: the operator watches it.
+CUSTOM_KINDS.setdefault("ModelConsumer", ("modelyard.io/v1alpha1", "modelconsumers", True))
 KINDS = {**CORE_KINDS, **CUSTOM_KINDS}
 
 
