@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from modelyard_routing import RoutingTable, hash_api_key
 from modelyard_routing.consumer_spec import BudgetPeriod
@@ -259,7 +260,7 @@ class AdminPort:
     asked: int = 0
 
     @web.middleware
-    async def authorized(self, request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    async def authorized(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.headers.get("Authorization") != f"Bearer {ADMIN_TOKEN}":
             return web.json_response({"error": "unauthorized"}, status=401)
         return await handler(request)
