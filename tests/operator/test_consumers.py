@@ -133,6 +133,43 @@ async def test_a_consumer_reaches_every_proxy_as_key_hashes_and_is_programmed(
     assert hash_api_key(ALPHA_KEY) not in said
 
 
+async def test_only_the_consumer_that_changed_gets_its_status_rewritten_even_across_a_restart(
+    cluster: Cluster, proxies: list[ProxyProcess], operator: OperatorProcess
+) -> None:
+    await cluster.apply(secret("team-a", "alpha-keys", {"key": ALPHA_KEY}))
+    await cluster.apply(consumer("team-a", "alpha", by_name("alpha-keys")))
+    await eventually(
+        lambda: condition(cluster, "team-a", "alpha", "Programmed").get("status") == "True", what="alpha programmed"
+    )
+    await asyncio.sleep(1.5)  # a resync (1 s here): whatever was still due is written
+    before = cluster.status("ModelConsumer", "alpha", "team-a")
+    patched = len(cluster.status_patches("ModelConsumer"))
+
+    # Another team's consumer makes a new table generation; alpha's entry in it is unchanged.
+    await cluster.apply(secret("team-b", "beta-keys", {"key": "sk-beta"}))
+    await cluster.apply(consumer("team-b", "beta", by_name("beta-keys")))
+    await eventually(
+        lambda: condition(cluster, "team-b", "beta", "Programmed").get("status") == "True", what="beta programmed"
+    )
+    await asyncio.sleep(1.5)
+    assert set(cluster.status_patches("ModelConsumer")[patched:]) == {"beta"}
+    assert cluster.status("ModelConsumer", "alpha", "team-a") == before
+    assert "(from table generation 1)" in condition(cluster, "team-a", "alpha", "Programmed")["message"]
+
+    # A restarted operator names the same generations: it rewrites no consumer's status.
+    await operator.stop()
+    patched = len(cluster.status_patches("ModelConsumer"))
+    await operator.start()
+    await eventually(lambda: _ready(operator), what="the restarted operator ready")
+    await asyncio.sleep(1.5)
+    assert cluster.status_patches("ModelConsumer")[patched:] == []
+    assert cluster.status("ModelConsumer", "alpha", "team-a") == before
+
+
+async def _ready(operator: OperatorProcess) -> bool:
+    return (await operator.probe("/readyz"))[0] == 200
+
+
 async def test_conditions_say_what_is_wrong_and_a_shared_key_is_refused_for_both(
     cluster: Cluster, proxies: list[ProxyProcess], operator: OperatorProcess
 ) -> None:
