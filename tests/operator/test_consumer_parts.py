@@ -14,7 +14,11 @@ from aiohttp import web
 from modelyard.cli import build_parser
 from modelyard_operator import inventory, tables
 from modelyard_operator.consumer_status import budget_summary, limits_summary, models_summary, usage_fields
+from modelyard_operator.context import OperatorContext
+from modelyard_operator.debounce import Debouncer
 from modelyard_operator.discovery import ProxyEndpoint
+from modelyard_operator.handlers import watching
+from modelyard_operator.kube import KubeClient
 from modelyard_operator.settings import OperatorSettings
 from modelyard_operator.usage import UsageReader
 from modelyard_routing import Inventory, Manifest, ObjectRef, SecretData, hash_api_key
@@ -123,6 +127,23 @@ def test_consumers_use_secrets_by_name_or_labels_in_their_own_trusted_namespace_
     sources = inventory.key_sources({"spec": {"keys": {"secretRefs": [{"name": "named"}, {"bad": 1}]}}})
     assert sources == inventory.KeySources(frozenset({"named"}))
     assert not sources.selects("labelled", {"team": "a"})
+
+
+@pytest.mark.parametrize(
+    ("namespace", "name", "labels", "wakes"),
+    [
+        ("team-a", "named", {}, True),
+        ("team-a", "any-name", {"team": "a", "more": "x"}, True),
+        ("team-a", "any-name", {"team": "b"}, False),
+        ("team-b", "named", {"team": "a"}, False),  # the same name and labels in a namespace with no consumer
+    ],
+)
+def test_a_secret_a_consumer_uses_wakes_the_reconciler_and_others_do_not(
+    namespace: str, name: str, labels: dict[str, str], wakes: bool
+) -> None:
+    context = OperatorContext(OperatorSettings(), KubeClient(), Debouncer(0.1, 0.1))
+    sources = {"team-a": [inventory.KeySources(frozenset({"named"}), {"team": "a"})]}
+    assert watching.secret_in_use((namespace, name), labels, {}, sources, context) is wakes
 
 
 # --- generations --------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ handler, so the first compile never sees a half-listed cluster.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import kopf
@@ -107,17 +108,28 @@ async def changed(memo: OperatorContext, **_: Any) -> None:
     memo.trigger.request()
 
 
+def secret_in_use(
+    key: Key,
+    labels: Mapping[str, str],
+    readers: Mapping[Key, object],
+    sources: Mapping[str, Iterable[KeySources]],
+    memo: OperatorContext,
+) -> bool:
+    """Whether the Secret ``key`` matters to the table: a credential reads it, it holds gateway API keys, or a
+    trusted consumer takes keys from it (by name or labels, now or in the last compile, so a Secret whose
+    labels stop matching counts too)."""
+    namespace, name = key
+    for_consumers = any(source.selects(name, labels) for source in sources.get(namespace, ()))
+    return key in readers or API_KEYS_LABEL in labels or for_consumers or memo.consumer_reads(key)
+
+
 @kopf.on.event("", "v1", "secrets", when=key_secret)
 async def secret_changed(
     namespace: str | None, name: str, labels: kopf.Labels, memo: OperatorContext, **kwargs: Any
 ) -> None:
-    """A Secret a credential reads, one holding gateway API keys, or one a trusted consumer takes keys from
-    (by name or labels, now or in the last compile, so a Secret whose labels stop matching counts too):
-    reconcile (debounced)."""
+    """A Secret that matters to the table changed: reconcile (debounced)."""
     # kopf passes indexes by function name.
     readers: kopf.Index[Key, Key] = kwargs["credentials_by_secret"]
     sources: kopf.Index[str, KeySources] = kwargs["consumer_key_sources"]
-    key = (namespace or "", name)
-    for_consumers = any(source.selects(name, labels) for source in sources.get(key[0], ()))
-    if key in readers or API_KEYS_LABEL in labels or for_consumers or memo.consumer_reads(key):
+    if secret_in_use((namespace or "", name), labels, readers, sources, memo):
         memo.trigger.request()
