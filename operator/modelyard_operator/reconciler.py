@@ -175,9 +175,10 @@ class Reconciler:
                 span.set_attribute("modelyard.table.changed", step.table is not previous)
             if step.table is not previous:
                 log.info(
-                    "routing table generation %d: %d routes, sha256 %s",
+                    "routing table generation %d: %d routes, %d consumers, sha256 %s",
                     step.table.generation,
                     len(step.table.routes),
+                    len(step.table.consumers),
                     step.table.sha256[:12],
                 )
             self.step, self._table, self._since, self._hashes = step, step.table, step.since, step.hashes
