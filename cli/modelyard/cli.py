@@ -155,7 +155,7 @@ def _operator(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, watch_namespaces=())
     elif args.watch_namespace:
         settings = dataclasses.replace(settings, watch_namespaces=tuple(args.watch_namespace))
-    for name in ("namespace", "kubeconfig", "proxy_service", "table_secret", "admin_token_file"):
+    for name in ("namespace", "kubeconfig", "proxy_service", "table_secret", "admin_token_file", "consumer_namespaces"):
         if getattr(args, name) is not None:
             settings = dataclasses.replace(settings, **{name: getattr(args, name)})
     run_operator(settings)
@@ -252,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument("--table-secret", help="the Secret the table is written to (env MODELYARD_TABLE_SECRET)")
     operator.add_argument(
         "--admin-token-file", type=Path, help="admin bearer token file (env MODELYARD_ADMIN_TOKEN_FILE)"
+    )
+    operator.add_argument(
+        "--consumer-namespaces",
+        type=lambda value: tuple(ns.strip() for ns in value.split(",") if ns.strip()),
+        help="comma list of namespaces whose ModelConsumers are trusted "
+        "(default: --namespace; env MODELYARD_CONSUMER_NAMESPACES)",
     )
     operator.set_defaults(run=_operator)
 
