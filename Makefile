@@ -14,7 +14,7 @@ LOCAL_BASE ?= modelyard-base:bookworm
 # Optional PEM file of CA certificates the image build trusts when it fetches packages (a TLS-intercepting proxy).
 BUILD_CA ?=
 
-.PHONY: install lock helm run test lint typecheck unit chart e2e image image-test base-image bench clean
+.PHONY: install lock helm redis-server run test lint typecheck unit chart e2e image image-test base-image bench clean
 
 UV_VENV := .tools/uv
 UV := $(UV_VENV)/bin/uv
@@ -50,6 +50,8 @@ run: install
 	trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
 	echo "gateway: http://127.0.0.1:$(GATEWAY_PORT)/v1  (API key: sk-modelyard-demo)"; \
 	echo "metrics: http://127.0.0.1:$(ADMIN_PORT)/metrics  (Authorization: Bearer $(ADMIN_TOKEN))"; \
+	echo "team-demo key: sk-modelyard-team-demo  (5 requests a minute, 0.01 USD a day: the 6th request in a minute gets 429)"; \
+	echo "usage: MODELYARD_ADMIN_TOKEN=$(ADMIN_TOKEN) $(BIN)/modelyard usage --admin-url http://127.0.0.1:$(ADMIN_PORT)"; \
 	MODELYARD_ADMIN_TOKEN=$(ADMIN_TOKEN) $(BIN)/modelyard serve --manifests examples/standalone \
 		--host 127.0.0.1 --port $(GATEWAY_PORT) --admin-port $(ADMIN_PORT)
 
@@ -65,7 +67,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install helm
+## A real redis-server for the counter tests (Debian's package, installed only when none is on PATH).
+redis-server:
+	@tools/ensure-redis
+
+unit: install helm redis-server
 	$(BIN)/pytest -p no:cacheprovider
 
 ## The Helm chart alone: lint, render with every ci/*-values.yaml, validate against the Kubernetes schemas.

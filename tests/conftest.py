@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pathlib
 from collections.abc import AsyncIterator, Iterator
 
 import openai
@@ -21,6 +22,7 @@ from modelyard_routing import compile_inventory
 from modelyard_simulator import REQUEST_LOG, RequestLog
 from modelyard_simulator import create_app as create_simulator
 from tests.harness import DEMO_KEY, GatewayFactory, example_inventory, start_server
+from tests.storeserver import StoreServer
 
 
 @pytest.fixture(autouse=True)
@@ -108,3 +110,38 @@ async def client(gateway: test_utils.TestServer) -> AsyncIterator[openai.AsyncOp
     """The official OpenAI SDK pointed at the gateway, with retries off so failures show as they are."""
     async with openai.AsyncOpenAI(base_url=str(gateway.make_url("/v1")), api_key=DEMO_KEY, max_retries=0) as sdk:
         yield sdk
+
+
+@pytest.fixture(scope="session")
+def _store_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreServer]:
+    """One real redis-server for the session (fails, not skips, where redis-server is missing)."""
+    server = StoreServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def store_server(_store_server_process: StoreServer) -> StoreServer:
+    """The session's redis-server, running (a test may have stopped it) and empty."""
+    _store_server_process.start()
+    _store_server_process.flush()
+    return _store_server_process
+
+
+@pytest.fixture
+def password_store_server(tmp_path: pathlib.Path) -> Iterator[StoreServer]:
+    """A redis-server of its own that requires a password."""
+    server = StoreServer(tmp_path, password="s3cret-Pa55word-9f2c")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tls_store_server(tmp_path: pathlib.Path) -> Iterator[StoreServer]:
+    """A redis-server of its own that speaks only TLS (a throwaway CA) and requires a password."""
+    server = StoreServer(tmp_path, password="tls-Pa55word-4be1", tls=True)
+    server.start()
+    yield server
+    server.stop()

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import functools
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,9 +29,11 @@ def _serve(args: argparse.Namespace) -> int:
     from modelyard_routing.push import AdminToken  # noqa: PLC0415
 
     settings = ProxySettings()
-    for name in ("host", "port", "max_body_bytes", "admin_port", "admin_token_file", "workers"):
+    for name in ("host", "port", "max_body_bytes", "admin_port", "admin_token_file", "workers", "store_url"):
         if getattr(args, name) is not None:
             settings = dataclasses.replace(settings, **{name: getattr(args, name)})
+    if args.store_url is not None:  # workers inherit it: a URL may carry a password, so never on a command line
+        os.environ["MODELYARD_STORE_URL"] = args.store_url
     if args.manifests is not None:
         if not args.manifests.is_dir():
             print(f"modelyard serve: {args.manifests} is not a folder", file=sys.stderr)
@@ -59,6 +62,14 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
     if settings.workers > 1:
         from modelyard_proxy.serving.supervisor import run_supervisor  # noqa: PLC0415
+
+        if settings.store_url is None:
+            logging.getLogger("modelyard").warning(
+                "no counter store (--store-url): each of the %d workers counts consumers' limits and budgets on "
+                "its own, so a consumer may get up to %d times each limit and budget from this pod",
+                settings.workers,
+                settings.workers,
+            )
 
         return run_supervisor(
             settings,
@@ -144,11 +155,34 @@ def _operator(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, watch_namespaces=())
     elif args.watch_namespace:
         settings = dataclasses.replace(settings, watch_namespaces=tuple(args.watch_namespace))
-    for name in ("namespace", "kubeconfig", "proxy_service", "table_secret", "admin_token_file"):
+    for name in ("namespace", "kubeconfig", "proxy_service", "table_secret", "admin_token_file", "consumer_namespaces"):
         if getattr(args, name) is not None:
             settings = dataclasses.replace(settings, **{name: getattr(args, name)})
     run_operator(settings)
     return 0
+
+
+def _usage(args: argparse.Namespace) -> int:
+    from modelyard.usage import run_usage  # noqa: PLC0415
+
+    return run_usage(
+        admin_url=args.admin_url,
+        token_file=args.admin_token_file,
+        days=args.days,
+        consumer=args.consumer,
+        as_json=args.json,
+        timeout=args.timeout,
+    )
+
+
+def _days(text: str) -> int:
+    from modelyard_routing.usage import MAX_USAGE_DAYS  # noqa: PLC0415
+
+    days = int(text)
+    if not 1 <= days <= MAX_USAGE_DAYS:
+        msg = f"must be from 1 to {MAX_USAGE_DAYS}"
+        raise argparse.ArgumentTypeError(msg)
+    return days
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="processes serving the port; above 1 a supervisor owns the admin port "
         "(default: the container's CPU limit, env MODELYARD_WORKERS)",
     )
+    serve.add_argument(
+        "--store-url",
+        default=None,
+        help="Redis/Valkey URL (redis:// or rediss://) shared by every pod and worker for limits and budgets; "
+        "the password comes from env MODELYARD_STORE_PASSWORD (env MODELYARD_STORE_URL; default: count per process)",
+    )
     serve.add_argument("--worker-socket", type=Path, default=None, help=argparse.SUPPRESS)  # a supervisor's worker
     serve.set_defaults(run=_serve)
 
@@ -213,12 +253,38 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument(
         "--admin-token-file", type=Path, help="admin bearer token file (env MODELYARD_ADMIN_TOKEN_FILE)"
     )
+    operator.add_argument(
+        "--consumer-namespaces",
+        type=lambda value: tuple(ns.strip() for ns in value.split(",") if ns.strip()),
+        help="comma list of namespaces whose ModelConsumers are trusted "
+        "(default: --namespace; env MODELYARD_CONSUMER_NAMESPACES)",
+    )
     operator.set_defaults(run=_operator)
 
     compile_ = commands.add_parser("compile", help="compile manifests and print the routing table (keys masked)")
     compile_.add_argument("--manifests", type=Path, required=True, help="a manifest file or folder")
     compile_.add_argument("--generation", type=int, default=1)
     compile_.set_defaults(run=_compile)
+
+    usage = commands.add_parser("usage", help="print each consumer's budgets and spend from a proxy's admin port")
+    usage.add_argument(
+        "--admin-url",
+        default=os.environ.get("MODELYARD_ADMIN_URL", "http://127.0.0.1:8081"),
+        help="the proxy's admin port (default: env MODELYARD_ADMIN_URL, else http://127.0.0.1:8081 as make run)",
+    )
+    usage.add_argument(
+        "--token-file",
+        "--admin-token-file",
+        dest="admin_token_file",
+        type=Path,
+        default=None,
+        help="admin bearer token file (env MODELYARD_ADMIN_TOKEN_FILE; else env MODELYARD_ADMIN_TOKEN holds the token)",
+    )
+    usage.add_argument("--days", type=_days, default=7, help="past UTC days of spend to show (default 7, at most 35)")
+    usage.add_argument("--consumer", help="only this consumer: namespace/name, or its name alone")
+    usage.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
+    usage.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer (default 10)")
+    usage.set_defaults(run=_usage)
     return parser
 
 

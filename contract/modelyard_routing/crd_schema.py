@@ -30,6 +30,7 @@ CRD_VERSION = API_VERSION.rpartition("/")[2]
 CRD_FILES: dict[str, str] = {
     "ModelRoute": f"{API_GROUP}_modelroutes.yaml",
     "ProviderCredential": f"{API_GROUP}_providercredentials.yaml",
+    "ModelConsumer": f"{API_GROUP}_modelconsumers.yaml",
 }
 
 #: Schema keys that describe rather than constrain, and the Kubernetes extensions JSON Schema does not know.
@@ -104,9 +105,10 @@ def ecma_pattern(pattern: str) -> str:
 def to_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """A CRD's OpenAPI v3 structural schema as JSON Schema, for ``jsonschema``.
 
-    Drops descriptions and ``x-kubernetes-*`` extensions, turns ``nullable`` into a ``null`` type, and closes
-    every object that lists its ``properties`` (``kubectl`` validates fields strictly, and pydantic forbids
-    extras). Patterns are kept as written: check them with :func:`ecma_pattern`, as :func:`validate_manifest`
+    Drops descriptions and ``x-kubernetes-*`` extensions, turns ``nullable`` into a ``null`` type and OpenAPI
+    3.0's boolean ``exclusiveMinimum``/``exclusiveMaximum`` into JSON Schema's numeric ones, and closes every
+    object that lists its ``properties`` (``kubectl`` validates fields strictly, and pydantic forbids extras).
+    Patterns are kept as written: check them with :func:`ecma_pattern`, as :func:`validate_manifest`
     does.
     """
     out: dict[str, Any] = {}
@@ -119,6 +121,11 @@ def to_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
             out[key] = to_json_schema(value)
         else:
             out[key] = copy.deepcopy(value)
+    for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if out.get(exclusive) is True and bound in out:
+            out[exclusive] = out.pop(bound)
+        elif isinstance(out.get(exclusive), bool):
+            del out[exclusive]
     if schema.get("nullable") and "type" in out:
         out["type"] = [out["type"], "null"]
     closed = not schema.get("x-kubernetes-preserve-unknown-fields")
@@ -198,7 +205,7 @@ def _path(parts: Any) -> str:
 
 
 def validate_manifest(doc: dict[str, Any]) -> list[str]:
-    """What the CRD's OpenAPI schema rejects in a ModelRoute or ProviderCredential, as ``path: message`` lines.
+    """What the CRD's OpenAPI schema rejects in a manifest of a kind in :data:`CRD_FILES`, as ``path: message`` lines.
 
     The document is pruned and defaulted first, as the apiserver does. An empty list means the schema accepts
     it; CEL rules still apply (see :func:`iter_validation_rules`). Needs ``jsonschema``.

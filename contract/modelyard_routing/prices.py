@@ -8,7 +8,11 @@ Dated or suffixed names (``gpt-4o-2024-08-06``, ``claude-sonnet-4-5-20250929``) 
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from modelyard_routing.table import Credential, ModelPrice
+
+T = TypeVar("T")
 
 DEFAULT_PRICES: dict[str, ModelPrice] = {
     # OpenAI (also Azure deployments named after the model)
@@ -39,15 +43,50 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
     "deepseek-reasoner": ModelPrice(input=0.55, output=2.19, cached_input=0.14),
 }
 
-_BY_LENGTH = sorted(DEFAULT_PRICES, key=len, reverse=True)
+#: The most output tokens each model family may produce in one answer, as the providers document them. A
+#: budget reserves this much output for a request that sets no ``max_tokens`` of its own.
+DEFAULT_OUTPUT_LIMITS: dict[str, int] = {
+    "gpt-4o": 16_384,
+    "gpt-4o-mini": 16_384,
+    "gpt-4.1": 32_768,
+    "gpt-4.1-mini": 32_768,
+    "gpt-4.1-nano": 32_768,
+    "o3": 100_000,
+    "o4-mini": 100_000,
+    "claude-sonnet-4-5": 64_000,
+    "claude-sonnet-4": 64_000,
+    "claude-opus-4-1": 32_000,
+    "claude-haiku-4-5": 64_000,
+    "claude-3-5-haiku": 8_192,
+    "gemini-2.5-pro": 65_536,
+    "gemini-2.5-flash": 65_536,
+    "gemini-2.5-flash-lite": 65_536,
+    "gemini-2.0-flash": 8_192,
+    "mistral-large-latest": 32_768,
+    "mistral-small-latest": 32_768,
+    "deepseek-chat": 8_192,
+    "deepseek-reasoner": 65_536,
+}
+#: Output reserved for a model whose limit is unknown and a request that sets none.
+UNKNOWN_OUTPUT_LIMIT = 32_768
+
+
+def _by_prefix(table: dict[str, T], model: str) -> T | None:
+    """An exact entry for ``model``, else the longest entry it starts with (``name-…``: dated or suffixed)."""
+    exact = table.get(model)
+    if exact is not None:
+        return exact
+    return next((table[name] for name in sorted(table, key=len, reverse=True) if model.startswith(name + "-")), None)
 
 
 def default_price(model: str) -> ModelPrice | None:
     """The built-in price of ``model``: an exact entry, else the longest entry it starts with (``name-…``)."""
-    exact = DEFAULT_PRICES.get(model)
-    if exact is not None:
-        return exact
-    return next((DEFAULT_PRICES[name] for name in _BY_LENGTH if model.startswith(name + "-")), None)
+    return _by_prefix(DEFAULT_PRICES, model)
+
+
+def output_limit(model: str) -> int:
+    """The most output tokens ``model`` may produce in one answer (a safe ceiling when it is not listed)."""
+    return _by_prefix(DEFAULT_OUTPUT_LIMITS, model) or UNKNOWN_OUTPUT_LIMIT
 
 
 def price_for(credential: Credential, model: str) -> ModelPrice | None:

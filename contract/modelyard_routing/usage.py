@@ -63,3 +63,51 @@ class UsageReport(_Report):
     store_up: bool
     generated_at: str
     consumers: tuple[ConsumerUsage, ...] = ()
+
+
+def merge_reports(reports: list[UsageReport]) -> UsageReport:
+    """One report for a pod's workers: a shared store's counts are the same in every worker (the first is
+    taken); per-process counts are summed, since each worker counted only its own requests."""
+    if not reports:
+        msg = "no usage report to merge"
+        raise ValueError(msg)
+    first = reports[0]
+    if first.store == "shared":
+        return first
+    consumers: dict[str, ConsumerUsage] = {}
+    for report in reports:
+        for usage in report.consumers:
+            known = consumers.get(usage.name)
+            consumers[usage.name] = usage if known is None else _added(known, usage)
+    return first.model_copy(update={"consumers": tuple(consumers[name] for name in sorted(consumers))})
+
+
+def _added(one: ConsumerUsage, other: ConsumerUsage) -> ConsumerUsage:
+    periods = {p.period: p for p in one.periods}
+    for period in other.periods:
+        known = periods.get(period.period)
+        if known is None:
+            periods[period.period] = period
+            continue
+        spent, held = known.spent_usd + period.spent_usd, known.held_usd + period.held_usd
+        budget = known.budget_usd
+        remaining = None if budget is None else max(0.0, budget - spent - held)
+        periods[period.period] = known.model_copy(
+            update={"spent_usd": spent, "held_usd": held, "remaining_usd": remaining}
+        )
+    days = {(d.day, d.model): d for d in one.days}
+    for day in other.days:
+        known_day = days.get((day.day, day.model))
+        days[(day.day, day.model)] = (
+            day
+            if known_day is None
+            else known_day.model_copy(
+                update={
+                    "requests": known_day.requests + day.requests,
+                    "input_tokens": known_day.input_tokens + day.input_tokens,
+                    "output_tokens": known_day.output_tokens + day.output_tokens,
+                    "cost_usd": known_day.cost_usd + day.cost_usd,
+                }
+            )
+        )
+    return one.model_copy(update={"periods": tuple(periods.values()), "days": tuple(days[k] for k in sorted(days))})

@@ -11,10 +11,12 @@ from opentelemetry import trace
 
 import modelyard_tracing as telemetry
 from modelyard_operator.debounce import Debouncer
+from modelyard_operator.inventory import Key
 from modelyard_operator.kube import KubeClient
 from modelyard_operator.publisher import Publisher
 from modelyard_operator.reconciler import Indices, Reconciler
 from modelyard_operator.settings import OperatorSettings
+from modelyard_operator.usage import UsageReader
 from modelyard_routing.push import AdminToken
 
 
@@ -31,6 +33,8 @@ class OperatorContext:
     reconciler: Reconciler | None = None
     _task: asyncio.Task[None] | None = None
     _publisher: Publisher | None = None
+    _usage: UsageReader | None = None
+    _usage_task: asyncio.Task[None] | None = None
     #: Traces of compile and push passes, exported as the ``OTEL_*`` environment says (no-op without it).
     tracer_provider: trace.TracerProvider = dataclasses.field(default_factory=trace.NoOpTracerProvider)
 
@@ -49,19 +53,37 @@ class OperatorContext:
             self.tracer_provider = telemetry.tracer_provider_from_env("modelyard-operator")
         tracer = self.tracer_provider.get_tracer("modelyard_operator")
         self._publisher = Publisher(self.settings, self.kube, token, tracer)
-        self.reconciler = Reconciler(self.settings, self.kube, self.trigger, indices, self._publisher, tracer=tracer)
+        settings = self.settings
+        self._usage = UsageReader(
+            token,
+            indices.endpoints,
+            self.trigger.request,
+            interval=settings.usage_interval,
+            timeout=settings.push_timeout,
+        )
+        self.reconciler = Reconciler(
+            settings, self.kube, self.trigger, indices, self._publisher, tracer=tracer, usage=self._usage
+        )
         self._task = asyncio.create_task(self.reconciler.run(), name="modelyard reconciler")
+        self._usage_task = asyncio.create_task(self._usage.run(), name="modelyard usage")
 
     async def stop(self) -> None:
         """Stop the control loop and close connections; the proxies keep serving what they have."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._usage_task, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._usage is not None:
+            await self._usage.close()
         if self._publisher is not None:
             await self._publisher.close()
         await self.kube.close()
         await asyncio.to_thread(telemetry.shutdown, self.tracer_provider)
+
+    def consumer_reads(self, secret: Key) -> bool:
+        """Whether a trusted consumer took keys from ``secret`` in the last reconcile pass."""
+        return self.reconciler is not None and secret in self.reconciler.consumer_secrets
 
     def probe(self) -> dict[str, Any]:
         """What the probes report besides their verdict: the table and how many proxies serve it."""

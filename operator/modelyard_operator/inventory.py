@@ -10,7 +10,7 @@ import base64
 import binascii
 import copy
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from modelyard_routing import Inventory, Manifest, ObjectRef, SecretData
@@ -23,7 +23,8 @@ T = TypeVar("T")
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Observed:
-    """A ModelRoute or ProviderCredential as last seen: what the compiler reads, plus what its status needs."""
+    """A ModelRoute, ProviderCredential or ModelConsumer as last seen: what the compiler reads, plus what its
+    status needs."""
 
     manifest: Manifest
     uid: str
@@ -48,7 +49,7 @@ def key_of(body: Mapping[str, Any]) -> Key:
 
 
 def observe(kind: str, body: Mapping[str, Any]) -> Observed:
-    """The index record of a ModelRoute or ProviderCredential (deep-copied: watch bodies are reused)."""
+    """The index record of a ModelRoute, ProviderCredential or ModelConsumer (deep-copied: watch bodies are reused)."""
     metadata = body.get("metadata") or {}
     manifest = Manifest(
         ref=_ref(kind, body),
@@ -59,16 +60,45 @@ def observe(kind: str, body: Mapping[str, Any]) -> Observed:
     return Observed(manifest, str(metadata.get("uid") or ""), copy.deepcopy(dict(body.get("status") or {})))
 
 
-def secret_values(body: Mapping[str, Any]) -> SecretData:
-    """A Secret's decoded text values; keys that are not base64 text are left out (a reference to one fails)."""
+def secret_values(body: Mapping[str, Any], *, api_keys_allowed: bool = True) -> SecretData:
+    """A Secret's decoded text values and labels; keys that are not base64 text are left out (a reference to
+    one fails). ``api_keys_allowed`` False ignores the api-keys label: the Secret is there for consumers only."""
     values: dict[str, str] = {}
     for key, encoded in (body.get("data") or {}).items():
         try:
             values[str(key)] = base64.b64decode(str(encoded), validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
             continue
-    labels = (body.get("metadata") or {}).get("labels") or {}
-    return SecretData(_ref("Secret", body), values, str(labels.get(API_KEYS_LABEL, "")).lower() == "true")
+    labels = {str(k): str(v) for k, v in ((body.get("metadata") or {}).get("labels") or {}).items()}
+    api_keys = api_keys_allowed and labels.get(API_KEYS_LABEL, "").lower() == "true"
+    return SecretData(_ref("Secret", body), values, api_keys, labels)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeySources:
+    """The Secrets a ModelConsumer takes its keys from: by name, and by labels (its own namespace only)."""
+
+    names: frozenset[str] = frozenset()
+    match_labels: Mapping[str, str] | None = None
+
+    def selects(self, name: str, labels: Mapping[str, str]) -> bool:
+        """Whether the Secret ``name`` with ``labels`` is one of them."""
+        if name in self.names:
+            return True
+        return bool(self.match_labels) and all(labels.get(k) == v for k, v in (self.match_labels or {}).items())
+
+
+def key_sources(body: Mapping[str, Any]) -> KeySources:
+    """Where a ModelConsumer says its keys are, read leniently: an invalid spec still names what it meant."""
+    keys = (body.get("spec") or {}).get("keys")
+    if not isinstance(keys, Mapping):
+        return KeySources()
+    refs = keys.get("secretRefs")
+    refs = refs if isinstance(refs, list) else []
+    names = frozenset(str(ref["name"]) for ref in refs if isinstance(ref, Mapping) and isinstance(ref.get("name"), str))
+    selector = keys.get("matchLabels")
+    match_labels = {str(k): str(v) for k, v in selector.items()} if isinstance(selector, Mapping) else None
+    return KeySources(names, match_labels or None)
 
 
 def secret_reference(body: Mapping[str, Any]) -> Key | None:
@@ -79,13 +109,31 @@ def secret_reference(body: Mapping[str, Any]) -> Key | None:
     return (key_of(body)[0], secret_ref["name"])
 
 
+def consumer_secrets(
+    consumers: Iterable[Observed], secrets: Iterable[SecretData], trusts: Callable[[str], bool]
+) -> frozenset[Key]:
+    """The Secrets that trusted consumers take keys from (each only from its own namespace)."""
+    sources: dict[str, list[KeySources]] = {}
+    for consumer in consumers:
+        if trusts(consumer.ref.namespace):
+            sources.setdefault(consumer.ref.namespace, []).append(key_sources({"spec": consumer.manifest.spec}))
+    return frozenset(
+        (secret.ref.namespace, secret.ref.name)
+        for secret in secrets
+        if any(source.selects(secret.ref.name, secret.labels) for source in sources.get(secret.ref.namespace, ()))
+    )
+
+
 def flatten(index: Mapping[Any, Iterable[T]]) -> list[T]:
     """Every value of a kopf index (each key maps to a store of values)."""
     return [value for store in index.values() for value in store]
 
 
 def build_inventory(
-    routes: Iterable[Observed], credentials: Iterable[Observed], secrets: Iterable[SecretData]
+    routes: Iterable[Observed],
+    credentials: Iterable[Observed],
+    secrets: Iterable[SecretData],
+    consumers: Iterable[Observed] = (),
 ) -> Inventory:
     """The compiler's input, in a stable order so that equal clusters give equal tables."""
 
@@ -95,5 +143,6 @@ def build_inventory(
     return Inventory(
         routes=[o.manifest for o in sorted(routes, key=by_ref)],
         credentials=[o.manifest for o in sorted(credentials, key=by_ref)],
+        consumers=[o.manifest for o in sorted(consumers, key=by_ref)],
         secrets=sorted(secrets, key=lambda s: (s.ref.namespace, s.ref.name)),
     )

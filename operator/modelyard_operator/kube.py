@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 API_PATHS: dict[str, tuple[str, str]] = {
     "ModelRoute": (f"/apis/{API_VERSION}", "modelroutes"),
     "ProviderCredential": (f"/apis/{API_VERSION}", "providercredentials"),
+    "ModelConsumer": (f"/apis/{API_VERSION}", "modelconsumers"),
     "Secret": ("/api/v1", "secrets"),
     "Event": ("/api/v1", "events"),
 }

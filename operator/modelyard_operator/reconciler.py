@@ -15,7 +15,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from modelyard_operator import discovery, inventory, status
+from modelyard_operator import consumer_status, discovery, inventory, status
 from modelyard_operator.debounce import Debouncer
 from modelyard_operator.discovery import ProxyEndpoint
 from modelyard_operator.inventory import Key, Observed
@@ -23,7 +23,9 @@ from modelyard_operator.kube import KubeClient, KubeError
 from modelyard_operator.publisher import Publisher
 from modelyard_operator.settings import OperatorSettings
 from modelyard_operator.tables import TableStep, next_table
+from modelyard_operator.usage import UsageReader
 from modelyard_routing import Condition, ObjectRef, RoutingTable, SecretData
+from modelyard_routing.usage import ConsumerUsage
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,11 @@ class Indices:
     credentials: Mapping[Key, Iterable[Observed]]
     secrets: Mapping[Key, Iterable[SecretData]]
     proxies: Mapping[Key, Iterable[tuple[ProxyEndpoint, ...]]]
+    consumers: Mapping[Key, Iterable[Observed]] = dataclasses.field(default_factory=dict)
+
+    def endpoints(self) -> tuple[ProxyEndpoint, ...]:
+        """The proxy pods as the EndpointSlices list them now."""
+        return discovery.merge(inventory.flatten(self.proxies))
 
 
 class Reconciler:
@@ -53,8 +60,10 @@ class Reconciler:
         publisher: Publisher,
         *,
         tracer: trace.Tracer | None = None,
+        usage: UsageReader | None = None,
     ) -> None:
         self._tracer = tracer or trace.NoOpTracer()
+        self._usage = usage
         self._settings = settings
         self._kube = kube
         self._trigger = trigger
@@ -68,7 +77,11 @@ class Reconciler:
         self._table: RoutingTable | None = None
         self._since: Mapping[str, int] = {}
         self._hashes: Mapping[int, str] = {}
+        self._consumer_since: Mapping[str, int] = {}
         self.step: TableStep | None = None
+        #: The Secrets trusted consumers took keys from in the last pass: a change to one recompiles even
+        #: when its labels no longer match.
+        self.consumer_secrets: frozenset[Key] = frozenset()
         #: Passes completed; the first one is what makes the operator ready.
         self.passes = 0
         #: Loop time the running pass started at (None between passes), for the liveness probe.
@@ -107,6 +120,7 @@ class Reconciler:
         self._published_generation = published.generation
         self._table = published.table
         self._since, self._hashes = published.routes.since, published.routes.hashes
+        self._consumer_since = published.routes.consumers
         log.info("continuing from routing table generation %d", published.generation)
 
     def _until_next_duty(self) -> float:
@@ -133,8 +147,11 @@ class Reconciler:
         self._retry_soon = False
         routes = inventory.flatten(self._indices.routes)
         credentials = inventory.flatten(self._indices.credentials)
-        snapshot = inventory.build_inventory(routes, credentials, inventory.flatten(self._indices.secrets))
-        endpoints = discovery.merge(inventory.flatten(self._indices.proxies))
+        consumers = inventory.flatten(self._indices.consumers)
+        secrets = inventory.flatten(self._indices.secrets)
+        snapshot = inventory.build_inventory(routes, credentials, secrets, consumers)
+        self.consumer_secrets = inventory.consumer_secrets(consumers, secrets, self._settings.trusts)
+        endpoints = self._indices.endpoints()
         now = asyncio.get_running_loop().time()
         query = now >= self._next_query
         if query:
@@ -143,19 +160,29 @@ class Reconciler:
             previous = self._table
             floor = max(self._published_generation, self._publisher.highest_other(previous))
             with self._tracer.start_as_current_span("compile routing-table") as span:
-                step = next_table(snapshot, previous, self._since, floor, self._hashes)
+                step = next_table(
+                    snapshot,
+                    previous,
+                    self._since,
+                    floor,
+                    self._hashes,
+                    previous_consumers=self._consumer_since,
+                    trusted_namespaces=self._settings.trusted_namespaces,
+                )
                 span.set_attribute("modelyard.table.generation", step.table.generation)
                 span.set_attribute("modelyard.table.sha256", step.table.sha256)
                 span.set_attribute("modelyard.table.routes", len(step.table.routes))
                 span.set_attribute("modelyard.table.changed", step.table is not previous)
             if step.table is not previous:
                 log.info(
-                    "routing table generation %d: %d routes, sha256 %s",
+                    "routing table generation %d: %d routes, %d consumers, sha256 %s",
                     step.table.generation,
                     len(step.table.routes),
+                    len(step.table.consumers),
                     step.table.sha256[:12],
                 )
             self.step, self._table, self._since, self._hashes = step, step.table, step.since, step.hashes
+            self._consumer_since = step.consumer_since
             self._published_generation = max(self._published_generation, step.table.generation)
             await self._write_secret(step)
             await self._publisher.sync(step.table, endpoints, query=query)
@@ -164,7 +191,7 @@ class Reconciler:
                 break
         assert self.step is not None
         rollout = self._publisher.rollout(self.step.table)
-        await self._write_statuses(routes, credentials, self.step, rollout)
+        await self._write_statuses(routes, credentials, consumers, self.step, rollout)
 
     async def _write_secret(self, step: TableStep) -> None:
         try:
@@ -175,7 +202,12 @@ class Reconciler:
             self._retry_soon = True
 
     async def _write_statuses(
-        self, routes: list[Observed], credentials: list[Observed], step: TableStep, rollout: status.Rollout
+        self,
+        routes: list[Observed],
+        credentials: list[Observed],
+        consumers: list[Observed],
+        step: TableStep,
+        rollout: status.Rollout,
     ) -> None:
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         gate = asyncio.Semaphore(MAX_CONCURRENT_PATCHES)
@@ -186,8 +218,18 @@ class Reconciler:
         for observed in credentials:
             desired = status.credential_status(observed)
             jobs.append(self._write_status(observed, desired, step.conditions.get(observed.ref, ()), now, gate))
+        for observed in consumers:
+            desired, conditions = consumer_status.consumer_status(
+                observed,
+                step.conditions.get(observed.ref, ()),
+                step,
+                rollout,
+                usage=self._usage_of(observed.ref),
+                current=self._current(observed),
+            )
+            jobs.append(self._write_status(observed, desired, conditions, now, gate))
         await asyncio.gather(*jobs)
-        live = {o.ref for o in routes} | {o.ref for o in credentials}
+        live = {o.ref for o in (*routes, *credentials, *consumers)}
         self._written = {ref: written for ref, written in self._written.items() if ref in live}
 
     async def _write_status(
@@ -198,8 +240,7 @@ class Reconciler:
         now: str,
         gate: asyncio.Semaphore,
     ) -> None:
-        # What this operator last wrote is fresher than the index, whose watch event may still be on its way.
-        current = self._written.get(observed.ref, observed.status)
+        current = self._current(observed)
         current_conditions = current.get("conditions") or []
         desired["conditions"] = status.render_conditions(conditions, current_conditions, now)
         if not status.changed_fields(desired, current):
@@ -215,6 +256,15 @@ class Reconciler:
             self._written[observed.ref] = desired
             for type_, condition in status.transitions(conditions, current_conditions):
                 await self._post_event(observed, type_, condition)
+
+    def _current(self, observed: Observed) -> Mapping[str, Any]:
+        # What this operator last wrote is fresher than the index, whose watch event may still be on its way.
+        return self._written.get(observed.ref, observed.status)
+
+    def _usage_of(self, ref: ObjectRef) -> tuple[ConsumerUsage, str] | None:
+        report = self._usage.report if self._usage is not None else None
+        usage = self._usage.of(f"{ref.namespace}/{ref.name}") if self._usage is not None else None
+        return (usage, report.generated_at) if usage is not None and report is not None else None
 
     async def _post_event(self, observed: Observed, type_: str, condition: Condition) -> None:
         message = f"{condition.type}={condition.status}: {condition.message}"

@@ -33,6 +33,11 @@ class OperatorSettings:
     watch_namespaces: tuple[str, ...] = dataclasses.field(
         default_factory=lambda: _env_list("MODELYARD_WATCH_NAMESPACES")
     )
+    #: Namespaces whose ModelConsumers may grant models, limits and budgets (and whose Secrets their keys come
+    #: from); empty means the operator's own namespace only. A consumer anywhere else grants nothing.
+    consumer_namespaces: tuple[str, ...] = dataclasses.field(
+        default_factory=lambda: _env_list("MODELYARD_CONSUMER_NAMESPACES")
+    )
     #: The operator's own namespace: the proxies, their Service and the table Secret live here.
     namespace: str = dataclasses.field(
         default_factory=lambda: _env("MODELYARD_NAMESPACE") or _env("POD_NAMESPACE") or "modelyard-system"
@@ -64,13 +69,25 @@ class OperatorSettings:
     health_port: int = dataclasses.field(default_factory=lambda: int(_env("MODELYARD_HEALTH_PORT") or 0))
     #: Longest one reconcile pass may run before ``/healthz`` fails, so that the kubelet restarts a wedged pod.
     stall_timeout: float = dataclasses.field(default_factory=lambda: _env_float("MODELYARD_STALL_TIMEOUT", 300.0))
+    #: How often consumers' spend is read from a proxy's usage endpoint into their status.
+    usage_interval: float = dataclasses.field(default_factory=lambda: _env_float("MODELYARD_USAGE_INTERVAL", 20.0))
 
     def watches(self, namespace: str | None) -> bool:
         """Whether routes, credentials and Secrets in ``namespace`` are served."""
         return not self.watch_namespaces or namespace in self.watch_namespaces
 
+    @property
+    def trusted_namespaces(self) -> tuple[str, ...]:
+        """Where ModelConsumers grant anything: ``consumer_namespaces``, else the operator's own namespace."""
+        return self.consumer_namespaces or (self.namespace,)
+
+    def trusts(self, namespace: str | None) -> bool:
+        """Whether ModelConsumers in ``namespace`` may grant anything (and read its Secrets for their keys)."""
+        return namespace in self.trusted_namespaces
+
     def kopf_namespaces(self) -> list[str]:
-        """What kopf must watch: the served namespaces plus the operator's own (for the EndpointSlices)."""
+        """What kopf must watch: the served namespaces plus the operator's own (for the EndpointSlices) and the
+        trusted consumer namespaces."""
         if not self.watch_namespaces:
             return []
-        return sorted({*self.watch_namespaces, self.namespace})
+        return sorted({*self.watch_namespaces, self.namespace, *self.trusted_namespaces})

@@ -59,17 +59,25 @@ class Rollout:
 
 
 def programmed(
-    observed_generation: int, *, accepted: bool, since: int | None, retained: bool, rollout: Rollout
+    observed_generation: int,
+    *,
+    accepted: bool,
+    since: int | None,
+    retained: bool,
+    rollout: Rollout,
+    subject: str = "route",
+    unresolved: str = "no target resolves",
 ) -> Condition:
-    """The Programmed condition of a route the table serves from generation ``since`` (None: not served)."""
+    """The Programmed condition of a route (or another ``subject``, a consumer) the table serves from
+    generation ``since`` (None: not served; ``unresolved`` says why when it is accepted)."""
 
     def condition(status: ConditionStatus, reason: str, message: str) -> Condition:
         return Condition(PROGRAMMED, status, reason, message, observed_generation)
 
     if since is None:
         if not accepted:
-            return condition("False", "NotAccepted", "the route is not accepted, so no proxy serves it")
-        return condition("False", "UnresolvedRefs", "no target resolves, so no proxy serves this route")
+            return condition("False", "NotAccepted", f"the {subject} is not accepted, so no proxy serves it")
+        return condition("False", "UnresolvedRefs", f"{unresolved}, so no proxy serves this {subject}")
     serving = rollout.serving(since)
     waiting = [name for name in rollout.ready if name not in serving]
     details = [f"{name}: {rollout.problems.get(name, 'push in progress')}" for name in waiting[:NAMED_PROXIES]]
@@ -80,12 +88,12 @@ def programmed(
         return condition(
             "False",
             "LastGoodServed",
-            f"{rollout.replicas(since)} ready proxy replicas keep serving the last good version of this route "
+            f"{rollout.replicas(since)} ready proxy replicas keep serving the last good version of this {subject} "
             f"(from table generation {since}) until the problem above is fixed{lagging}",
         )
     if not rollout.ready:
-        return condition("False", "NoReadyReplicas", "no ready proxy replica was found to serve this route")
-    summary = f"{len(serving)}/{len(rollout.ready)} ready proxy replicas serve this route as it now stands"
+        return condition("False", "NoReadyReplicas", f"no ready proxy replica was found to serve this {subject}")
+    summary = f"{len(serving)}/{len(rollout.ready)} ready proxy replicas serve this {subject} as it now stands"
     summary += f" (from table generation {since})"
     if not waiting:
         return condition("True", PROGRAMMED, summary)

@@ -9,7 +9,8 @@ from modelyard_proxy.base.settings import ProxySettings
 from modelyard_proxy.observability.auditlog import AuditLog
 from modelyard_proxy.observability.metrics import Metrics
 from modelyard_proxy.routing.health import HealthRegistry
-from modelyard_proxy.table.store import TableStore
+from modelyard_proxy.table.store import Caller, TableStore
+from modelyard_proxy.tenancy.counters import Counters
 from modelyard_proxy.upstream import UpstreamClient
 
 SETTINGS = web.AppKey("settings", ProxySettings)
@@ -27,3 +28,7 @@ AUDIT = web.AppKey("audit", AuditLog)
 #: The request's server span, and the trace context it continues (a client's ``traceparent``, if any).
 SPAN = web.RequestKey("span", trace.Span)
 TRACE_PARENT = web.RequestKey("trace_parent", context.Context)
+#: Who the request's gateway key belongs to.
+CALLER = web.RequestKey("caller", Caller)
+#: Limits and budgets: the shared store's counters, or this process's own without one.
+COUNTERS = web.AppKey("counters", Counters)

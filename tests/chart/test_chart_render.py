@@ -76,7 +76,7 @@ def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[
 def containers(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
     """(name, pod spec, container) for every container the chart runs, the test hook included."""
     for doc in docs:
-        if doc["kind"] == "Deployment":
+        if doc["kind"] in {"Deployment", "StatefulSet"}:
             spec = doc["spec"]["template"]["spec"]
         elif doc["kind"] == "Pod":
             spec = doc["spec"]
@@ -143,6 +143,18 @@ def test_everything_is_labelled_and_namespaced(values: tuple[Path, ...]) -> None
         ("networkPolicy:\n  enabled: 'yes'\n", "enabled"),
         ("otel:\n  protocol: thrift\n", "protocol"),
         ("proxy:\n  workers: -1\n", "workers"),
+        ("store:\n  timeoutMs: 0\n", "timeoutMs"),
+        ("store:\n  timeoutMs: '50'\n", "timeoutMs"),
+        ("store:\n  url: http://redis:6379\n", "url"),
+        ("store:\n  password: hunter2\n", "password"),
+        ("store:\n  existingSecret: Store_Secret\n", "existingSecret"),
+        ("valkey:\n  enabeld: true\n", "enabeld"),
+        ("valkey:\n  persistence:\n    size: lots\n", "size"),
+        ("valkey:\n  maxMemory: 0\n", "maxMemory"),
+        ("valkey:\n  image:\n    tag: ''\n", "tag"),
+        ("consumers:\n  trustedNamespaces: [Team_A]\n", "trustedNamespaces"),
+        ("consumers:\n  trusted: [platform]\n", "trusted"),
+        ("aggregatedRoles:\n  enabled: 1\n", "enabled"),
     ],
 )
 def test_values_schema_rejects_bad_values(tmp_path: Path, bad: str, message: str) -> None:
@@ -185,6 +197,7 @@ def test_chart_crds_are_the_repository_crds() -> None:
 def test_crds_installed_by_default_and_kept_on_uninstall() -> None:
     crds = find(render(), "CustomResourceDefinition")
     assert sorted(c["metadata"]["name"] for c in crds) == [
+        "modelconsumers.modelyard.io",
         "modelroutes.modelyard.io",
         "providercredentials.modelyard.io",
     ]
@@ -209,8 +222,9 @@ def test_crds_can_be_switched_off_or_left_unkept() -> None:
 
 @pytest.mark.parametrize("values", VALUES_CASES)
 def test_pods_are_locked_down(values: tuple[Path, ...]) -> None:
+    docs = render(*values)
     found = 0
-    for name, pod, container in containers(render(*values)):
+    for name, pod, container in containers(docs):
         found += 1
         pod_sc, sc = pod.get("securityContext", {}), container.get("securityContext", {})
         assert pod_sc.get("runAsNonRoot") is True, name
@@ -220,7 +234,7 @@ def test_pods_are_locked_down(values: tuple[Path, ...]) -> None:
         assert sc.get("capabilities") == {"drop": ["ALL"]}, name
         for kind in ("requests", "limits"):
             assert {"cpu", "memory"} <= set(container["resources"].get(kind, {})), f"{name} lacks {kind}"
-    assert found == 3
+    assert found == 3 + len(find(docs, "StatefulSet"))  # operator, proxy, test hook, and Valkey when enabled
 
 
 def test_proxy_probes_and_graceful_shutdown() -> None:
@@ -276,6 +290,7 @@ def test_operator_is_one_recreated_replica_wired_to_the_proxies() -> None:
     assert [p["name"] for p in admin_service["spec"]["ports"]] == [env["MODELYARD_ADMIN_PORT_NAME"]] == ["admin"]
     assert one(docs, "Secret", env["MODELYARD_TABLE_SECRET"])["type"] == "Opaque"
     assert env["MODELYARD_WATCH_NAMESPACES"] == ""
+    assert env["MODELYARD_CONSUMER_NAMESPACES"] == NAMESPACE  # trusted: the release namespace alone
 
 
 @pytest.mark.parametrize("port", [None, 9090])
@@ -323,8 +338,10 @@ def test_existing_secrets_replace_the_generated_ones() -> None:
 WATCH_RULES = {
     ("modelyard.io", "modelroutes", ("get", "list", "watch")),
     ("modelyard.io", "providercredentials", ("get", "list", "watch")),
+    ("modelyard.io", "modelconsumers", ("get", "list", "watch")),
     ("modelyard.io", "modelroutes/status", ("patch",)),
     ("modelyard.io", "providercredentials/status", ("patch",)),
+    ("modelyard.io", "modelconsumers/status", ("get", "patch", "update")),
     ("", "secrets", ("get", "list", "watch")),
     ("", "events", ("create",)),
     ("discovery.k8s.io", "endpointslices", ("get", "list", "watch")),
@@ -354,7 +371,7 @@ def _no_wildcards(docs: list[dict[str, Any]]) -> None:
 def test_rbac_all_namespaces_is_one_cluster_role_plus_the_table_secret() -> None:
     docs = render()
     _no_wildcards(docs)
-    cluster_role = one(docs, "ClusterRole")
+    cluster_role = one(docs, "ClusterRole", f"{RELEASE}-modelyard-operator")
     assert _rules(cluster_role) == WATCH_RULES
     binding = one(docs, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
@@ -373,7 +390,11 @@ def test_rbac_all_namespaces_is_one_cluster_role_plus_the_table_secret() -> None
 def test_rbac_watch_namespaces_has_no_cluster_scope() -> None:
     docs = render(CHART / "ci" / "watch-namespaces-values.yaml")
     _no_wildcards(docs)
-    assert find(docs, "ClusterRole") == find(docs, "ClusterRoleBinding") == []
+    assert find(docs, "ClusterRoleBinding") == []
+    assert [r["metadata"]["name"] for r in find(docs, "ClusterRole")] == [
+        f"{RELEASE}-modelyard-edit",  # the aggregated user roles, bound to nobody by the chart
+        f"{RELEASE}-modelyard-view",
+    ]
     watch_roles = {r["metadata"]["namespace"]: r for r in find(docs, "Role", f"{RELEASE}-modelyard-operator-watch")}
     assert sorted(watch_roles) == sorted(["team-a", "team-b", NAMESPACE])
     for role in watch_roles.values():
@@ -383,6 +404,7 @@ def test_rbac_watch_namespaces_has_no_cluster_scope() -> None:
     operator = one(docs, "Deployment", f"{RELEASE}-modelyard-operator")["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in operator["env"]}
     assert env["MODELYARD_WATCH_NAMESPACES"] == "team-a,team-b"
+    assert env["MODELYARD_CONSUMER_NAMESPACES"] == NAMESPACE
 
 
 def test_rbac_and_service_account_can_be_brought_along() -> None:
@@ -390,6 +412,7 @@ def test_rbac_and_service_account_can_be_brought_along() -> None:
     assert not any(d["kind"] in {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"} for d in docs)
     operator = one(docs, "Deployment", f"{RELEASE}-modelyard-operator")["spec"]["template"]["spec"]
     assert operator["serviceAccountName"] == "modelyard-operator"
+    assert find(docs, "ClusterRole") == []
     assert [s["metadata"]["name"] for s in find(docs, "ServiceAccount")] == [f"{RELEASE}-modelyard-proxy"]
 
 
@@ -479,11 +502,31 @@ def test_helm_test_hook_lists_models_through_the_service() -> None:
     compile(container["args"][0], "helm-test", "exec")  # the inline script is valid Python
 
 
+def _notes(*sets: str) -> str:
+    args = ["install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client"]
+    for item in sets:
+        args += ["--set", item]
+    notes = helm(*args).stdout
+    return " ".join(notes[notes.index("NOTES:") :].split())  # one line: sentences may wrap
+
+
 def test_notes_tell_how_to_reach_the_gateway() -> None:
-    result = helm("install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client")
-    assert f"http://{RELEASE}-modelyard-proxy.{NAMESPACE}.svc:80/v1" in result.stdout
-    assert "port-forward" in result.stdout
-    assert f"{RELEASE}-modelyard-api-keys" in result.stdout
+    notes = _notes()
+    assert f"http://{RELEASE}-modelyard-proxy.{NAMESPACE}.svc:80/v1" in notes
+    assert "port-forward" in notes
+    assert f"{RELEASE}-modelyard-api-keys" in notes
+
+
+def test_notes_tell_where_consumers_count_and_where_their_counters_live() -> None:
+    notes = _notes()
+    assert f"count only in {NAMESPACE};" in notes
+    assert "No counter store: each proxy counts consumers' limits and spend on its own" in notes
+    notes = _notes("consumers.trustedNamespaces={platform,finance}", "valkey.enabled=true")
+    assert "count only in platform, finance;" in notes
+    assert f"in the bundled Valkey ({RELEASE}-modelyard-valkey)." in notes
+    notes = _notes("store.url=redis://redis.platform:6379/0")
+    assert "in the store at store.url" in notes
+    assert "redis.platform" not in notes  # a URL may carry a password: never printed
 
 
 def test_grafana_dashboard_ships_as_a_configmap_when_enabled() -> None:
@@ -493,7 +536,7 @@ def test_grafana_dashboard_ships_as_a_configmap_when_enabled() -> None:
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     dashboard = json.loads(config_map["data"]["modelyard.json"])
     assert dashboard["uid"] == "modelyard-gateway"
-    exprs = " ".join(t["expr"] for panel in dashboard["panels"] for t in panel["targets"])
+    exprs = " ".join(t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", ()))
     for metric in (
         "modelyard_requests_total",
         "gen_ai_server_request_duration_seconds_bucket",

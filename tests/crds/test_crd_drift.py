@@ -2,25 +2,28 @@
 
 Both schemas are flattened to ``{path: constraints}`` (``.targets[].credentialRef.name``, ``.headers{}`` for a
 map's values) and compared whole: a field on one side only, a different type, enum, pattern, bound, default
-or ``required`` list fails. Cross-field rules (pydantic validators ↔ CEL rules) are matched by name below.
+or ``required`` list fails. Where a structural schema has to spell a constraint differently (OpenAPI 3.0's
+boolean ``exclusiveMinimum``, a CEL rule for the length of a map's keys), the CRD side is read as JSON Schema
+would say it. Cross-field rules (pydantic validators ↔ CEL rules) are matched by name below.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from pydantic import BaseModel, create_model
 
+from modelyard_routing.consumer_spec import LABEL_NAME_PATTERN, RESERVED_LABELS
 from modelyard_routing.crd_schema import load_crd_schema
 from modelyard_routing.specs import (
     HEADER_NAME_PATTERN,
-    KIND_TO_SPEC,
     RESERVED_HEADERS,
     ModelRouteSpec,
     ProviderCredentialSpec,
 )
+from tests.crds.spec_models import SPEC_MODELS
 
 Flat = dict[str, dict[str, Any]]
 
@@ -67,10 +70,25 @@ def _flatten(schema: dict[str, Any], path: str, out: Flat, *, defs: dict[str, An
             attrs[key] = sorted(value)
         else:
             attrs[key] = value
-    if defs is None and "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields"):
-        attrs["closed"] = True  # a structural schema keeps only the fields it lists
+    if defs is None:
+        _as_json_schema(node, attrs)
     out[path or "spec"] = attrs
     return out
+
+
+#: A CEL rule bounding a map's keys, which a structural schema cannot do with ``propertyNames``.
+_KEY_LENGTH_RULE = re.compile(r"^self\.all\(k, size\(k\) <= (\d+)\)$")
+
+
+def _as_json_schema(node: dict[str, Any], attrs: dict[str, Any]) -> None:
+    """A CRD node's constraints as pydantic's JSON Schema states them."""
+    if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+        attrs["closed"] = True  # a structural schema keeps only the fields it lists
+    if attrs.get("exclusiveMinimum") is True:
+        attrs["exclusiveMinimum"] = attrs.pop("minimum")  # OpenAPI 3.0's boolean form
+    for rule in node.get("x-kubernetes-validations", ()):
+        if bound := _KEY_LENGTH_RULE.match(rule["rule"]):
+            attrs["propertyNames"] = {"maxLength": int(bound.group(1))}
 
 
 def flat_pydantic(model: type[BaseModel]) -> Flat:
@@ -93,16 +111,16 @@ def _diff(crd: Flat, pyd: Flat) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("kind", sorted(KIND_TO_SPEC))
+@pytest.mark.parametrize("kind", sorted(SPEC_MODELS))
 def test_crd_spec_schema_matches_pydantic(kind: str) -> None:
-    problems = _diff(flat_crd(kind), flat_pydantic(KIND_TO_SPEC[kind]))
-    assert not problems, "CRD and specs.py disagree:\n" + "\n".join(problems)
+    problems = _diff(flat_crd(kind), flat_pydantic(SPEC_MODELS[kind]))
+    assert not problems, "CRD and the pydantic spec disagree:\n" + "\n".join(problems)
 
 
-@pytest.mark.parametrize("kind", sorted(KIND_TO_SPEC))
+@pytest.mark.parametrize("kind", sorted(SPEC_MODELS))
 def test_flattening_sees_every_field(kind: str) -> None:
     """Guard against a vacuous comparison: both sides expose every top-level field and some constraints."""
-    model = KIND_TO_SPEC[kind]
+    model = SPEC_MODELS[kind]
     aliases = {field.alias or name for name, field in model.model_fields.items()}
     crd = flat_crd(kind)
     assert {path.split(".")[1].rstrip("[]{}") for path in crd if path != "spec"} == aliases
@@ -127,6 +145,22 @@ def test_drift_check_catches_a_field_added_to_the_crd_only_or_a_changed_bound() 
     ]
 
 
+def test_drift_check_reads_openapi_spellings_as_json_schema_and_catches_their_bounds() -> None:
+    crd_schema = load_crd_schema("ModelConsumer")["properties"]["spec"]
+    usd = crd_schema["properties"]["budgets"]["items"]["properties"]["usd"]
+    assert (usd["minimum"], usd["exclusiveMinimum"]) == (0, True)
+    assert flat_crd("ModelConsumer")[".budgets[].usd"]["exclusiveMinimum"] == 0
+    del usd["exclusiveMinimum"]  # a budget of zero would pass the CRD
+    (rule,) = crd_schema["properties"]["keys"]["properties"]["matchLabels"]["x-kubernetes-validations"]
+    rule["rule"] = rule["rule"].replace("317", "63")
+    crd = _flatten(crd_schema, "", {}, defs=None)
+    assert _diff(crd, flat_pydantic(SPEC_MODELS["ModelConsumer"])) == [
+        ".budgets[].usd: exclusiveMinimum is '<absent>' in the CRD but 0 in pydantic",
+        ".budgets[].usd: minimum is 0 in the CRD but '<absent>' in pydantic",
+        ".keys.matchLabels: propertyNames is {'maxLength': 63} in the CRD but {'maxLength': 317} in pydantic",
+    ]
+
+
 # -- cross-field rules: every pydantic validator has CEL rules, every CEL rule has a validator ------------------
 
 #: (model, validator) → the ``message`` of each CEL rule that enforces the same thing in the CRD.
@@ -144,6 +178,24 @@ VALIDATOR_TO_CEL: dict[tuple[str, str], set[str]] = {
     ("ModelRouteSpec", "_names_unique"): {"model and aliases must be distinct", "modelPatterns must be distinct"},
     ("ModelRouteSpec", "_profiles_unique"): {"profile names must be distinct"},
     ("ModelRouteSpec", "_hedge_needs_delay"): {"strategy.hedgeDelay is set exactly when strategy.type is hedge"},
+    ("KeySource", "_names_some_secret"): {"keys needs secretRefs or matchLabels"},
+    ("ModelConsumerSpec", "_labels_are_metric_safe"): {
+        f"label names must be Prometheus label names ({LABEL_NAME_PATTERN})",
+        "label names consumer, route, provider, model, code, outcome, worker, le and period are reserved for the"
+        " gateway's own metric labels",
+    },
+    ("ModelConsumerSpec", "_one_budget_per_period"): {"budgets must name each period at most once"},
+}
+
+#: kind → the ``message`` of each CEL rule that states a schema keyword of the pydantic model (not a validator):
+#: a bound a structural schema cannot express, or a minimum restated with a message that says what to do.
+KEYWORD_CEL: dict[str, set[str]] = {
+    "ModelConsumer": {
+        "matchLabels keys must be at most 317 characters",
+        "requestsPerMinute must be at least 1; omit it for no limit",
+        "tokensPerMinute must be at least 1; omit it for no limit",
+        "concurrentRequests must be at least 1; omit it for no limit",
+    },
 }
 
 
@@ -161,42 +213,89 @@ def _spec_rules(kind: str) -> list[dict[str, Any]]:
     return _cel_rules(load_crd_schema(kind)["properties"]["spec"])
 
 
-def test_every_pydantic_validator_has_cel_rules_and_vice_versa() -> None:
-    validators = {
-        (model.__name__, name)
-        for model in KIND_TO_SPEC.values()
+def _models_within(model: type[BaseModel]) -> set[type[BaseModel]]:
+    """``model`` and every model its fields hold, however deeply (inside lists, maps and optionals too)."""
+    found: set[type[BaseModel]] = set()
+
+    def visit(annotation: Any) -> None:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel) and annotation not in found:
+            found.add(annotation)
+            for field in annotation.model_fields.values():
+                visit(field.annotation)
+        for arg in get_args(annotation):
+            visit(arg)
+
+    visit(model)
+    return found
+
+
+def _validators(model: type[BaseModel]) -> set[tuple[str, str]]:
+    return {
+        (inner.__name__, name)
+        for inner in _models_within(model)
         for decorators in (
-            model.__pydantic_decorators__.model_validators,
-            model.__pydantic_decorators__.field_validators,
+            inner.__pydantic_decorators__.model_validators,
+            inner.__pydantic_decorators__.field_validators,
         )
         for name in decorators
     }
+
+
+def test_every_pydantic_validator_has_cel_rules_and_vice_versa() -> None:
+    validators = set().union(*(_validators(model) for model in SPEC_MODELS.values()))
     assert validators == VALIDATOR_TO_CEL.keys(), "a validator was added or removed: add or remove its CEL rule"
-    for kind, model in KIND_TO_SPEC.items():
-        expected = set().union(*(msgs for (owner, _), msgs in VALIDATOR_TO_CEL.items() if owner == model.__name__))
+    for kind, model in SPEC_MODELS.items():
+        expected = set().union(*(VALIDATOR_TO_CEL[key] for key in _validators(model)), KEYWORD_CEL.get(kind, set()))
         assert {rule["message"] for rule in _spec_rules(kind)} == expected, kind
 
 
-def test_reserved_header_rule_lists_exactly_the_reserved_headers() -> None:
-    (rule,) = [r for r in _spec_rules("ProviderCredential") if "lowerAscii" in r["rule"]]
-    listed = re.search(r"\[([^\]]*)\]", rule["rule"])
+def test_validator_scan_finds_validators_of_nested_models() -> None:
+    assert ("KeySource", "_names_some_secret") in _validators(SPEC_MODELS["ModelConsumer"])
+
+
+def test_minimum_rules_restate_the_minimum_of_their_field() -> None:
+    """A CEL rule that repeats a bound with a clearer message says the same bound as the schema beside it."""
+    limits = load_crd_schema("ModelConsumer")["properties"]["spec"]["properties"]["limits"]["properties"]
+    for name, node in limits.items():
+        (rule,) = node["x-kubernetes-validations"]
+        assert rule["rule"] == f"self >= {node['minimum']}", name
+        assert rule["message"].startswith(f"{name} must be at least {node['minimum']};"), name
+
+
+def _one_rule(kind: str, containing: str) -> str:
+    (rule,) = [str(r["rule"]) for r in _spec_rules(kind) if containing in r["rule"]]
+    return rule
+
+
+def _listed(rule: str) -> set[str]:
+    """The quoted names of the one CEL list literal in ``rule``."""
+    listed = re.search(r"\[([^\]]*)\]", rule)
     assert listed is not None
-    assert {name.strip().strip("'") for name in listed.group(1).split(",")} == RESERVED_HEADERS
+    return {name.strip().strip("'") for name in listed.group(1).split(",")}
 
 
-def test_header_token_rule_uses_the_header_name_pattern() -> None:
-    (rule,) = [r for r in _spec_rules("ProviderCredential") if ".matches(" in r["rule"]]
-    assert f'k.matches("{HEADER_NAME_PATTERN}")' in rule["rule"]
+def test_reserved_name_rules_list_exactly_the_reserved_names() -> None:
+    assert _listed(_one_rule("ProviderCredential", "lowerAscii")) == RESERVED_HEADERS
+    assert _listed(_one_rule("ModelConsumer", " in [")) == RESERVED_LABELS
 
 
-@pytest.mark.parametrize("kind", sorted(KIND_TO_SPEC))
+def test_name_rules_use_the_name_patterns_of_the_validators() -> None:
+    assert f'k.matches("{HEADER_NAME_PATTERN}")' in _one_rule("ProviderCredential", ".matches(")
+    assert f"k.matches('{LABEL_NAME_PATTERN}')" in _one_rule("ModelConsumer", ".matches(")
+
+
+@pytest.mark.parametrize("kind", sorted(SPEC_MODELS))
 def test_factory_defaults_are_empty_so_an_optional_crd_field_means_the_same(kind: str) -> None:
     """pydantic's JSON schema omits ``default_factory`` defaults; the CRD omits them too, which is only
-    equivalent if absent and the factory's value mean the same: an empty list or map."""
+    equivalent if absent and the factory's value mean the same: an empty list or map, or a model left unset."""
     crd = flat_crd(kind)
-    for name, field in KIND_TO_SPEC[kind].model_fields.items():
+    for name, field in SPEC_MODELS[kind].model_fields.items():
         if field.default_factory is not None:
             path = f".{field.alias or name}"
-            assert field.get_default(call_default_factory=True) in ([], {}), path
+            default = field.get_default(call_default_factory=True)
+            if isinstance(default, BaseModel):  # a model of optional fields, all unset: an empty object
+                assert default.model_dump(exclude_defaults=True) == {}, path
+            else:
+                assert default in ([], {}), path
             assert "default" not in crd[path], path
             assert (field.alias or name) not in crd["spec"]["required"], path

@@ -31,7 +31,7 @@ from modelyard_routing.specs import API_GROUP, HEADER_NAME_PATTERN
 
 KINDS = sorted(CRD_FILES)
 K8S_VERSIONS = ["1.33", kubernetes_validate.utils.latest_version()]
-SHORT_NAMES = {"ModelRoute": "mr", "ProviderCredential": "pcred"}
+SHORT_NAMES = {"ModelRoute": "mr", "ProviderCredential": "pcred", "ModelConsumer": "mc"}
 #: Short names built-in resources already own; reusing one would make ``kubectl get <name>`` ambiguous.
 BUILTIN_SHORT_NAMES = {
     "cm",
@@ -199,6 +199,13 @@ def test_status_has_standard_conditions(kind: str) -> None:
     assert status["properties"]["observedGeneration"]["type"] == "integer"
     if kind == "ModelRoute":
         assert {"programmedReplicas", "tableGeneration", "tableHash"} <= status["properties"].keys()
+    if kind == "ModelConsumer":
+        assert {"models", "limits", "budget", "spentUSD", "usage"} <= status["properties"].keys()
+        usage = status["properties"]["usage"]["properties"]
+        assert usage["updatedAt"]["format"] == "date-time"
+        period = usage["periods"]["items"]["properties"]
+        assert {"period", "budgetUSD", "spentUSD", "remainingUSD", "resetsAt"} <= period.keys()
+        assert period["period"]["enum"] == ["hour", "day", "month"]
 
 
 # -- printer columns --------------------------------------------------------------------------------------------
@@ -240,6 +247,7 @@ def test_printer_columns_point_at_fields_of_their_type(kind: str) -> None:
     expected = {
         "ModelRoute": ["Model", "Target", "Accepted", "Programmed", "Replicas", "Age"],
         "ProviderCredential": ["Provider", "Region", "Secret", "ResolvedRefs", "Accepted", "Age"],
+        "ModelConsumer": ["Models", "Limits", "Budget", "Spent", "Programmed", "Age"],
     }[kind]
     assert [column["name"] for column in columns] == expected
 
@@ -319,6 +327,9 @@ _PROBES = [
     "OpenAI-Key",
     "my.secret-1",
     "deployment_1",
+    "gpt-4o*",
+    "*",
+    "cost_center",
     "Accepted",
     "modelyard.io/Programmed",
     "True",

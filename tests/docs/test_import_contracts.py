@@ -80,6 +80,8 @@ CROSSINGS = [
     ("proxy/modelyard_proxy/table/store.py", "import modelyard_proxy.observability.metrics", "rooms, top to bottom"),
     ("proxy/modelyard_proxy/failures/classify.py", "import modelyard_proxy.routing.health", "rooms, top to bottom"),
     ("proxy/modelyard_proxy/base/sse.py", "import modelyard_routing.table", "base imports nothing"),
+    ("proxy/modelyard_proxy/tenancy/ledger.py", "import modelyard_proxy.relay.run", "rooms, top to bottom"),
+    ("proxy/modelyard_proxy/tenancy/shared.py", "import aiohttp", "The counters know nothing of HTTP"),
 ]
 
 

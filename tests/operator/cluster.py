@@ -20,12 +20,13 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import kmock
 import yaml
 
+from modelyard_routing import RoutingTable
 from modelyard_routing.push import TABLE_SECRET_KEY
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,6 +72,8 @@ def _crd_kinds() -> dict[str, tuple[str, str, bool]]:
 
 #: The CRDs' kinds, read from ``crds/`` so the emulator serves exactly what the cluster would.
 CUSTOM_KINDS = _crd_kinds()
+#: ModelConsumer is served even while ``crds/`` has no manifest for it yet: the operator watches it.
+CUSTOM_KINDS.setdefault("ModelConsumer", ("modelyard.io/v1alpha1", "modelconsumers", True))
 KINDS = {**CORE_KINDS, **CUSTOM_KINDS}
 
 
@@ -79,6 +82,17 @@ def _path(kind: str, namespace: str | None, name: str = "") -> str:
     prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
     scope = f"/namespaces/{namespace}" if namespaced and namespace else ""
     return f"{prefix}{scope}/{plural}" + (f"/{name}" if name else "")
+
+
+class ProxyPod(Protocol):
+    """What an EndpointSlice says about a proxy pod: its name and its two ports on loopback."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def admin_port(self) -> int: ...
 
 
 async def eventually(check: Callable[[], Awaitable[bool] | bool], within: float = 15.0, what: str = "") -> None:
@@ -208,6 +222,16 @@ class Cluster:
                 names.append(name)
         return names
 
+    def reads(self) -> list[str]:
+        """Every path read from the emulator (gets, lists and watches; the tests' own writes are not reads)."""
+        return [str(request.url.path) for request in self.emulator if request.method == kmock.method.GET]
+
+    def table(self) -> RoutingTable:
+        """The table the operator last wrote into the table Secret (the one it pushes)."""
+        secret = self.get("Secret", PROXY_NAMESPACE, TABLE_SECRET)
+        assert secret is not None, "the operator has not written the table Secret"
+        return RoutingTable.from_wire(base64.b64decode(secret["data"][TABLE_SECRET_KEY]))
+
     def mount_table(self, path: Path) -> None:
         """Do the kubelet's job: project the table Secret's key into a file, by an atomic swap."""
         secret = self.get("Secret", PROXY_NAMESPACE, TABLE_SECRET)
@@ -216,7 +240,7 @@ class Cluster:
         staging.write_bytes(base64.b64decode(secret["data"][TABLE_SECRET_KEY]))
         staging.replace(path)
 
-    async def add_proxy_endpoint(self, proxy: ProxyProcess, *, ready: bool = True) -> None:
+    async def add_proxy_endpoint(self, proxy: ProxyPod, *, ready: bool = True) -> None:
         """The proxy Service's EndpointSlice for one pod (one slice per pod: each has its own loopback port)."""
         await self.apply(
             {
@@ -356,15 +380,15 @@ class ProxyProcess(Process):
 
 
 class OperatorProcess(Process):
-    """``modelyard operator`` against the emulator, with test-sized debounce, resync and backoff."""
+    """``modelyard operator`` against the emulator, with test-sized debounce, resync, backoff and usage refresh."""
 
-    def __init__(self, cluster: Cluster, workdir: Path) -> None:
+    def __init__(self, cluster: Cluster, workdir: Path, *extra_args: str) -> None:
         self.health_port = free_port()
         super().__init__(
             "operator",
             [
                 *("operator", "--watch-namespace", ROUTES_NAMESPACE, "--namespace", PROXY_NAMESPACE),
-                *("--kubeconfig", str(cluster.kubeconfig)),
+                *("--kubeconfig", str(cluster.kubeconfig), *extra_args),
             ],
             {
                 "MODELYARD_ADMIN_TOKEN": ADMIN_TOKEN,
@@ -375,6 +399,7 @@ class OperatorProcess(Process):
                 "MODELYARD_RETRY_MAX": "1",
                 "MODELYARD_PUSH_TIMEOUT": "2",
                 "MODELYARD_HEALTH_PORT": str(self.health_port),
+                "MODELYARD_USAGE_INTERVAL": "0.5",
             },
             workdir / "operator.log",
         )

@@ -62,6 +62,67 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "modelyard.tableSecret" -}}{{ include "modelyard.fullname" . }}-routing-table{{- end }}
 {{- define "modelyard.apiKeysSecret" -}}{{ include "modelyard.fullname" . }}-api-keys{{- end }}
 
+{{- define "modelyard.valkey.fullname" -}}{{ include "modelyard.fullname" . }}-valkey{{- end }}
+
+{{/* The namespaces whose ModelConsumers the operator trusts: consumers.trustedNamespaces, else the release namespace. */}}
+{{- define "modelyard.trustedNamespaces" -}}
+{{- join "," (default (list .Release.Namespace) .Values.consumers.trustedNamespaces) }}
+{{- end }}
+
+{{/* Where Valkey's password is: the existing Secret and key, or the generated Secret's `password`. */}}
+{{- define "modelyard.valkey.secret" -}}
+{{- default (include "modelyard.valkey.fullname" .) .Values.valkey.auth.existingSecret }}
+{{- end }}
+{{- define "modelyard.valkey.secretKey" -}}
+{{- ternary .Values.valkey.auth.existingSecretKey "password" (not (empty .Values.valkey.auth.existingSecret)) }}
+{{- end }}
+
+{{/* The counter store's URL: store.url (as rediss:// with store.tls), else the bundled Valkey's, else empty. */}}
+{{- define "modelyard.store.url" -}}
+{{- $store := .Values.store }}
+{{- if $store.url }}
+{{- if $store.tls }}
+{{- regexReplaceAll "^redis://" $store.url "rediss://" }}
+{{- else }}
+{{- $store.url }}
+{{- end }}
+{{- else if .Values.valkey.enabled }}
+{{- if $store.tls }}
+{{- fail "store.tls: the bundled Valkey has no TLS; set store.url to a TLS-enabled store, or store.tls=false" }}
+{{- end }}
+{{- printf "redis://%s.%s.svc:6379/0" (include "modelyard.valkey.fullname" .) .Release.Namespace }}
+{{- end }}
+{{- end }}
+
+{{/* The proxies' MODELYARD_STORE_* variables (none without a store). */}}
+{{- define "modelyard.storeEnv" -}}
+{{- $store := .Values.store }}
+{{- $url := include "modelyard.store.url" . }}
+{{- if and (not $url) $store.existingSecret }}
+{{- fail "store.existingSecret needs a store: set store.url or valkey.enabled" }}
+{{- end }}
+{{- if $url }}
+- name: MODELYARD_STORE_URL
+  value: {{ $url | quote }}
+{{- if or $store.existingSecret (and .Values.valkey.enabled (not $store.url)) }}
+- name: MODELYARD_STORE_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      {{- if $store.existingSecret }}
+      name: {{ $store.existingSecret }}
+      key: {{ $store.passwordKey }}
+      {{- else }}
+      name: {{ include "modelyard.valkey.secret" . }}
+      key: {{ include "modelyard.valkey.secretKey" . }}
+      {{- end }}
+{{- end }}
+{{- with $store.timeoutMs }}
+- name: MODELYARD_STORE_TIMEOUT_MS
+  value: {{ . | int | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{- define "modelyard.adminTokenSecret" -}}
 {{- default (printf "%s-admin-token" (include "modelyard.fullname" .)) .Values.adminToken.existingSecret }}
 {{- end }}
@@ -102,11 +163,14 @@ app.kubernetes.io/component: {{ .component }}
 {{/* RBAC rules the operator needs wherever it watches (see operator-rbac.yaml). */}}
 {{- define "modelyard.operator.watchRules" -}}
 - apiGroups: [modelyard.io]
-  resources: [modelroutes, providercredentials]
+  resources: [modelroutes, providercredentials, modelconsumers]
   verbs: [get, list, watch]
 - apiGroups: [modelyard.io]
   resources: [modelroutes/status, providercredentials/status]
   verbs: [patch]
+- apiGroups: [modelyard.io]
+  resources: [modelconsumers/status]
+  verbs: [get, patch, update]
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch]

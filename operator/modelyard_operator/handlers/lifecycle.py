@@ -31,7 +31,7 @@ async def startup(settings: kopf.OperatorSettings, memo: OperatorContext, **inde
     settings.watching.client_timeout = 330
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # kopf passes each index as a keyword named after its function (see handlers.watching).
-    names = ("modelroutes", "providercredentials", "secrets", "proxy_endpoints")
+    names = ("modelroutes", "providercredentials", "secrets", "proxy_endpoints", "modelconsumers")
     memo.start(Indices(*(indexes[name] for name in names)))
 
 

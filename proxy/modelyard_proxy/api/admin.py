@@ -18,14 +18,16 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
-from modelyard_proxy.keys import HEALTH, METRICS, STORE
+from modelyard_proxy.keys import COUNTERS, HEALTH, METRICS, STORE
 from modelyard_proxy.observability.metrics import CONTENT_TYPE, Metrics
 from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.table.store import StaleTableError, TableStore
+from modelyard_proxy.tenancy.counters import Counters
 from modelyard_routing import IncompatibleTableError, InvalidTableError, RoutingTable
 from modelyard_routing.conditions import describe_validation_error
 from modelyard_routing.push import ADMIN_TABLE_PATH, REFUSAL_STATUS, AdminToken, PushRefused, Refusal, TableState
 from modelyard_routing.table import SCHEMA_VERSION
+from modelyard_routing.usage import ADMIN_USAGE_PATH, MAX_USAGE_DAYS
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ def create_admin_app(
     metrics: Metrics | None = None,
     health: HealthRegistry | None = None,
     accept_pushes: bool = True,
+    counters: Counters | None = None,
 ) -> web.Application:
     """The admin app serving (and, unless ``accept_pushes`` is off, loading into) the public app's ``store``,
     and its ``metrics`` and breaker states."""
@@ -55,6 +58,9 @@ def create_admin_app(
     if accept_pushes:
         app.router.add_put(ADMIN_TABLE_PATH, put_table)
     app.router.add_get(METRICS_PATH, get_metrics)
+    if counters is not None:
+        app[COUNTERS] = counters
+        app.router.add_get(ADMIN_USAGE_PATH, get_usage)
     return app
 
 
@@ -63,6 +69,22 @@ def guarded_app(token: AdminToken) -> web.Application:
     app = web.Application(client_max_size=MAX_TABLE_BYTES, middlewares=[_require_token])
     app[TOKEN] = token
     return app
+
+
+def usage_days(request: web.Request) -> int:
+    """``?days=`` (default 7), bounded by what the store keeps; 400 for anything else."""
+    raw = request.query.get("days", "7")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_USAGE_DAYS:
+        raise web.HTTPBadRequest(text=f"days must be a whole number from 1 to {MAX_USAGE_DAYS}")
+    return int(raw)
+
+
+async def get_usage(request: web.Request) -> web.Response:
+    """Spend and tokens of every consumer in the served table, by period and by model and day."""
+    compiled = request.app[STORE].current
+    consumers = compiled.table.consumers if compiled is not None else ()
+    report = await request.app[COUNTERS].usage(consumers, usage_days(request))
+    return web.Response(body=report.model_dump_json(), content_type="application/json")
 
 
 async def get_metrics(request: web.Request) -> web.Response:

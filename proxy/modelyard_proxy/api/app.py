@@ -11,11 +11,14 @@ import modelyard_tracing
 from modelyard_proxy.api import handlers
 from modelyard_proxy.api.middlewares import gateway_middleware
 from modelyard_proxy.base.settings import ProxySettings
-from modelyard_proxy.keys import AUDIT, HEALTH, METRICS, SETTINGS, STORE, TRACER, UPSTREAM
+from modelyard_proxy.keys import AUDIT, COUNTERS, HEALTH, METRICS, SETTINGS, STORE, TRACER, UPSTREAM
 from modelyard_proxy.observability.auditlog import AuditLog
 from modelyard_proxy.observability.metrics import Metrics
 from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.table.store import TableStore
+from modelyard_proxy.tenancy.counters import Counters
+from modelyard_proxy.tenancy.guarded import GuardedCounters
+from modelyard_proxy.tenancy.opening import open_counters
 from modelyard_proxy.upstream import UpstreamClient
 from modelyard_tracing.lean import lean_tracer
 
@@ -53,12 +56,32 @@ def create_app(
         tracer_provider = owned
     app[TRACER] = lean_tracer(tracer_provider, "modelyard_proxy")
     app.cleanup_ctx.append(_upstream_client)
+    app[COUNTERS] = counters_for(settings)
+    app.cleanup_ctx.append(_counters)
     app.router.add_post("/v1/chat/completions", handlers.chat_completions)
     app.router.add_post("/v1/embeddings", handlers.embeddings)
     app.router.add_get("/v1/models", handlers.list_models)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     return app
+
+
+def counters_for(settings: ProxySettings) -> Counters:
+    """The store's counters when one is configured, else this process's own (exact for one process only)."""
+    return open_counters(
+        settings.store_url, settings.store_password, settings.store_timeout_ms / 1000, settings.store_prefix
+    )
+
+
+async def _counters(app: web.Application) -> AsyncIterator[None]:
+    """Connect to the store (and load its scripts) before the first request; close it on shutdown."""
+    counters = app[COUNTERS]
+    if isinstance(counters, GuardedCounters):
+        await counters.warm_up()
+    try:
+        yield
+    finally:
+        await counters.close()
 
 
 async def _upstream_client(app: web.Application) -> AsyncIterator[None]:

@@ -11,7 +11,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from modelyard_proxy.api.bodyshape import check_depth, check_values
 from modelyard_proxy.base.errors import GatewayError, bad_request
-from modelyard_proxy.keys import SETTINGS, STORE
+from modelyard_proxy.keys import CALLER, SETTINGS, STORE
 from modelyard_proxy.providers import params
 from modelyard_proxy.providers.base import Inbound
 from modelyard_proxy.relay.run import relay_chat, relay_embeddings
@@ -100,10 +100,10 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
 
 
 async def list_models(request: web.Request) -> web.Response:
-    """``GET /v1/models``: every public name and alias, precomputed at swap time."""
+    """``GET /v1/models``: every public name and alias the caller may call, computed once per table."""
     compiled = request.app[STORE].current
     assert compiled is not None  # the auth middleware refuses requests until a table is loaded
-    return web.Response(body=compiled.models_body, content_type="application/json")
+    return web.Response(body=compiled.models_for(request[CALLER]), content_type="application/json")
 
 
 async def healthz(_: web.Request) -> web.Response:

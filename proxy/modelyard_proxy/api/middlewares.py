@@ -18,7 +18,7 @@ from opentelemetry import trace
 
 from modelyard_proxy.api import endpoints
 from modelyard_proxy.base.errors import GatewayError
-from modelyard_proxy.keys import AUDIT, METRICS, REQUEST_ID, SETTINGS, SPAN, STORE, TRACE_PARENT, TRACER
+from modelyard_proxy.keys import AUDIT, CALLER, METRICS, REQUEST_ID, SETTINGS, SPAN, STORE, TRACE_PARENT, TRACER
 from modelyard_proxy.observability.telemetry import PROPAGATOR
 from modelyard_proxy.relay.reporting import report_refusal
 
@@ -139,7 +139,8 @@ async def _enveloped(request: web.Request, handler: Handler, span: trace.Span | 
 
 
 def _authenticate(request: web.Request) -> None:
-    """Require a known gateway API key (``Authorization: Bearer <key>``); 503 until a table is loaded."""
+    """Require a known gateway API key (``Authorization: Bearer <key>``) and note whose it is; 503 until a table
+    is loaded."""
     compiled = request.app[STORE].current
     if compiled is None:
         raise GatewayError(503, "the gateway has no routing table loaded yet", type="server_error", code="not_ready")
@@ -151,5 +152,7 @@ def _authenticate(request: web.Request) -> None:
             type="authentication_error",
             code="missing_api_key",
         )
-    if not compiled.accepts(key.strip()):
+    caller = compiled.identify(key.strip())
+    if caller is None:
         raise GatewayError(401, "invalid gateway API key", type="authentication_error", code="invalid_api_key")
+    request[CALLER] = caller

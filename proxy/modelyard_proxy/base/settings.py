@@ -77,6 +77,19 @@ class ProxySettings:
     admin_token_file: Path | None = dataclasses.field(
         default_factory=lambda: Path(p) if (p := os.environ.get("MODELYARD_ADMIN_TOKEN_FILE")) else None
     )
+    #: The Redis-protocol store (``redis://`` or ``rediss://``, Valkey or Redis) every pod and worker counts
+    #: limits and budgets in; None counts them in each process (exact for one process only).
+    store_url: str | None = dataclasses.field(default_factory=lambda: os.environ.get("MODELYARD_STORE_URL") or None)
+    #: The store's password, from the environment only (a Secret), never a flag or a log line.
+    store_password: str | None = dataclasses.field(
+        default_factory=lambda: os.environ.get("MODELYARD_STORE_PASSWORD") or None, repr=False
+    )
+    #: Milliseconds one store call may take before the consumer's ``onStoreFailure`` applies.
+    store_timeout_ms: float = dataclasses.field(default_factory=lambda: _env_float("MODELYARD_STORE_TIMEOUT_MS", 10.0))
+    #: Prefix of every key in the store, so several gateways can share one.
+    store_prefix: str = dataclasses.field(
+        default_factory=lambda: os.environ.get("MODELYARD_STORE_PREFIX", "modelyard:")
+    )
     #: Processes serving the public port (SO_REUSEPORT); more than one adds a supervisor that owns the admin
     #: port. 0 or unset: the container's CPU limit (cgroup quota, capped by the CPUs it may run on).
     workers: int = dataclasses.field(default_factory=lambda: _env_int("MODELYARD_WORKERS", 0) or default_workers())

@@ -65,6 +65,17 @@ class Counter:
             yield f"{sample}{_labels(self.label_names, labels)} {sample_value(value)}"
 
 
+class Gauge(Counter):
+    """A value per label tuple that goes up and down (requests in flight)."""
+
+    kind = "gauge"
+
+    def samples(self) -> Iterable[str]:
+        """Exposition lines for every series, under the gauge's own name."""
+        for labels, value in self.values.items():
+            yield f"{self.name}{_labels(self.label_names, labels)} {sample_value(value)}"
+
+
 class Histogram:
     """Bucket counts (not cumulative until rendered), sum and count per label tuple."""
 
@@ -97,6 +108,7 @@ class Histogram:
 
 REQUEST = ("route", "provider", "model", "status")
 SERVED = ("route", "provider", "model")
+CONSUMER_TOKENS = ("consumer", "direction")
 
 
 class Metrics:
@@ -161,6 +173,19 @@ class Metrics:
             "Client connections refused because the process had its limit open (MODELYARD_MAX_CONNECTIONS).",
             (),
         )
+        self.consumer_requests = Counter(
+            "modelyard_consumer_requests_total",
+            "Requests by consumer and outcome: served, failed, rate_limited, budget_exceeded, model_not_allowed, "
+            "store_unavailable.",
+            ("consumer", "outcome"),
+        )
+        self.consumer_tokens = Counter(
+            "modelyard_consumer_tokens_total", "Tokens by consumer and direction (input, output).", CONSUMER_TOKENS
+        )
+        self.consumer_cost = Counter("modelyard_consumer_cost_usd_total", "Spend by consumer, in USD.", ("consumer",))
+        self.consumer_in_flight = Gauge(
+            "modelyard_consumer_in_flight", "Requests of each consumer being served now.", ("consumer",)
+        )
         self._all: tuple[Counter | Histogram, ...] = (
             self.requests,
             self.errors,
@@ -177,6 +202,10 @@ class Metrics:
             self.fallbacks,
             self.hedges,
             self.connections_refused,
+            self.consumer_requests,
+            self.consumer_tokens,
+            self.consumer_cost,
+            self.consumer_in_flight,
         )
 
     def render(self, health: HealthRegistry | None = None, store: TableStore | None = None) -> str:
@@ -208,4 +237,14 @@ class Metrics:
                 "# TYPE modelyard_routing_table_refused gauge",
                 f"modelyard_routing_table_refused {int(store.last_error is not None)}",
             ]
+            if table is not None and table.consumers:
+                lines += [
+                    "# HELP modelyard_consumer_info Attribution labels of each consumer (value 1), for group_left.",
+                    "# TYPE modelyard_consumer_info gauge",
+                ]
+                for consumer in table.consumers:
+                    names = ("consumer", *consumer.labels)
+                    lines.append(
+                        f"modelyard_consumer_info{_labels(names, (consumer.name, *consumer.labels.values()))} 1"
+                    )
         return "\n".join(lines) + "\n"

@@ -41,7 +41,11 @@ class RequestOutcome:
     """How one request ended: where it went, what it cost, how long it took."""
 
     request_id: str | None
+    #: The consumer whose key sent it (``namespace/name``), empty for a plain key.
+    consumer: str
     model: str
+    #: The consumer's attribution labels, for the audit line (metrics join them through an info series).
+    consumer_labels: dict[str, str] | None
     route: str
     profile: str | None
     operation: str
@@ -91,6 +95,8 @@ def observe(metrics: Metrics, outcome: RequestOutcome) -> None:
     if outcome.inter_token is not None:
         metrics.inter_token.observe(labels, outcome.inter_token)
     usage = outcome.usage
+    if outcome.consumer:
+        _observe_consumer(metrics, outcome)
     if usage is None:
         return
     metrics.token_usage.observe((*labels, "input"), usage.input)
@@ -107,6 +113,28 @@ def observe(metrics: Metrics, outcome: RequestOutcome) -> None:
         metrics.cost.inc(labels, outcome.cost)
 
 
+#: Consumer refusals by code, as the outcome label of ``modelyard_consumer_requests_total``.
+CONSUMER_OUTCOMES = {
+    "rate_limit_exceeded": "rate_limited",
+    "budget_exceeded": "budget_exceeded",
+    "model_not_allowed": "model_not_allowed",
+    "model_unpriced": "model_not_allowed",
+    "limits_unavailable": "store_unavailable",
+}
+
+
+def _observe_consumer(metrics: Metrics, outcome: RequestOutcome) -> None:
+    """The consumer's own series: by outcome, and what its served answers used and cost."""
+    consumer = outcome.consumer
+    kind = "served" if outcome.code is None else CONSUMER_OUTCOMES.get(outcome.code, "failed")
+    metrics.consumer_requests.inc((consumer, kind))
+    if (usage := outcome.usage) is not None:
+        metrics.consumer_tokens.inc((consumer, "input"), usage.input)
+        metrics.consumer_tokens.inc((consumer, "output"), usage.output)
+    if outcome.cost is not None:
+        metrics.consumer_cost.inc((consumer,), outcome.cost)
+
+
 def annotate(span: trace.Span, outcome: RequestOutcome, messages: object = None) -> None:
     """The server span's GenAI and gateway attributes, set in one call (nothing when tracing is off)."""
     if not span.is_recording():
@@ -120,6 +148,8 @@ def annotate(span: trace.Span, outcome: RequestOutcome, messages: object = None)
     }
     if outcome.profile:
         attributes["modelyard.profile"] = outcome.profile
+    if outcome.consumer:
+        attributes["modelyard.consumer"] = outcome.consumer
     if outcome.fallback_reason is not None:
         attributes["modelyard.fallback_reason"] = outcome.fallback_reason
     if outcome.served is not None:
@@ -152,6 +182,8 @@ def audit(audit_log: AuditLog, outcome: RequestOutcome) -> None:
     usage = outcome.usage
     record: dict[str, Any] = {
         "request_id": outcome.request_id,
+        "consumer": outcome.consumer or None,
+        "consumer_labels": outcome.consumer_labels or None,
         "model": outcome.model,
         "route": outcome.route,
         "profile": outcome.profile,

@@ -20,16 +20,18 @@ from aiohttp import web
 from opentelemetry import trace
 
 from modelyard_proxy.base.errors import GatewayError
-from modelyard_proxy.keys import AUDIT, HEALTH, METRICS, REQUEST_ID, SETTINGS, SPAN, TRACER
+from modelyard_proxy.keys import AUDIT, CALLER, COUNTERS, HEALTH, METRICS, REQUEST_ID, SETTINGS, SPAN, TRACER
 from modelyard_proxy.providers.base import Inbound
+from modelyard_proxy.relay import quota
 from modelyard_proxy.relay.attempt import Attempts
 from modelyard_proxy.relay.attempt_spans import AttemptSpans
 from modelyard_proxy.relay.delivery import deliver
 from modelyard_proxy.relay.outcomes import CLIENT_CLOSED_REQUEST, CLIENT_DISCONNECTED, request_profile
 from modelyard_proxy.relay.plan import Plan
+from modelyard_proxy.relay.quota import Quota
 from modelyard_proxy.relay.reporting import RequestOutcome, RunRecord, report
 from modelyard_proxy.routing.deadlines import Deadlines
-from modelyard_proxy.table.store import ResolvedRoute, ResolvedTarget
+from modelyard_proxy.table.store import PLAIN_KEY, ResolvedRoute, ResolvedTarget
 
 #: One generator per process for jitter, balancing and fault sampling (seeding one per request costs more
 #: than the rest of the request's routing); not for anything secret.
@@ -57,11 +59,13 @@ class Run:
     """One client request: its plan finds an attempt that answers, delivery sends it, the record is reported."""
 
     __slots__ = (
+        "caller",
         "inbound",
         "name",
         "operation",
         "plan",
         "profile",
+        "quota",
         "record",
         "request",
         "route",
@@ -75,7 +79,10 @@ class Run:
         self.inbound = inbound
         self.name = name
         self.route = route
-        self.profile = request_profile(request, inbound.body)
+        self.caller = request.get(CALLER, PLAIN_KEY)
+        consumer = self.caller.consumer
+        self.profile = request_profile(request, inbound.body) or (consumer.default_profile if consumer else None)
+        self.quota: Quota | None = None
         self.started = time.monotonic()
         self.record = RunRecord()
         app = request.app
@@ -100,6 +107,8 @@ class Run:
         deadlines = Deadlines.start(self.plan.policy, self.request.app[SETTINGS])
         status, code, served = 200, None, None
         try:
+            if self.caller.consumer is not None:
+                await self._admit(deadlines)
             prepared = await self.plan.find(self.profile, deadlines)
             served = prepared.resolved
             response, code = await deliver(self.request, prepared, deadlines, self.record, self._headers(served))
@@ -113,6 +122,9 @@ class Run:
             status, code = CLIENT_CLOSED_REQUEST, CLIENT_DISCONNECTED
             raise
         finally:
+            if self.quota is not None:
+                self.quota.finish(self.record, answered=served is not None, model=self.name)
+                self.plan.metrics.consumer_in_flight.inc((self.quota.consumer.name,), -1)
             report(
                 self._outcome(status, code, served),
                 self.plan.metrics,
@@ -121,9 +133,29 @@ class Run:
                 self._captured_messages(),
             )
 
+    async def _admit(self, deadlines: Deadlines) -> None:
+        """The consumer's grant, limits and budgets, before any upstream call."""
+        app = self.request.app
+        self.quota = await quota.admit(
+            self.caller,
+            app[COUNTERS],
+            request_id=self.request.get(REQUEST_ID) or "",
+            name=self.name,
+            route=self.route,
+            targets=self.route.targets_for(self.profile),
+            body=self.inbound.body,
+            embeddings=self.operation == "embeddings",
+            total_seconds=deadlines.remaining(),
+        )
+        if self.quota is not None:
+            app[METRICS].consumer_in_flight.inc((self.quota.consumer.name,))
+
     def _headers(self, served: ResolvedTarget | None) -> dict[str, str]:
-        """Transparency: the route and attempts, and once served, where the answer came from."""
+        """Transparency: the route and attempts, and once served, where the answer came from; a consumer's rate
+        limit state."""
         headers = {"x-modelyard-route": self.route.route.id, "x-modelyard-attempts": str(self.record.attempts)}
+        if self.quota is not None:
+            headers.update(self.quota.headers())
         if served is not None:
             headers["x-modelyard-provider"] = served.credential.provider.value
             headers["x-modelyard-upstream-model"] = served.target.model
@@ -134,6 +166,8 @@ class Run:
         ttft = None if record.first_token_at is None else record.first_token_at - self.started
         return RequestOutcome(
             request_id=self.request.get(REQUEST_ID),
+            consumer=self.caller.name,
+            consumer_labels=self.caller.consumer.labels if self.caller.consumer else None,
             model=self.name,
             route=self.route.route.id,
             profile=self.profile,

@@ -17,13 +17,14 @@ import aiohttp
 from aiohttp import web
 from pydantic import ValidationError
 
-from modelyard_proxy.api.admin import METRICS_PATH, guarded_app, load_pushed
+from modelyard_proxy.api.admin import METRICS_PATH, guarded_app, load_pushed, usage_days
 from modelyard_proxy.keys import STORE
 from modelyard_proxy.observability.exposition import ExpositionMerger, Scrape
 from modelyard_proxy.observability.metrics import CONTENT_TYPE
 from modelyard_proxy.serving.workerpool import Worker, WorkerPool
 from modelyard_proxy.table.store import TableStore
 from modelyard_routing.push import ADMIN_TABLE_PATH, REFUSAL_STATUS, AdminToken, TableState
+from modelyard_routing.usage import ADMIN_USAGE_PATH, UsageReport, merge_reports
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def create_fanout_app(pool: WorkerPool, token: AdminToken, store: TableStore | N
         app[STORE] = store
         app.router.add_put(ADMIN_TABLE_PATH, put_table)
     app.router.add_get(METRICS_PATH, get_metrics)
+    app.router.add_get(ADMIN_USAGE_PATH, get_usage)
     return app
 
 
@@ -134,6 +136,17 @@ async def put_table(request: web.Request) -> web.Response:
         log.warning("pushed routing table not loaded everywhere: %s", message)
         return _unavailable(message)
     return checked
+
+
+async def get_usage(request: web.Request) -> web.Response:
+    """Every worker's usage report as one: the shared store's, or the sum of the workers' own counts."""
+    path = f"{ADMIN_USAGE_PATH}?days={usage_days(request)}"
+    reports = []
+    for answer in await _ask_all(request, "GET", path):
+        if isinstance(answer, str) or answer[0] != 200:
+            return _unavailable(answer if isinstance(answer, str) else f"a worker answered HTTP {answer[0]}")
+        reports.append(UsageReport.model_validate_json(answer[1]))
+    return web.Response(body=merge_reports(reports).model_dump_json(), content_type="application/json")
 
 
 async def get_metrics(request: web.Request) -> web.Response:

@@ -18,7 +18,7 @@ from aiohttp import web
 from modelyard_proxy.api.admin import create_admin_app
 from modelyard_proxy.api.app import create_app
 from modelyard_proxy.base.settings import ProxySettings
-from modelyard_proxy.keys import HEALTH, METRICS, SETTINGS, STORE
+from modelyard_proxy.keys import COUNTERS, HEALTH, METRICS, SETTINGS, STORE
 from modelyard_proxy.observability.metrics import Metrics
 from modelyard_proxy.serving import gctuning
 from modelyard_proxy.serving.connections import OTHER_FILES, ConnectionPolicy, GuardedRunner, raise_open_files_limit
@@ -47,7 +47,12 @@ def build_public_app(
 def build_admin_app(public: web.Application, token: AdminToken, *, accept_pushes: bool = True) -> web.Application:
     """The admin app loading pushed tables into the store ``public`` serves, and exporting its metrics."""
     return create_admin_app(
-        public[STORE], token, metrics=public[METRICS], health=public[HEALTH], accept_pushes=accept_pushes
+        public[STORE],
+        token,
+        metrics=public[METRICS],
+        health=public[HEALTH],
+        accept_pushes=accept_pushes,
+        counters=public[COUNTERS],
     )
 
 

@@ -17,8 +17,8 @@ import orjson
 from modelyard_proxy.providers.base import ProviderAdapter
 from modelyard_proxy.providers.registry import adapter_for
 from modelyard_routing import Credential, InvalidTableError, Route, RoutingTable, Target, hash_api_key
-from modelyard_routing.prices import price_for
-from modelyard_routing.table import ModelPrice
+from modelyard_routing.prices import UNKNOWN_OUTPUT_LIMIT, output_limit, price_for
+from modelyard_routing.table import Consumer, ModelPrice
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ class ResolvedTarget:
     labels: tuple[str, str, str]
     #: What its tokens cost (the credential's price, else the built-in one); None when unknown.
     price: ModelPrice | None
+    #: The most output tokens its model may produce in one answer: what a budget reserves without ``max_tokens``.
+    output_limit: int = UNKNOWN_OUTPUT_LIMIT
 
     @property
     def target_id(self) -> str:
@@ -79,27 +81,76 @@ class TargetSet:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a gateway key belongs to: a consumer with its grants, or nobody in particular (a plain key)."""
+
+    #: None for a key of a labelled Secret no consumer claims: every model, no limits, no budget.
+    consumer: Consumer | None = None
+    #: Public names the consumer lists exactly, and its wildcard patterns (``*`` alone: everything).
+    names: frozenset[str] = frozenset()
+    patterns: tuple[str, ...] = ()
+    #: ``/v1/models`` as this caller sees it: only what it may call (filled on first use).
+    models_body: list[bytes] = dataclasses.field(default_factory=list, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, consumer: Consumer) -> Caller:
+        """The caller a consumer's keys identify."""
+        patterns = tuple(m for m in consumer.models if "*" in m)
+        return cls(consumer, frozenset(m for m in consumer.models if "*" not in m), patterns)
+
+    @property
+    def name(self) -> str:
+        """The consumer's ``namespace/name``; empty for a plain key."""
+        return self.consumer.name if self.consumer is not None else ""
+
+    def allows(self, requested: str, route: Route) -> bool:
+        """Whether the caller may call ``requested`` (served by ``route``): the name, or any name of the same
+        route, is listed, or a listed pattern matches the name asked for."""
+        if self.consumer is None:
+            return True
+        names = self.names
+        if requested in names or route.model in names or any(alias in names for alias in route.aliases):
+            return True
+        return any(fnmatch.fnmatchcase(requested, pattern) for pattern in self.patterns)
+
+
+#: The caller behind a plain gateway key.
+PLAIN_KEY = Caller()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class CompiledTable:
     """A routing table turned into what the request path needs: name lookups, key hashes, /v1/models."""
 
     table: RoutingTable
     routes: dict[str, ResolvedRoute]
-    key_hashes: frozenset[str]
+    #: Every valid key's hash, and the caller it identifies.
+    key_hashes: dict[str, Caller]
     models_body: bytes
     #: Wildcard names, most specific (longest) first.
     patterns: tuple[tuple[str, ResolvedRoute], ...] = ()
     #: Keys already found valid, so a client's key is hashed once per table, not once per request. Only
     #: valid keys are kept, so its size is bounded by the table's keys whatever clients send.
-    _accepted: set[str] = dataclasses.field(default_factory=set, compare=False, repr=False)
+    _accepted: dict[str, Caller] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
-    def accepts(self, key: str) -> bool:
-        """Whether ``key`` is one of the table's gateway API keys."""
-        if key in self._accepted:
-            return True
-        if hash_api_key(key) not in self.key_hashes:
-            return False
-        self._accepted.add(key)
-        return True
+    def identify(self, key: str) -> Caller | None:
+        """The caller ``key`` identifies, or None when it is none of the table's gateway API keys."""
+        caller = self._accepted.get(key)
+        if caller is not None:
+            return caller
+        caller = self.key_hashes.get(hash_api_key(key))
+        if caller is not None:
+            self._accepted[key] = caller
+        return caller
+
+    def models_for(self, caller: Caller) -> bytes:
+        """``/v1/models`` for ``caller``: every public name, or only those its consumer may call."""
+        if caller.consumer is None:
+            return self.models_body
+        if not caller.models_body:
+            names = sorted(name for name, route in self.routes.items() if caller.allows(name, route.route))
+            caller.models_body.append(_models_body(names))
+        return caller.models_body[0]
 
     def lookup(self, model: str) -> ResolvedRoute | None:
         """The route for ``model``: an exact name or alias, else the longest wildcard pattern that matches."""
@@ -124,7 +175,8 @@ class CompiledTable:
                     raise InvalidTableError(msg)
                 labels = (route.id, credential.provider.value, target.model)
                 price = price_for(credential, target.model)
-                bound.append(ResolvedTarget(target, credential, adapter_for(credential.provider), labels, price))
+                adapter = adapter_for(credential.provider)
+                bound.append(ResolvedTarget(target, credential, adapter, labels, price, output_limit(target.model)))
             return TargetSet.of(tuple(bound))
 
         for route in table.routes:
@@ -136,14 +188,22 @@ class CompiledTable:
                     msg = f"model name {name!r} appears in two routes"
                     raise InvalidTableError(msg)
                 routes[name] = resolved
-        models = [{"id": name, "object": "model", "created": 0, "owned_by": "modelyard"} for name in sorted(routes)]
+        keys = dict.fromkeys((*table.api_key_sha256, *(hash_api_key(k) for k in extra_keys)), PLAIN_KEY)
+        for consumer in table.consumers:
+            caller = Caller.of(consumer)
+            keys.update(dict.fromkeys(consumer.key_sha256, caller))
         return cls(
             table=table,
             routes=routes,
-            key_hashes=frozenset(table.api_key_sha256) | {hash_api_key(k) for k in extra_keys},
-            models_body=orjson.dumps({"object": "list", "data": models}),
+            key_hashes=keys,
+            models_body=_models_body(sorted(routes)),
             patterns=tuple(sorted(patterns, key=lambda p: (-len(p[0].replace("*", "")), p[0]))),
         )
+
+
+def _models_body(names: Iterable[str]) -> bytes:
+    models = [{"id": name, "object": "model", "created": 0, "owned_by": "modelyard"} for name in names]
+    return orjson.dumps({"object": "list", "data": models})
 
 
 class StaleTableError(InvalidTableError):

@@ -1,0 +1,103 @@
+"""The values the counters trade in: what a request asks for, the answer, and the lease it settles later."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal
+
+from modelyard_routing.consumer_spec import BudgetPeriod
+from modelyard_routing.table import Consumer
+
+RefusalReason = Literal["requests", "tokens", "concurrency", "budget", "store_unavailable"]
+Backend = Literal["shared", "local"]
+
+MICRO = 1_000_000
+
+
+def to_micro_usd(usd: float) -> int:
+    """USD as whole micro-dollars, rounded up: a hold never understates the worst case."""
+    return max(0, math.ceil(round(usd * MICRO, 6)))
+
+
+def from_micro_usd(micro: int) -> float:
+    return micro / MICRO
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ask:
+    """One request asking to start, with its worst case charged now and corrected when it settles."""
+
+    consumer: Consumer
+    request_id: str
+    #: Input estimate plus the output limit: charged to tokens per minute now.
+    tokens: int
+    #: The worst-case cost: held against every budget period now (0.0 when the model has no price).
+    cost_usd: float
+    #: How long the hold and the concurrency slot live if this pod dies before settling.
+    hold_seconds: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RateState:
+    """What OpenAI-style ``x-ratelimit-*`` headers say; None where the consumer has no such limit."""
+
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+    reset_requests_s: float | None = None
+    limit_tokens: int | None = None
+    remaining_tokens: int | None = None
+    reset_tokens_s: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request may not start: the reason, a message naming the limit, and when to try again."""
+
+    reason: RefusalReason
+    message: str
+    #: Seconds until a retry can succeed; None when waiting would not help or the time is unknown.
+    retry_after_s: float | None = None
+    #: The budget period that refused (reason ``budget`` only).
+    period: BudgetPeriod | None = None
+    #: When that period's budget starts again (RFC 3339, UTC).
+    resets_at: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PeriodHold:
+    """The calendar period a lease holds its cost in, so the settlement lands in the same one."""
+
+    period: BudgetPeriod
+    #: ``2026-12-06T17``, ``2026-12-06`` or ``2026-12``: the period's start, part of the store's key.
+    label: str
+    #: When the period ends (epoch seconds): its keys expire some time after.
+    ends_at: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Lease:
+    """A granted request's handle for ``settle`` or ``release``: opaque to callers."""
+
+    lease_id: str
+    request_id: str
+    consumer: str
+    #: Tokens charged to tokens per minute at admission.
+    tokens: int
+    #: The consumer's tokens-per-minute limit at admission (the correction drains at that rate).
+    tokens_per_minute: int | None
+    #: Micro-USD held in each of ``periods``.
+    held_micro_usd: int
+    periods: tuple[PeriodHold, ...]
+    #: When the hold and the concurrency slot expire (epoch microseconds, the backend's clock).
+    expires_at_us: int
+    backend: Backend
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Admission:
+    """The answer to an ``Ask``: a lease to settle, or a refusal; and the rate state for response headers."""
+
+    lease: Lease | None
+    refusal: Refusal | None
+    rates: RateState = RateState()

@@ -1,0 +1,200 @@
+"""Consumers through the gateway, with the official OpenAI SDK, against a real Redis-protocol store.
+
+Grants (403), rates (429 with the headers SDKs back off by), budgets that bursts cannot overspend, and
+several gateways sharing one store's counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import openai
+import orjson
+import pytest
+from aiohttp import test_utils
+
+from modelyard_proxy.base.settings import ProxySettings
+from modelyard_proxy.keys import COUNTERS, METRICS, STORE
+from modelyard_proxy.relay.estimate import MESSAGE_OVERHEAD
+from modelyard_routing.usage import UsageReport
+from tests.harness import DEMO_KEY, GatewayFactory, audit_records
+from tests.observability.test_metrics import parse, value
+from tests.storeserver import StoreServer
+
+pytestmark = pytest.mark.timeout(60)
+
+TEAM_KEY = "sk-team-search-0123456789"
+OTHER_KEY = "sk-team-ads-0123456789"
+
+
+def team(name: str, key: str, **spec: Any) -> list[dict[str, Any]]:
+    """A Secret holding ``key`` and a ModelConsumer reading it."""
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": f"{name}-keys", "namespace": "default"},
+            "stringData": {"key": key},
+        },
+        {
+            "apiVersion": "modelyard.io/v1alpha1",
+            "kind": "ModelConsumer",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"keys": {"secretRefs": [{"name": f"{name}-keys"}]}, "models": ["gpt-4o"], **spec},
+        },
+    ]
+
+
+def settings(store: StoreServer | None) -> ProxySettings:
+    return ProxySettings(host="127.0.0.1", port=0, store_url=store.url if store else None, store_timeout_ms=50)
+
+
+def sdk(gateway: test_utils.TestServer, key: str = TEAM_KEY) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=str(gateway.make_url("/v1")), api_key=key, max_retries=0)
+
+
+async def ask(client: openai.AsyncOpenAI, text: str = "Hello!", **extra: Any) -> Any:
+    return await client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=[{"role": "user", "content": text}], max_tokens=100, **extra
+    )
+
+
+async def usage(gateway: test_utils.TestServer) -> UsageReport:
+    compiled = gateway.app[STORE].current
+    assert compiled is not None
+    return await gateway.app[COUNTERS].usage(compiled.table.consumers, 1)
+
+
+async def test_a_model_outside_the_list_is_refused_and_hidden_from_the_model_list(
+    gateway_factory: GatewayFactory,
+) -> None:
+    gateway = await gateway_factory(*team("search", TEAM_KEY, models=["gpt-4o", "gemini-*"]))
+    async with sdk(gateway) as client:
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            await client.chat.completions.create(model="claude-sonnet", messages=[{"role": "user", "content": "x"}])
+        assert refused.value.code == "model_not_allowed"
+        assert "default/search" in refused.value.message
+        listed = {model.id async for model in client.models.list()}
+    assert listed == {"gpt-4o", "gemini-flash", "gemini-embedding"}
+    async with sdk(gateway, DEMO_KEY) as plain:
+        everything = {model.id async for model in plain.models.list()}
+    assert "claude-sonnet" in everything
+
+
+async def test_requests_per_minute_give_429_with_the_headers_sdks_back_off_by(
+    gateway_factory: GatewayFactory, store_server: StoreServer
+) -> None:
+    gateway = await gateway_factory(
+        *team("search", TEAM_KEY, limits={"requestsPerMinute": 3}), settings=settings(store_server)
+    )
+    async with sdk(gateway) as client:
+        remaining = []
+        for _ in range(3):
+            answer = await ask(client)
+            remaining.append(answer.headers["x-ratelimit-remaining-requests"])
+            assert answer.headers["x-ratelimit-limit-requests"] == "3"
+        with pytest.raises(openai.RateLimitError) as limited:
+            await ask(client)
+    assert remaining == ["2", "1", "0"]
+    assert limited.value.code == "rate_limit_exceeded"
+    headers = limited.value.response.headers
+    assert 1 <= int(headers["retry-after"]) <= 60
+    assert headers["x-ratelimit-remaining-requests"] == "0"
+    assert headers["x-ratelimit-reset-requests"].endswith("s")
+    async with sdk(gateway, DEMO_KEY) as plain:  # a plain key is nobody's consumer: unlimited
+        assert (await ask(plain)).http_response.status_code == 200
+
+
+async def test_a_burst_of_fifty_cannot_overspend_a_budget_that_fits_ten(
+    gateway_factory: GatewayFactory, store_server: StoreServer
+) -> None:
+    text = "hi [simulate latency-ms=400]"
+    # The reservation: the prompt's bytes (an upper bound of its tokens) at gpt-4o's $2.50 per million, plus
+    # max_tokens at $10 per million.
+    prompt = len(text.encode()) + MESSAGE_OVERHEAD
+    per_request = (prompt * 2.5 + 100 * 10) / 1_000_000
+    budget = round(per_request * 10.5, 8)
+    gateway = await gateway_factory(
+        *team("search", TEAM_KEY, budgets=[{"period": "day", "usd": budget}]), settings=settings(store_server)
+    )
+    async with sdk(gateway) as client:
+        results = await asyncio.gather(*(ask(client, text) for _ in range(50)), return_exceptions=True)
+    served = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, openai.RateLimitError)]
+    assert len(served) == 10
+    assert len(refused) == 40
+    assert {r.code for r in refused} == {"budget_exceeded"}
+    assert refused[0].response.headers["x-should-retry"] == "false"
+    assert "day budget" in refused[0].message
+    await asyncio.sleep(0.2)  # settlements run on their own tasks
+    day = next(p for p in (await usage(gateway)).consumers[0].periods if p.period == "day")
+    assert day.held_usd == pytest.approx(0.0, abs=1e-9)
+    assert 0 < day.spent_usd <= budget
+
+
+async def test_two_gateways_share_one_store(gateway_factory: GatewayFactory, store_server: StoreServer) -> None:
+    manifests = team("search", TEAM_KEY, limits={"requestsPerMinute": 4})
+    first = await gateway_factory(*manifests, settings=settings(store_server))
+    second = await gateway_factory(*manifests, settings=settings(store_server))
+    async with sdk(first) as one, sdk(second) as two:
+        for client in (one, two, one, two):
+            await ask(client)
+        for client in (one, two):
+            with pytest.raises(openai.RateLimitError):
+                await ask(client)
+
+
+async def test_the_audit_line_span_and_metrics_name_the_consumer_never_the_key(
+    gateway_factory: GatewayFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gateway = await gateway_factory(*team("search", TEAM_KEY, labels={"team": "search"}))
+    async with sdk(gateway) as client:
+        await ask(client)
+        with pytest.raises(openai.PermissionDeniedError):
+            await client.chat.completions.create(model="claude-sonnet", messages=[{"role": "user", "content": "x"}])
+    records = audit_records(gateway.app, capsys)
+    served = [r for r in records if r.get("status") == 200]
+    assert served[0]["consumer"] == "default/search"
+    assert served[0]["consumer_labels"] == {"team": "search"}
+    assert TEAM_KEY not in orjson.dumps(records).decode()
+    samples, _ = parse(gateway.app[METRICS].render())
+    assert value(samples, "modelyard_consumer_requests_total", consumer="default/search", outcome="served") == 1
+    assert (
+        value(samples, "modelyard_consumer_requests_total", consumer="default/search", outcome="model_not_allowed") == 1
+    )
+    assert value(samples, "modelyard_consumer_cost_usd_total", consumer="default/search") > 0
+
+
+async def test_a_store_outage_fails_open_or_closed_as_each_consumer_says_and_nothing_leaks(
+    gateway_factory: GatewayFactory, store_server: StoreServer
+) -> None:
+    manifests = [
+        *team("search", TEAM_KEY, limits={"requestsPerMinute": 100}, budgets=[{"period": "day", "usd": 5}]),
+        *team("ads", OTHER_KEY, onStoreFailure="FailClosed", limits={"requestsPerMinute": 100}),
+    ]
+    gateway = await gateway_factory(*manifests, settings=settings(store_server))
+    async with sdk(gateway) as opened, sdk(gateway, OTHER_KEY) as closed:
+        await ask(opened)
+        await ask(closed)
+        store_server.stop()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert (await ask(opened)).http_response.status_code == 200
+        with pytest.raises(openai.InternalServerError) as unavailable:
+            await ask(closed)
+        assert loop.time() - started < 2.0
+        assert unavailable.value.status_code == 503
+        assert unavailable.value.code == "limits_unavailable"
+        store_server.start()
+        await asyncio.sleep(1.2)  # the store is probed again at most once a second
+        for _ in range(3):
+            await ask(opened)
+            await ask(closed)
+    await asyncio.sleep(0.3)
+    report = await usage(gateway)
+    assert report.store_up
+    search = next(c for c in report.consumers if c.name == "default/search")
+    day = next(p for p in search.periods if p.period == "day")
+    assert day.held_usd == pytest.approx(0.0, abs=1e-9)
+    assert day.spent_usd > 0

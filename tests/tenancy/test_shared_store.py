@@ -1,0 +1,116 @@
+"""What only the shared store does: limits across pods, the store's clock and calendar, and its keys."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+
+from modelyard_proxy.tenancy import SharedCounters
+from modelyard_proxy.tenancy.periods import PERIOD_MARGIN_S, USAGE_RETENTION_S, current_periods
+from modelyard_proxy.tenancy.shared import connect
+from modelyard_routing.consumer_spec import BudgetPeriod
+from tests.storeserver import StoreServer
+from tests.tenancy.kit import Clock, ask, consumer, utc
+
+
+async def test_two_pods_share_every_limit(shared_factory: Callable[[], SharedCounters]) -> None:
+    pod_a, pod_b = shared_factory(), shared_factory()
+    team = consumer(rpm=4, concurrent=3, budgets={BudgetPeriod.DAY: 1.0})
+    answers = await asyncio.gather(*(pod.admit(ask(team, cost=0.25)) for pod in (pod_a, pod_b, pod_a)))
+    assert all(answer.lease for answer in answers)
+    concurrency = await pod_b.admit(ask(team, cost=0.25))
+    assert concurrency.refusal is not None
+    assert concurrency.refusal.reason == "concurrency"
+
+    first = answers[0].lease
+    assert first is not None
+    await pod_b.settle(first, model="gpt", input_tokens=1, output_tokens=1, cost_usd=0.25)  # another pod settles
+    fourth = await pod_b.admit(ask(team, cost=0.25))
+    assert fourth.lease is not None
+    assert fourth.rates.remaining_requests == 0
+    requests = await pod_a.admit(ask(team, cost=0.0))
+    assert requests.refusal is not None
+    assert requests.refusal.reason == "requests"
+
+
+@pytest.mark.parametrize(
+    "instant",
+    [
+        "2036-12-06T17:59:59",
+        "2036-12-31T23:59:59",
+        "2037-01-01T00:00:00",
+        "2036-02-29T23:30:00",  # a leap day
+        "2036-03-01T00:00:00",
+        "2100-02-28T23:00:00",  # 2100 is no leap year
+        "2400-02-29T05:00:00",  # 2400 is
+        "2001-09-09T01:46:40",
+    ],
+)
+async def test_the_scripts_calendar_agrees_with_pythons(
+    shared_factory: Callable[[], SharedCounters], clock: Clock, instant: str
+) -> None:
+    clock.now = utc(instant)
+    admitted = await shared_factory().admit(ask(consumer()))
+    assert admitted.lease is not None
+    assert admitted.lease.periods == current_periods(clock.now)
+
+
+async def test_keys_carry_the_hash_tag_and_the_period_and_expire_after_it(
+    shared_factory: Callable[[], SharedCounters], store_server: StoreServer, clock: Clock
+) -> None:
+    clock.now = utc("2036-12-31T23:10:00")
+    counters = shared_factory()
+    team = consumer(rpm=10, budgets={BudgetPeriod.MONTH: 5.0})
+    admitted = await counters.admit(ask(team, cost=0.5))
+    assert admitted.lease is not None
+    base = "modelyard:{teams/search}:"
+    labels = {"hour": "2036-12-31T23", "day": "2036-12-31", "month": "2036-12"}
+    periods = {f"{base}{kind}:{period}:{label}" for period, label in labels.items() for kind in ("budget", "holds")}
+    new_year = int(utc("2037-01-01T00:00:00"))
+    with store_server.client() as client:
+        assert set(client.keys("*")) == {base + "rate", base + "leases", *periods}
+        for key in periods:
+            assert client.expiretime(key) == new_year + PERIOD_MARGIN_S
+        assert client.zrange(f"{base}holds:day:2036-12-31", 0, -1) == [f"{admitted.lease.lease_id}|500000"]
+
+    await counters.settle(admitted.lease, model="gpt-4o", input_tokens=3, output_tokens=4, cost_usd=0.5)
+    with store_server.client() as client:
+        # The holds and the lease are gone; a tombstone guards against a second settlement until the expiry.
+        budgets = {f"{base}budget:{period}:{label}" for period, label in labels.items()}
+        assert set(client.keys("*")) == {base + "rate", base + "finished", base + "usage:2036-12-31", *budgets}
+        assert client.hgetall(f"{base}budget:month:2036-12") == {"spent": "500000", "held": "0"}
+        assert client.hgetall(f"{base}usage:2036-12-31") == {
+            "gpt-4o|requests": "1",
+            "gpt-4o|input": "3",
+            "gpt-4o|output": "4",
+            "gpt-4o|cost": "500000",
+        }
+        assert client.ttl(f"{base}usage:2036-12-31") == pytest.approx(USAGE_RETENTION_S, abs=5)
+
+
+async def test_the_key_prefix_is_configurable(store_server: StoreServer) -> None:
+    counters = SharedCounters(connect(store_server.url, None, socket_timeout_s=5), prefix="acme:gw:")
+    try:
+        assert (await counters.admit(ask(consumer(rpm=1)))).lease is not None
+    finally:
+        await counters.close()
+    with store_server.client() as client:
+        assert {key.split("}")[0] for key in client.keys("*")} == {"acme:gw:{teams/search"}
+
+
+async def test_without_an_override_the_stores_own_clock_decides(store_server: StoreServer) -> None:
+    counters = SharedCounters(connect(store_server.url, None, socket_timeout_s=5))
+    try:
+        team = consumer(concurrent=1)
+        first = await counters.admit(ask(team, hold=0.2))
+        assert first.lease is not None
+        assert first.lease.periods == current_periods(time.time())
+        assert abs(first.lease.expires_at_us / 1e6 - 0.2 - time.time()) < 5
+        assert (await counters.admit(ask(team, hold=0.2))).refusal is not None
+        await asyncio.sleep(0.25)
+        assert (await counters.admit(ask(team, hold=0.2))).lease is not None
+    finally:
+        await counters.close()
