@@ -22,6 +22,7 @@ from bench.results import (
     MODELYARD_CONSUMER,
     P99_BOUND_MS,
     PASSTHROUGH,
+    StoreUse,
 )
 from bench.upstreams import start_nginx
 
@@ -95,6 +96,7 @@ class Bench:
     access_log: bool = False
     gateway_requests: int = 0
     passthrough_requests: int = 0
+    consumer_requests: int = 0
 
     # -- set-up --------------------------------------------------------------------------------------------
 
@@ -180,6 +182,8 @@ class Bench:
         cpu = service.cpu_seconds() - before
         if name in (MODELYARD, MODELYARD_CONSUMER, MODELYARD_ANTHROPIC):
             self.gateway_requests += result.requests
+        if name == MODELYARD_CONSUMER:
+            self.consumer_requests += result.requests
         elif name == PASSTHROUGH:
             self.passthrough_requests += result.requests
         return result, cpu
@@ -211,6 +215,13 @@ class Bench:
                         best = (result, cpu)
                 found[name].append(best or (dataclasses.replace(result, requests=0), cpu))
         return found
+
+    def store_use(self, counter_store: store.Store, since: tuple[int, float]) -> StoreUse:
+        """The consumer's script calls and the store's time in them since ``since`` (``store.script_stats``),
+        and how often the gateway gave up on the store meanwhile (it logs each time)."""
+        calls, micros = store.script_stats(counter_store.url)
+        log = self.cpu_of[MODELYARD_CONSUMER].log_path.read_text(errors="replace")
+        return StoreUse(self.consumer_requests, calls - since[0], micros - since[1], log.count(store.OUTAGE_LOG))
 
     def top_up(self) -> None:
         """Keep loading Modelyard until it has served the steady-state request count."""

@@ -100,6 +100,30 @@ class Memory:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class StoreUse:
+    """What the consumer's requests asked of the counter store over the run (from the store's own stats)."""
+
+    #: Requests wrk completed with the consumer's key.
+    requests: int
+    #: Lua script calls (admit and settle: two per request when every one is counted in the store).
+    script_calls: int
+    #: The store's own time in those scripts, microseconds in all.
+    script_us: float
+    #: Times the gateway gave up on the store (a call over its timeout) and counted in the process for a while.
+    outages: int
+
+    @property
+    def calls_per_request(self) -> float:
+        """2.0 when every request was admitted and settled in the store."""
+        return self.script_calls / self.requests if self.requests else float("nan")
+
+    @property
+    def us_per_call(self) -> float:
+        """The store's time in one script call."""
+        return self.script_us / self.script_calls if self.script_calls else float("nan")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ControlPlane:
     """Compile and push times (seconds, medians)."""
 
@@ -120,5 +144,6 @@ class Run:
     cases: dict[str, Case] = dataclasses.field(default_factory=dict)
     streams: dict[str, Stream] = dataclasses.field(default_factory=dict)
     memory: dict[str, Memory] = dataclasses.field(default_factory=dict)
+    store: StoreUse | None = None
     control_plane: ControlPlane | None = None
     seconds: float = 0.0

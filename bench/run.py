@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import control_plane, gateway, phases, report, streaming, wrk
+from bench import control_plane, gateway, phases, report, store, streaming, wrk
 from bench.phases import Bench, Settings, ensure_bench_tools
 from bench.procs import (
     LOAD_CPU,
@@ -98,6 +98,8 @@ def measure(settings: Settings, busy_before: float) -> Run:
         systems = bench.start()
         passthrough, gw = systems.passthrough, systems.gateway
         bench.check()
+        counter_store = systems.counter_store
+        scripts_before = store.script_stats(counter_store.url) if counter_store else (0, 0.0)
         time.sleep(1)
         proxies = {PASSTHROUGH: passthrough, MODELYARD: gw.service}
         served = {PASSTHROUGH: lambda: bench.passthrough_requests, MODELYARD: lambda: bench.gateway_requests}
@@ -111,7 +113,7 @@ def measure(settings: Settings, busy_before: float) -> Run:
         run.settings["metrics endpoint"] = gw.metrics_endpoint() or "none found (admin port and public /metrics)"
         run.settings["consumer counters"] = (
             "redis-server on loopback, no persistence (`serve --store-url`)"
-            if systems.counter_store
+            if counter_store
             else "not measured: this build has no `serve --store-url`"
         )
         done()
@@ -124,6 +126,7 @@ def measure(settings: Settings, busy_before: float) -> Run:
         done()
         done = _step(f"streaming, {3 * settings.streams} paced and {20 * settings.rounds} unpaced streams per target")
         run.streams = _streams(phases.streams(bench, systems))
+        run.store = bench.store_use(counter_store, scripts_before) if counter_store else None
         checkpoint("after throughput and streams")
         done()
         done = _step(f"Modelyard up to {settings.steady_requests:,} requests for the memory check")

@@ -10,9 +10,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import redis
+
 from bench.procs import LOAD_CPU, Service, free_port, pinned, tool
 
 PACKAGE = "redis-server"
+#: What the gateway logs when a store call overran its timeout and it counts in the process for a while.
+OUTAGE_LOG = "counter store unreachable"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -32,3 +36,11 @@ def start(folder: Path, running: list[Service]) -> Store:
     running.append(service)
     service.wait_port(port)
     return Store(service, f"redis://127.0.0.1:{port}/0")
+
+
+def script_stats(url: str) -> tuple[int, float]:
+    """Lua script calls the store has run since it started, and its time in them (microseconds)."""
+    with redis.Redis.from_url(url) as client:
+        stats = client.info("commandstats")
+    scripts = [value for name, value in stats.items() if name in ("cmdstat_eval", "cmdstat_evalsha")]
+    return sum(int(value["calls"]) for value in scripts), sum(float(value["usec"]) for value in scripts)
