@@ -182,10 +182,10 @@ class Bench:
         cpu = service.cpu_seconds() - before
         if name in (MODELYARD, MODELYARD_CONSUMER, MODELYARD_ANTHROPIC):
             self.gateway_requests += result.requests
-        if name == MODELYARD_CONSUMER:
-            self.consumer_requests += result.requests
         elif name == PASSTHROUGH:
             self.passthrough_requests += result.requests
+        if name == MODELYARD_CONSUMER:
+            self.consumer_requests += result.requests
         return result, cpu
 
     def latency(self) -> dict[str, list[wrk.WrkResult]]:

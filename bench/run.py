@@ -4,8 +4,9 @@ Three systems answer the same requests side by side: nginx returning a fixed com
 floor of this box), a minimal aiohttp passthrough (the floor for a Python proxy), and Modelyard with a
 realistic table, called with a plain gateway key and, in the same process, with a consumer's key whose
 limits and budgets are counted in a local Redis. The proxy under test is alone on CPU 0; wrk, nginx, the
-paced SSE upstream, Redis and this script share CPU 1. Every phase runs in interleaved rounds and reports medians, so drift on a shared
-machine hits all systems alike; only same-run differences and ratios mean much.
+paced SSE upstream, Redis and this script share CPU 1. Every phase runs in interleaved rounds and reports
+medians, so drift on a shared machine hits all systems alike; only same-run differences and ratios mean
+much.
 
     python -m bench.run [--quick] [--rounds 3] [--no-control-plane] [--results bench/RESULTS.md]
 """
