@@ -7,18 +7,27 @@ several gateways sharing one store's counts.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import sys
 from typing import Any
 
+import aiohttp
 import openai
 import orjson
 import pytest
 from aiohttp import test_utils
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
+from modelyard_proxy.api.admin import create_admin_app
 from modelyard_proxy.base.settings import ProxySettings
 from modelyard_proxy.keys import COUNTERS, METRICS, STORE
 from modelyard_proxy.relay.estimate import MESSAGE_OVERHEAD
-from modelyard_routing.usage import UsageReport
-from tests.harness import DEMO_KEY, GatewayFactory, audit_records
+from modelyard_routing.push import AdminToken
+from modelyard_routing.usage import ADMIN_USAGE_PATH, UsageReport
+from tests.harness import DEMO_KEY, GatewayFactory, audit_records, start_server
 from tests.observability.test_metrics import parse, value
 from tests.storeserver import StoreServer
 
@@ -26,6 +35,7 @@ pytestmark = pytest.mark.timeout(60)
 
 TEAM_KEY = "sk-team-search-0123456789"
 OTHER_KEY = "sk-team-ads-0123456789"
+ADMIN_TOKEN = "consumers-test-admin-token"
 
 
 def team(name: str, key: str, **spec: Any) -> list[dict[str, Any]]:
@@ -46,8 +56,10 @@ def team(name: str, key: str, **spec: Any) -> list[dict[str, Any]]:
     ]
 
 
-def settings(store: StoreServer | None) -> ProxySettings:
-    return ProxySettings(host="127.0.0.1", port=0, store_url=store.url if store else None, store_timeout_ms=50)
+def settings(store: StoreServer | None, timeout_ms: float = 1000) -> ProxySettings:
+    """Gateway settings counting in ``store``. The timeout is generous: on a busy test machine a store call
+    that outlasts it fails open to the pod's own counters, which would blur what a test measures."""
+    return ProxySettings(host="127.0.0.1", port=0, store_url=store.url if store else None, store_timeout_ms=timeout_ms)
 
 
 def sdk(gateway: test_utils.TestServer, key: str = TEAM_KEY) -> openai.AsyncOpenAI:
@@ -76,7 +88,7 @@ async def test_a_model_outside_the_list_is_refused_and_hidden_from_the_model_lis
         assert refused.value.code == "model_not_allowed"
         assert "default/search" in refused.value.message
         listed = {model.id async for model in client.models.list()}
-    assert listed == {"gpt-4o", "gemini-flash", "gemini-embedding"}
+    assert listed == {"gpt-4o", "gpt-4o-latest", "gemini-flash", "gemini-embedding"}  # an alias of a granted route
     async with sdk(gateway, DEMO_KEY) as plain:
         everything = {model.id async for model in plain.models.list()}
     assert "claude-sonnet" in everything
@@ -109,7 +121,7 @@ async def test_requests_per_minute_give_429_with_the_headers_sdks_back_off_by(
 async def test_a_burst_of_fifty_cannot_overspend_a_budget_that_fits_ten(
     gateway_factory: GatewayFactory, store_server: StoreServer
 ) -> None:
-    text = "hi [simulate latency-ms=400]"
+    text = "hi [simulate latency-ms=3000]"  # none settles before all fifty have asked
     # The reservation: the prompt's bytes (an upper bound of its tokens) at gpt-4o's $2.50 per million, plus
     # max_tokens at $10 per million.
     prompt = len(text.encode()) + MESSAGE_OVERHEAD
@@ -146,18 +158,27 @@ async def test_two_gateways_share_one_store(gateway_factory: GatewayFactory, sto
 
 
 async def test_the_audit_line_span_and_metrics_name_the_consumer_never_the_key(
-    gateway_factory: GatewayFactory, capsys: pytest.CaptureFixture[str]
+    gateway_factory: GatewayFactory,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    exporter: InMemorySpanExporter,
+    provider: TracerProvider,
 ) -> None:
-    gateway = await gateway_factory(*team("search", TEAM_KEY, labels={"team": "search"}))
-    async with sdk(gateway) as client:
-        await ask(client)
-        with pytest.raises(openai.PermissionDeniedError):
-            await client.chat.completions.create(model="claude-sonnet", messages=[{"role": "user", "content": "x"}])
+    gateway = await gateway_factory(*team("search", TEAM_KEY, labels={"team": "search"}), tracer_provider=provider)
+    with caplog.at_level(logging.INFO, logger="modelyard.audit"):
+        async with sdk(gateway) as client:
+            await ask(client)
+            with pytest.raises(openai.PermissionDeniedError):
+                await client.chat.completions.create(model="claude-sonnet", messages=[{"role": "user", "content": "x"}])
     records = audit_records(gateway.app, capsys)
     served = [r for r in records if r.get("status") == 200]
     assert served[0]["consumer"] == "default/search"
     assert served[0]["consumer_labels"] == {"team": "search"}
     assert TEAM_KEY not in orjson.dumps(records).decode()
+    provider.force_flush()
+    spans = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert {s.attributes["modelyard.consumer"] for s in spans if s.attributes} == {"default/search"}
+    assert not any(TEAM_KEY in str(s.attributes) for s in spans)
     samples, _ = parse(gateway.app[METRICS].render())
     assert value(samples, "modelyard_consumer_requests_total", consumer="default/search", outcome="served") == 1
     assert (
@@ -173,7 +194,7 @@ async def test_a_store_outage_fails_open_or_closed_as_each_consumer_says_and_not
         *team("search", TEAM_KEY, limits={"requestsPerMinute": 100}, budgets=[{"period": "day", "usd": 5}]),
         *team("ads", OTHER_KEY, onStoreFailure="FailClosed", limits={"requestsPerMinute": 100}),
     ]
-    gateway = await gateway_factory(*manifests, settings=settings(store_server))
+    gateway = await gateway_factory(*manifests, settings=settings(store_server, timeout_ms=50))
     async with sdk(gateway) as opened, sdk(gateway, OTHER_KEY) as closed:
         await ask(opened)
         await ask(closed)
@@ -198,3 +219,58 @@ async def test_a_store_outage_fails_open_or_closed_as_each_consumer_says_and_not
     day = next(p for p in search.periods if p.period == "day")
     assert day.held_usd == pytest.approx(0.0, abs=1e-9)
     assert day.spent_usd > 0
+
+
+async def test_the_admin_port_reports_usage_budgets_and_the_store_and_modelyard_usage_prints_it(
+    gateway_factory: GatewayFactory, store_server: StoreServer
+) -> None:
+    gateway = await gateway_factory(
+        *team("search", TEAM_KEY, budgets=[{"period": "day", "usd": 5}, {"period": "month", "usd": 50}]),
+        settings=settings(store_server),
+    )
+    admin = await start_server(
+        create_admin_app(
+            gateway.app[STORE],
+            AdminToken(value=ADMIN_TOKEN),
+            metrics=gateway.app[METRICS],
+            counters=gateway.app[COUNTERS],
+        )
+    )
+    try:
+        async with sdk(gateway) as client:
+            for _ in range(2):
+                await ask(client)
+        await asyncio.sleep(0.2)
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+            async with http.get(admin.make_url(f"{ADMIN_USAGE_PATH}?days=2")) as answer:
+                report = UsageReport.model_validate_json(await answer.read())
+            async with http.get(admin.make_url(f"{ADMIN_USAGE_PATH}?days=0")) as bad:
+                assert bad.status == 400
+            async with http.get(admin.make_url("/metrics")) as scraped:
+                samples, _ = parse(await scraped.text())
+        search = next(c for c in report.consumers if c.name == "default/search")
+        assert report.store == "shared"
+        assert report.store_up
+        (day,) = [d for d in search.days if d.model == "gpt-4o"]
+        assert day.requests == 2
+        assert day.cost_usd > 0
+        spent = next(p for p in search.periods if p.period == "day").spent_usd
+        assert spent == pytest.approx(day.cost_usd)
+        assert value(samples, "modelyard_store_up") == 1
+        remaining = value(samples, "modelyard_consumer_budget_remaining_usd", consumer="default/search", period="day")
+        assert remaining == pytest.approx(5 - spent)
+        env = {**os.environ, "MODELYARD_ADMIN_TOKEN": ADMIN_TOKEN}
+        printed = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "modelyard", "usage", "--admin-url", str(admin.make_url("")).rstrip("/")),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        out, err = await asyncio.wait_for(printed.communicate(), timeout=30)
+        assert printed.returncode == 0, err.decode()
+        text = out.decode()
+        assert "default/search" in text
+        assert "gpt-4o" in text
+        assert ADMIN_TOKEN not in text + err.decode()
+    finally:
+        await admin.close()
