@@ -66,9 +66,9 @@ def sdk(gateway: test_utils.TestServer, key: str = TEAM_KEY) -> openai.AsyncOpen
     return openai.AsyncOpenAI(base_url=str(gateway.make_url("/v1")), api_key=key, max_retries=0)
 
 
-async def ask(client: openai.AsyncOpenAI, text: str = "Hello!", **extra: Any) -> Any:
+async def ask(client: openai.AsyncOpenAI, text: str = "Hello!", max_tokens: int = 100) -> Any:
     return await client.chat.completions.with_raw_response.create(
-        model="gpt-4o", messages=[{"role": "user", "content": text}], max_tokens=100, **extra
+        model="gpt-4o", messages=[{"role": "user", "content": text}], max_tokens=max_tokens
     )
 
 
@@ -274,3 +274,66 @@ async def test_the_admin_port_reports_usage_budgets_and_the_store_and_modelyard_
         assert ADMIN_TOKEN not in text + err.decode()
     finally:
         await admin.close()
+
+
+def route_with_profile() -> dict[str, Any]:
+    """``llama``: an unpriced model by default, a priced one under the ``priced`` profile."""
+    return {
+        "apiVersion": "modelyard.io/v1alpha1",
+        "kind": "ModelRoute",
+        "metadata": {"name": "llama", "namespace": "default"},
+        "spec": {
+            "model": "llama",
+            "targets": [{"credentialRef": {"name": "sim-openai"}, "model": "llama-3.3-70b"}],
+            "profiles": [{"name": "priced", "targets": [{"credentialRef": {"name": "sim-openai"}, "model": "gpt-4o"}]}],
+        },
+    }
+
+
+async def test_unpriced_models_can_be_refused_and_a_default_profile_applies(gateway_factory: GatewayFactory) -> None:
+    budget = {"budgets": [{"period": "month", "usd": 10}], "unpricedModels": "Refuse", "models": ["llama"]}
+    gateway = await gateway_factory(
+        route_with_profile(),
+        *team("strict", TEAM_KEY, **budget),
+        *team("defaulted", OTHER_KEY, **budget, defaultProfile="priced"),
+    )
+    messages = [{"role": "user", "content": "hi"}]
+    async with sdk(gateway) as strict, sdk(gateway, OTHER_KEY) as defaulted:
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            await strict.chat.completions.create(model="llama", messages=messages)
+        assert refused.value.code == "model_unpriced"
+        assert "llama-3.3-70b" in refused.value.message
+        answer = await defaulted.chat.completions.with_raw_response.create(model="llama", messages=messages)
+    assert answer.headers["x-modelyard-upstream-model"] == "gpt-4o"
+
+
+async def test_a_request_larger_than_the_token_rate_is_told_it_can_never_fit(
+    gateway_factory: GatewayFactory, store_server: StoreServer
+) -> None:
+    gateway = await gateway_factory(
+        *team("search", TEAM_KEY, limits={"tokensPerMinute": 500}), settings=settings(store_server)
+    )
+    async with sdk(gateway) as client:
+        small = await ask(client)  # about 100 tokens reserved
+        assert int(small.headers["x-ratelimit-remaining-tokens"]) < 500
+        with pytest.raises(openai.RateLimitError) as limited:
+            await ask(client, max_tokens=4000)
+    assert limited.value.code == "rate_limit_exceeded"
+    assert limited.value.response.headers["x-should-retry"] == "false"
+    assert "500" in limited.value.message
+
+
+async def test_concurrent_requests_beyond_the_limit_wait_their_turn(
+    gateway_factory: GatewayFactory, store_server: StoreServer
+) -> None:
+    gateway = await gateway_factory(
+        *team("search", TEAM_KEY, limits={"concurrentRequests": 2}), settings=settings(store_server)
+    )
+    async with sdk(gateway) as client:
+        slow = [asyncio.create_task(ask(client, "hi [simulate latency-ms=1000]")) for _ in range(2)]
+        await asyncio.sleep(0.3)
+        with pytest.raises(openai.RateLimitError) as limited:
+            await ask(client)
+        await asyncio.gather(*slow)
+        assert (await ask(client)).http_response.status_code == 200  # the slots came back
+    assert "concurrent" in limited.value.message
