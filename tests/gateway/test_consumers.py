@@ -17,6 +17,7 @@ import openai
 import orjson
 import pytest
 from aiohttp import test_utils
+from openai.types.chat import ChatCompletionMessageParam
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -297,7 +298,7 @@ async def test_unpriced_models_can_be_refused_and_a_default_profile_applies(gate
         *team("strict", TEAM_KEY, **budget),
         *team("defaulted", OTHER_KEY, **budget, defaultProfile="priced"),
     )
-    messages = [{"role": "user", "content": "hi"}]
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
     async with sdk(gateway) as strict, sdk(gateway, OTHER_KEY) as defaulted:
         with pytest.raises(openai.PermissionDeniedError) as refused:
             await strict.chat.completions.create(model="llama", messages=messages)
