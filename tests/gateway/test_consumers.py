@@ -171,6 +171,8 @@ async def test_the_audit_line_span_and_metrics_name_the_consumer_never_the_key(
             await ask(client)
             with pytest.raises(openai.PermissionDeniedError):
                 await client.chat.completions.create(model="claude-sonnet", messages=[{"role": "user", "content": "x"}])
+            with pytest.raises(openai.RateLimitError):  # the upstream's limit, not the consumer's
+                await ask(client, "hi [simulate status=429]")
     records = audit_records(gateway.app, capsys)
     served = [r for r in records if r.get("status") == 200]
     assert served[0]["consumer"] == "default/search"
@@ -180,12 +182,18 @@ async def test_the_audit_line_span_and_metrics_name_the_consumer_never_the_key(
     spans = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
     assert {s.attributes["modelyard.consumer"] for s in spans if s.attributes} == {"default/search"}
     assert not any(TEAM_KEY in str(s.attributes) for s in spans)
-    samples, _ = parse(gateway.app[METRICS].render())
+    samples, _ = parse(gateway.app[METRICS].render(None, gateway.app[STORE]))
     assert value(samples, "modelyard_consumer_requests_total", consumer="default/search", outcome="served") == 1
     assert (
         value(samples, "modelyard_consumer_requests_total", consumer="default/search", outcome="model_not_allowed") == 1
     )
+    assert value(samples, "modelyard_consumer_requests_total", consumer="default/search", outcome="failed") == 1
+    assert (
+        "modelyard_consumer_requests_total",
+        frozenset({("consumer", "default/search"), ("outcome", "rate_limited")}),
+    ) not in samples
     assert value(samples, "modelyard_consumer_cost_usd_total", consumer="default/search") > 0
+    assert value(samples, "modelyard_consumer_info", consumer="default/search", team="search") == 1
 
 
 async def test_a_store_outage_fails_open_or_closed_as_each_consumer_says_and_nothing_leaks(
