@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelyard_routing.usage import ADMIN_USAGE_PATH, PeriodUsage, UsageReport
+from modelyard_routing.usage import ADMIN_USAGE_PATH, ConsumerUsage, PeriodUsage, UsageReport
 from tests.cli.test_cli import free_port, get_json, modelyard, process, running_simulator, wait_for
 from tests.harness import copy_examples
 from tests.storeserver import StoreServer
@@ -117,5 +117,28 @@ def admin_usage(admin: str) -> UsageReport:
 
 
 def day(report: UsageReport) -> PeriodUsage:
-    team = next(c for c in report.consumers if c.name == "default/team")
-    return next(p for p in team.periods if p.period == "day")
+    return next(p for p in team_usage(report).periods if p.period == "day")
+
+
+def test_without_a_store_a_pod_reports_the_sum_of_its_workers_counts(tmp_path: Path) -> None:
+    with running_simulator(tmp_path / "simulator.log") as upstream:
+        folder = copy_examples(tmp_path / "manifests", upstream)
+        consumer_manifests(folder, {"budgets": [{"period": "month", "usd": 100}]})
+        port, admin_port = free_port(), free_port()
+        args = modelyard("serve", "--manifests", str(folder), "--host", "127.0.0.1", "--port", str(port))
+        args += ["--admin-port", str(admin_port), "--workers", "2"]
+        with process(args, tmp_path / "gateway.log", {"MODELYARD_ADMIN_TOKEN": ADMIN_TOKEN}):
+            url, admin = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}"
+            wait_for(lambda: get_json(f"{url}/readyz")[0] == 200)
+            wait_for(lambda: admin_usage(admin).store == "local")
+            for _ in range(8):  # each on a fresh connection: the kernel spreads them over the workers
+                assert chat(url)[0] == 200
+            wait_for(lambda: sum(d.requests for d in team_usage(admin_usage(admin)).days) == 8, timeout=10)
+            report = admin_usage(admin)
+    month = next(p for p in team_usage(report).periods if p.period == "month")
+    assert month.spent_usd == pytest.approx(sum(d.cost_usd for d in team_usage(report).days))
+    assert month.remaining_usd == pytest.approx(100 - month.spent_usd)
+
+
+def team_usage(report: UsageReport) -> ConsumerUsage:
+    return next(c for c in report.consumers if c.name == "default/team")
