@@ -150,8 +150,10 @@ def refused(refusal: Refusal, rates: RateState) -> GatewayError:
         retry_after=refusal.retry_after_s,
     )
     error.extra_headers.update(rate_headers(rates))
-    if refusal.retry_after_s is None:
-        error.extra_headers["x-should-retry"] = "false"  # openai SDKs honour it: waiting would not help
+    if budget or refusal.retry_after_s is None:
+        # The OpenAI SDKs honour it: a spent budget or a request no rate can fit does not pass on a retry
+        # seconds later (Retry-After still says when the budget resets).
+        error.extra_headers["x-should-retry"] = "false"
     return error
 
 
