@@ -50,10 +50,10 @@ run: install
 	trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
 	echo "gateway: http://127.0.0.1:$(GATEWAY_PORT)/v1  (API key: sk-modelyard-demo)"; \
 	echo "metrics: http://127.0.0.1:$(ADMIN_PORT)/metrics  (Authorization: Bearer $(ADMIN_TOKEN))"; \
-	echo "team-demo key: sk-modelyard-team-demo  (5 requests a minute, 0.01 USD a day: the 6th request in a minute gets 429)"; \
+	echo "team-demo key: sk-modelyard-team-demo  (5 requests a minute, 1 USD a day: the 6th request in a minute gets 429)"; \
 	echo "usage: MODELYARD_ADMIN_TOKEN=$(ADMIN_TOKEN) $(BIN)/modelyard usage --admin-url http://127.0.0.1:$(ADMIN_PORT)"; \
 	MODELYARD_ADMIN_TOKEN=$(ADMIN_TOKEN) $(BIN)/modelyard serve --manifests examples/standalone \
-		--host 127.0.0.1 --port $(GATEWAY_PORT) --admin-port $(ADMIN_PORT)
+		--host 127.0.0.1 --port $(GATEWAY_PORT) --admin-port $(ADMIN_PORT) --workers 1
 
 ## Lint, type-check, then the whole test suite.
 test: install lint typecheck unit

@@ -4,7 +4,8 @@ The summaries are status fields so that the CRD's printer columns can point at t
 (``gpt-4o-mini,claude-*``), ``.status.limits`` (``60rpm 100000tpm 4conc``), ``.status.budget``
 (``$50/day $1000/month``) and ``.status.spentUSD`` (``$12.34``, the largest budget period's spend).
 ``.status.usage`` holds ``periods`` (``period``, ``budgetUSD``, ``spentUSD``, ``remainingUSD``,
-``resetsAt``) and ``updatedAt``. Nothing here holds a key or a key hash.
+``resetsAt``), ``today`` (``requests``, ``inputTokens``, ``outputTokens``) and ``updatedAt``. Nothing here
+holds a key or a key hash.
 """
 
 from __future__ import annotations
@@ -76,6 +77,16 @@ def _period(usage: PeriodUsage) -> dict[str, Any]:
     return rendered
 
 
+def _today(usage: ConsumerUsage, day: str) -> dict[str, int]:
+    """Requests and tokens of the UTC day ``day`` (``YYYY-MM-DD``), over every model."""
+    counted = [d for d in usage.days if d.day == day]
+    return {
+        "requests": sum(d.requests for d in counted),
+        "inputTokens": sum(d.input_tokens for d in counted),
+        "outputTokens": sum(d.output_tokens for d in counted),
+    }
+
+
 def usage_fields(usage: ConsumerUsage, read_at: str, current: Mapping[str, Any]) -> Status:
     """``usage`` and ``spentUSD`` from a report read at ``read_at``.
 
@@ -84,9 +95,16 @@ def usage_fields(usage: ConsumerUsage, read_at: str, current: Mapping[str, Any])
     """
     periods = sorted(usage.periods, key=lambda p: PERIODS.index(p.period))
     rendered = [_period(p) for p in periods]
+    today = _today(usage, read_at[:10])
     before = current.get("usage") or {}
-    unchanged = isinstance(before, Mapping) and before.get("periods") == rendered and before.get("updatedAt")
-    fields: Status = {"usage": {"periods": rendered, "updatedAt": before["updatedAt"] if unchanged else read_at}}
+    unchanged = (
+        isinstance(before, Mapping)
+        and before.get("periods") == rendered
+        and before.get("today") == today
+        and before.get("updatedAt")
+    )
+    updated = before["updatedAt"] if unchanged else read_at
+    fields: Status = {"usage": {"periods": rendered, "today": today, "updatedAt": updated}}
     if periods:
         fields["spentUSD"] = dollars(periods[-1].spent_usd)
     return fields

@@ -7,18 +7,28 @@ several gateways sharing one store's counts.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import sys
 from typing import Any
 
+import aiohttp
 import openai
 import orjson
 import pytest
 from aiohttp import test_utils
+from openai.types.chat import ChatCompletionMessageParam
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
+from modelyard_proxy.api.admin import create_admin_app
 from modelyard_proxy.base.settings import ProxySettings
 from modelyard_proxy.keys import COUNTERS, METRICS, STORE
 from modelyard_proxy.relay.estimate import MESSAGE_OVERHEAD
-from modelyard_routing.usage import UsageReport
-from tests.harness import DEMO_KEY, GatewayFactory, audit_records
+from modelyard_routing.push import AdminToken
+from modelyard_routing.usage import ADMIN_USAGE_PATH, UsageReport
+from tests.harness import DEMO_KEY, GatewayFactory, audit_records, start_server
 from tests.observability.test_metrics import parse, value
 from tests.storeserver import StoreServer
 
@@ -26,6 +36,7 @@ pytestmark = pytest.mark.timeout(60)
 
 TEAM_KEY = "sk-team-search-0123456789"
 OTHER_KEY = "sk-team-ads-0123456789"
+ADMIN_TOKEN = "consumers-test-admin-token"
 
 
 def team(name: str, key: str, **spec: Any) -> list[dict[str, Any]]:
@@ -46,17 +57,19 @@ def team(name: str, key: str, **spec: Any) -> list[dict[str, Any]]:
     ]
 
 
-def settings(store: StoreServer | None) -> ProxySettings:
-    return ProxySettings(host="127.0.0.1", port=0, store_url=store.url if store else None, store_timeout_ms=50)
+def settings(store: StoreServer | None, timeout_ms: float = 1000) -> ProxySettings:
+    """Gateway settings counting in ``store``. The timeout is generous: on a busy test machine a store call
+    that outlasts it fails open to the pod's own counters, which would blur what a test measures."""
+    return ProxySettings(host="127.0.0.1", port=0, store_url=store.url if store else None, store_timeout_ms=timeout_ms)
 
 
 def sdk(gateway: test_utils.TestServer, key: str = TEAM_KEY) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=str(gateway.make_url("/v1")), api_key=key, max_retries=0)
 
 
-async def ask(client: openai.AsyncOpenAI, text: str = "Hello!", **extra: Any) -> Any:
+async def ask(client: openai.AsyncOpenAI, text: str = "Hello!", max_tokens: int = 100) -> Any:
     return await client.chat.completions.with_raw_response.create(
-        model="gpt-4o", messages=[{"role": "user", "content": text}], max_tokens=100, **extra
+        model="gpt-4o", messages=[{"role": "user", "content": text}], max_tokens=max_tokens
     )
 
 
@@ -76,7 +89,7 @@ async def test_a_model_outside_the_list_is_refused_and_hidden_from_the_model_lis
         assert refused.value.code == "model_not_allowed"
         assert "default/search" in refused.value.message
         listed = {model.id async for model in client.models.list()}
-    assert listed == {"gpt-4o", "gemini-flash", "gemini-embedding"}
+    assert listed == {"gpt-4o", "gpt-4o-latest", "gemini-flash", "gemini-embedding"}  # an alias of a granted route
     async with sdk(gateway, DEMO_KEY) as plain:
         everything = {model.id async for model in plain.models.list()}
     assert "claude-sonnet" in everything
@@ -109,7 +122,7 @@ async def test_requests_per_minute_give_429_with_the_headers_sdks_back_off_by(
 async def test_a_burst_of_fifty_cannot_overspend_a_budget_that_fits_ten(
     gateway_factory: GatewayFactory, store_server: StoreServer
 ) -> None:
-    text = "hi [simulate latency-ms=400]"
+    text = "hi [simulate latency-ms=3000]"  # none settles before all fifty have asked
     # The reservation: the prompt's bytes (an upper bound of its tokens) at gpt-4o's $2.50 per million, plus
     # max_tokens at $10 per million.
     prompt = len(text.encode()) + MESSAGE_OVERHEAD
@@ -146,24 +159,41 @@ async def test_two_gateways_share_one_store(gateway_factory: GatewayFactory, sto
 
 
 async def test_the_audit_line_span_and_metrics_name_the_consumer_never_the_key(
-    gateway_factory: GatewayFactory, capsys: pytest.CaptureFixture[str]
+    gateway_factory: GatewayFactory,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    exporter: InMemorySpanExporter,
+    provider: TracerProvider,
 ) -> None:
-    gateway = await gateway_factory(*team("search", TEAM_KEY, labels={"team": "search"}))
-    async with sdk(gateway) as client:
-        await ask(client)
-        with pytest.raises(openai.PermissionDeniedError):
-            await client.chat.completions.create(model="claude-sonnet", messages=[{"role": "user", "content": "x"}])
+    gateway = await gateway_factory(*team("search", TEAM_KEY, labels={"team": "search"}), tracer_provider=provider)
+    with caplog.at_level(logging.INFO, logger="modelyard.audit"):
+        async with sdk(gateway) as client:
+            await ask(client)
+            with pytest.raises(openai.PermissionDeniedError):
+                await client.chat.completions.create(model="claude-sonnet", messages=[{"role": "user", "content": "x"}])
+            with pytest.raises(openai.RateLimitError):  # the upstream's limit, not the consumer's
+                await ask(client, "hi [simulate status=429]")
     records = audit_records(gateway.app, capsys)
     served = [r for r in records if r.get("status") == 200]
     assert served[0]["consumer"] == "default/search"
     assert served[0]["consumer_labels"] == {"team": "search"}
     assert TEAM_KEY not in orjson.dumps(records).decode()
-    samples, _ = parse(gateway.app[METRICS].render())
+    provider.force_flush()
+    spans = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert {s.attributes["modelyard.consumer"] for s in spans if s.attributes} == {"default/search"}
+    assert not any(TEAM_KEY in str(s.attributes) for s in spans)
+    samples, _ = parse(gateway.app[METRICS].render(None, gateway.app[STORE]))
     assert value(samples, "modelyard_consumer_requests_total", consumer="default/search", outcome="served") == 1
     assert (
         value(samples, "modelyard_consumer_requests_total", consumer="default/search", outcome="model_not_allowed") == 1
     )
+    assert value(samples, "modelyard_consumer_requests_total", consumer="default/search", outcome="failed") == 1
+    assert (
+        "modelyard_consumer_requests_total",
+        frozenset({("consumer", "default/search"), ("outcome", "rate_limited")}),
+    ) not in samples
     assert value(samples, "modelyard_consumer_cost_usd_total", consumer="default/search") > 0
+    assert value(samples, "modelyard_consumer_info", consumer="default/search", team="search") == 1
 
 
 async def test_a_store_outage_fails_open_or_closed_as_each_consumer_says_and_nothing_leaks(
@@ -173,7 +203,7 @@ async def test_a_store_outage_fails_open_or_closed_as_each_consumer_says_and_not
         *team("search", TEAM_KEY, limits={"requestsPerMinute": 100}, budgets=[{"period": "day", "usd": 5}]),
         *team("ads", OTHER_KEY, onStoreFailure="FailClosed", limits={"requestsPerMinute": 100}),
     ]
-    gateway = await gateway_factory(*manifests, settings=settings(store_server))
+    gateway = await gateway_factory(*manifests, settings=settings(store_server, timeout_ms=50))
     async with sdk(gateway) as opened, sdk(gateway, OTHER_KEY) as closed:
         await ask(opened)
         await ask(closed)
@@ -198,3 +228,121 @@ async def test_a_store_outage_fails_open_or_closed_as_each_consumer_says_and_not
     day = next(p for p in search.periods if p.period == "day")
     assert day.held_usd == pytest.approx(0.0, abs=1e-9)
     assert day.spent_usd > 0
+
+
+async def test_the_admin_port_reports_usage_budgets_and_the_store_and_modelyard_usage_prints_it(
+    gateway_factory: GatewayFactory, store_server: StoreServer
+) -> None:
+    gateway = await gateway_factory(
+        *team("search", TEAM_KEY, budgets=[{"period": "day", "usd": 5}, {"period": "month", "usd": 50}]),
+        settings=settings(store_server),
+    )
+    admin = await start_server(
+        create_admin_app(
+            gateway.app[STORE],
+            AdminToken(value=ADMIN_TOKEN),
+            metrics=gateway.app[METRICS],
+            counters=gateway.app[COUNTERS],
+        )
+    )
+    try:
+        async with sdk(gateway) as client:
+            for _ in range(2):
+                await ask(client)
+        await asyncio.sleep(0.2)
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+            async with http.get(admin.make_url(f"{ADMIN_USAGE_PATH}?days=2")) as answer:
+                report = UsageReport.model_validate_json(await answer.read())
+            async with http.get(admin.make_url(f"{ADMIN_USAGE_PATH}?days=0")) as bad:
+                assert bad.status == 400
+            async with http.get(admin.make_url("/metrics")) as scraped:
+                samples, _ = parse(await scraped.text())
+        search = next(c for c in report.consumers if c.name == "default/search")
+        assert report.store == "shared"
+        assert report.store_up
+        (day,) = [d for d in search.days if d.model == "gpt-4o"]
+        assert day.requests == 2
+        assert day.cost_usd > 0
+        spent = next(p for p in search.periods if p.period == "day").spent_usd
+        assert spent == pytest.approx(day.cost_usd)
+        assert value(samples, "modelyard_store_up") == 1
+        remaining = value(samples, "modelyard_consumer_budget_remaining_usd", consumer="default/search", period="day")
+        assert remaining == pytest.approx(5 - spent)
+        env = {**os.environ, "MODELYARD_ADMIN_TOKEN": ADMIN_TOKEN}
+        printed = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "modelyard", "usage", "--admin-url", str(admin.make_url("")).rstrip("/")),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        out, err = await asyncio.wait_for(printed.communicate(), timeout=30)
+        assert printed.returncode == 0, err.decode()
+        text = out.decode()
+        assert "default/search" in text
+        assert "gpt-4o" in text
+        assert ADMIN_TOKEN not in text + err.decode()
+    finally:
+        await admin.close()
+
+
+def route_with_profile() -> dict[str, Any]:
+    """``llama``: an unpriced model by default, a priced one under the ``priced`` profile."""
+    return {
+        "apiVersion": "modelyard.io/v1alpha1",
+        "kind": "ModelRoute",
+        "metadata": {"name": "llama", "namespace": "default"},
+        "spec": {
+            "model": "llama",
+            "targets": [{"credentialRef": {"name": "sim-openai"}, "model": "llama-3.3-70b"}],
+            "profiles": [{"name": "priced", "targets": [{"credentialRef": {"name": "sim-openai"}, "model": "gpt-4o"}]}],
+        },
+    }
+
+
+async def test_unpriced_models_can_be_refused_and_a_default_profile_applies(gateway_factory: GatewayFactory) -> None:
+    budget = {"budgets": [{"period": "month", "usd": 10}], "unpricedModels": "Refuse", "models": ["llama"]}
+    gateway = await gateway_factory(
+        route_with_profile(),
+        *team("strict", TEAM_KEY, **budget),
+        *team("defaulted", OTHER_KEY, **budget, defaultProfile="priced"),
+    )
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+    async with sdk(gateway) as strict, sdk(gateway, OTHER_KEY) as defaulted:
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            await strict.chat.completions.create(model="llama", messages=messages)
+        assert refused.value.code == "model_unpriced"
+        assert "llama-3.3-70b" in refused.value.message
+        answer = await defaulted.chat.completions.with_raw_response.create(model="llama", messages=messages)
+    assert answer.headers["x-modelyard-upstream-model"] == "gpt-4o"
+
+
+async def test_a_request_larger_than_the_token_rate_is_told_it_can_never_fit(
+    gateway_factory: GatewayFactory, store_server: StoreServer
+) -> None:
+    gateway = await gateway_factory(
+        *team("search", TEAM_KEY, limits={"tokensPerMinute": 500}), settings=settings(store_server)
+    )
+    async with sdk(gateway) as client:
+        small = await ask(client)  # about 100 tokens reserved
+        assert int(small.headers["x-ratelimit-remaining-tokens"]) < 500
+        with pytest.raises(openai.RateLimitError) as limited:
+            await ask(client, max_tokens=4000)
+    assert limited.value.code == "rate_limit_exceeded"
+    assert limited.value.response.headers["x-should-retry"] == "false"
+    assert "500" in limited.value.message
+
+
+async def test_concurrent_requests_beyond_the_limit_wait_their_turn(
+    gateway_factory: GatewayFactory, store_server: StoreServer
+) -> None:
+    gateway = await gateway_factory(
+        *team("search", TEAM_KEY, limits={"concurrentRequests": 2}), settings=settings(store_server)
+    )
+    async with sdk(gateway) as client:
+        slow = [asyncio.create_task(ask(client, "hi [simulate latency-ms=1000]")) for _ in range(2)]
+        await asyncio.sleep(0.3)
+        with pytest.raises(openai.RateLimitError) as limited:
+            await ask(client)
+        await asyncio.gather(*slow)
+        assert (await ask(client)).http_response.status_code == 200  # the slots came back
+    assert "concurrent" in limited.value.message

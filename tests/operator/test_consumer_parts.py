@@ -24,7 +24,7 @@ from modelyard_operator.usage import UsageReader
 from modelyard_routing import Inventory, Manifest, ObjectRef, SecretData, hash_api_key
 from modelyard_routing.consumer_spec import BudgetPeriod, ModelConsumerSpec
 from modelyard_routing.push import AdminToken
-from modelyard_routing.usage import ADMIN_USAGE_PATH, ConsumerUsage, PeriodUsage, UsageReport
+from modelyard_routing.usage import ADMIN_USAGE_PATH, ConsumerUsage, DayUsage, PeriodUsage, UsageReport
 from tests.harness import start_server
 
 # --- summaries for kubectl get ------------------------------------------------------------------------------
@@ -77,8 +77,22 @@ def test_usage_names_the_largest_period_spend_and_leaves_out_what_has_no_budget(
             {"period": "day", "spentUSD": 1.5, "resetsAt": "T-reset"},
             {"period": "month", "budgetUSD": 100, "spentUSD": 12.345, "remainingUSD": 87.655, "resetsAt": "T-reset"},
         ],
+        "today": {"requests": 0, "inputTokens": 0, "outputTokens": 0},
         "updatedAt": "T1",
     }
+
+
+def test_usage_counts_the_tokens_of_the_report_day_over_every_model() -> None:
+    days = (
+        DayUsage(day="2026-12-06", model="a", requests=2, input_tokens=10, output_tokens=4, cost_usd=0.1),
+        DayUsage(day="2026-12-06", model="b", requests=1, input_tokens=5, output_tokens=1, cost_usd=0.1),
+        DayUsage(day="2026-12-05", model="a", requests=9, input_tokens=99, output_tokens=99, cost_usd=1.0),
+    )
+    usage = ConsumerUsage(name="team-a/alpha", periods=(period(BudgetPeriod.DAY, 0.2),), days=days)
+    written = usage_fields(usage, "2026-12-06T10:00:00Z", {})
+    assert written["usage"]["today"] == {"requests": 3, "inputTokens": 15, "outputTokens": 5}
+    more = usage.model_copy(update={"days": (*days[:1], days[1].model_copy(update={"output_tokens": 2}), days[2])})
+    assert usage_fields(more, "2026-12-06T10:01:00Z", written)["usage"]["updatedAt"] == "2026-12-06T10:01:00Z"
 
 
 def test_updated_at_moves_only_when_the_figures_do() -> None:

@@ -63,5 +63,5 @@ def test_make_run_serves_a_limited_demo_team_beside_the_unlimited_demo_key() -> 
     assert demo.key_sha256 == (hash_api_key("sk-modelyard-team-demo"),)
     assert demo.models == ("*",)
     assert demo.limits.requests_per_minute == 5
-    assert [(b.period, b.usd) for b in demo.budgets] == [("day", 0.01)]
+    assert [(b.period, b.usd) for b in demo.budgets] == [("day", 1.0)]
     assert table.api_key_sha256 == (hash_api_key(DEMO_KEY),)

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from modelyard_proxy.keys import COUNTERS, HEALTH, METRICS, STORE
 from modelyard_proxy.observability.metrics import CONTENT_TYPE, Metrics
+from modelyard_proxy.observability.tenancy_gauges import tenancy_lines
 from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.table.store import StaleTableError, TableStore
 from modelyard_proxy.tenancy.counters import Counters
@@ -88,8 +89,14 @@ async def get_usage(request: web.Request) -> web.Response:
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    """The Prometheus text exposition of the proxy's counters, histograms, breakers and table."""
-    text = request.app[METRICS].render(request.app[HEALTH], request.app[STORE])
+    """The Prometheus text exposition of the proxy's counters, histograms, breakers and table, and of the
+    consumers' budgets and the counter store."""
+    store = request.app[STORE]
+    text = request.app[METRICS].render(request.app[HEALTH], store)
+    if (counters := request.app.get(COUNTERS)) is not None:
+        consumers = store.current.table.consumers if store.current is not None else ()
+        if lines := await tenancy_lines(counters, consumers):
+            text += "\n".join(lines) + "\n"
     return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 

@@ -45,6 +45,15 @@ def sample_value(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+def gauge_family(
+    name: str, help_: str, series: Sequence[tuple[Labels, float]], label_names: Sequence[str] = ()
+) -> list[str]:
+    """A gauge's HELP and TYPE lines and one sample per ``(labels, value)``, for state read at scrape time."""
+    lines = [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
+    lines += [f"{name}{_labels(label_names, labels)} {sample_value(value)}" for labels, value in series]
+    return lines
+
+
 class Counter:
     """A monotonic count per label tuple."""
 

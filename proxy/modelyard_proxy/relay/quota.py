@@ -141,12 +141,19 @@ def refused(refusal: Refusal, rates: RateState) -> GatewayError:
     """The counters' refusal in OpenAI's shape, with the headers an SDK backs off by."""
     if refusal.reason == "store_unavailable":
         return GatewayError(503, refusal.message, type="server_error", code="limits_unavailable", retry_after=1)
-    code = "budget_exceeded" if refusal.reason == "budget" else "rate_limit_exceeded"
-    kind = "insufficient_quota" if refusal.reason == "budget" else refusal.reason
-    error = GatewayError(429, refusal.message, type=kind, code=code, retry_after=refusal.retry_after_s)
+    budget = refusal.reason == "budget"
+    error = GatewayError(
+        429,
+        refusal.message,
+        type="insufficient_quota" if budget else refusal.reason,
+        code="budget_exceeded" if budget else "rate_limit_exceeded",
+        retry_after=refusal.retry_after_s,
+    )
     error.extra_headers.update(rate_headers(rates))
-    if refusal.retry_after_s is None:
-        error.extra_headers["x-should-retry"] = "false"  # openai SDKs honour it: waiting would not help
+    if budget or refusal.retry_after_s is None:
+        # The OpenAI SDKs honour it: a spent budget or a request no rate can fit does not pass on a retry
+        # seconds later (Retry-After still says when the budget resets).
+        error.extra_headers["x-should-retry"] = "false"
     return error
 
 

@@ -113,7 +113,8 @@ def observe(metrics: Metrics, outcome: RequestOutcome) -> None:
         metrics.cost.inc(labels, outcome.cost)
 
 
-#: Consumer refusals by code, as the outcome label of ``modelyard_consumer_requests_total``.
+#: The gateway's own refusals of a consumer's request, by code: the outcome label of
+#: ``modelyard_consumer_requests_total``.
 CONSUMER_OUTCOMES = {
     "rate_limit_exceeded": "rate_limited",
     "budget_exceeded": "budget_exceeded",
@@ -126,7 +127,12 @@ CONSUMER_OUTCOMES = {
 def _observe_consumer(metrics: Metrics, outcome: RequestOutcome) -> None:
     """The consumer's own series: by outcome, and what its served answers used and cost."""
     consumer = outcome.consumer
-    kind = "served" if outcome.code is None else CONSUMER_OUTCOMES.get(outcome.code, "failed")
+    if outcome.code is None:
+        kind = "served"
+    elif outcome.attempts == 0:  # refused by the gateway itself, before any upstream was asked
+        kind = CONSUMER_OUTCOMES.get(outcome.code, "failed")
+    else:  # an upstream's own 429 is the upstream's limit, not the consumer's
+        kind = "failed"
     metrics.consumer_requests.inc((consumer, kind))
     if (usage := outcome.usage) is not None:
         metrics.consumer_tokens.inc((consumer, "input"), usage.input)
