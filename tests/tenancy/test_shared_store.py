@@ -67,14 +67,14 @@ async def test_keys_carry_the_hash_tag_and_the_period_and_expire_after_it(
     assert admitted.lease is not None
     base = "modelyard:{teams/search}:"
     labels = {"hour": "2036-12-31T23", "day": "2036-12-31", "month": "2036-12"}
-    month = {f"{base}budget:month:2036-12", f"{base}holds:month:2036-12"}
+    month = f"{base}budget:month:2036-12"
     new_year = int(utc("2037-01-01T00:00:00"))
     with store_server.client() as client:
-        # The cost is held only in the period with a budget.
-        assert set(client.keys("*")) == {base + "rate", base + "leases", *month}
-        for key in month:
-            assert client.expiretime(key) == new_year + PERIOD_MARGIN_S
-        assert client.zrange(f"{base}holds:month:2036-12", 0, -1) == [f"{admitted.lease.lease_id}|500000"]
+        # The cost is held only in the period with a budget, and the lease names it.
+        assert set(client.keys("*")) == {base + "rate", base + "leases", month}
+        assert client.expiretime(month) == new_year + PERIOD_MARGIN_S
+        assert client.hgetall(month) == {"held": "500000"}
+        assert client.zrange(base + "leases", 0, -1) == [f"{admitted.lease.lease_id}|500000|month:2036-12"]
 
     await counters.settle(admitted.lease, model="gpt-4o", input_tokens=3, output_tokens=4, cost_usd=0.5)
     with store_server.client() as client:

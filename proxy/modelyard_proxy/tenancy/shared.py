@@ -1,18 +1,19 @@
 """Counters in a Redis-protocol store (Redis, Valkey), shared by every pod and worker: one script per call.
 
 Keys, all under ``<prefix>{<consumer>}:`` (one hash tag per consumer, so a consumer's keys share a Redis
-Cluster slot): ``rate`` (both leaky buckets), ``leases`` (requests in flight by expiry), ``finished``
-(settled leases for ``MARKER_S``, so a replayed settlement counts once), per period
-``budget:<period>:<start>`` (spent and held micro-USD) and ``holds:<period>:<start>`` (each hold by expiry,
-only in periods with a budget), and per day ``usage:<day>`` (per-model requests, tokens and micro-USD).
-The rates and expiries run on the store's clock; the gateway names the calendar periods.
+Cluster slot): ``rate`` (both leaky buckets), ``leases`` (requests in flight by expiry, each naming the cost
+it holds and the periods it holds it in: ``<id>|<micro-USD>|day:2026-12-06|month:2026-12``), ``finished``
+(finished leases for ``MARKER_S``, so a replayed settlement counts once), per period
+``budget:<period>:<start>`` (spent and held micro-USD; a cost is held only in periods with a budget), and
+per day ``usage:<day>`` (per-model requests, tokens and micro-USD). The rates and expiries run on the
+store's clock; the gateway names the calendar periods.
 
 A request is admitted only when, atomically, every budget has ``spent + held + ask <= budget`` (and is not
 spent already): requests admitted in one period never settle for more than its budget as long as each real
 cost stays within the worst case it held and settles before its hold expires.
 
-The scripts run by ``EVALSHA`` directly, with their arguments packed into one string:
-redis-py's per-argument packing and its script objects cost more client time than the round trip.
+The scripts run by ``EVALSHA`` over one pipelined connection (``wire.Channel``), their numbers packed into
+one argument: redis-py's command path cost more client time than the round trip.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import asyncio
 import hashlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -42,6 +43,8 @@ from modelyard_proxy.tenancy.periods import (
 )
 from modelyard_proxy.tenancy.report import DayCounts, PeriodCounts, consumer_usage
 from modelyard_proxy.tenancy.verdict import Outcome, Shortfall, Verdict, admission
+from modelyard_proxy.tenancy.wire import Channel
+from modelyard_routing.consumer_spec import BudgetPeriod
 from modelyard_routing.table import Consumer
 from modelyard_routing.usage import UsageReport
 
@@ -52,6 +55,16 @@ _DAY_FIELDS = {"requests", "input", "output", "cost"}
 _PLACES = {period: str(place) for place, period in enumerate(PERIODS, start=1)}
 #: A finished lease: its spend when it settles, None when it is released.
 Finish = tuple[Lease, Spend | None]
+
+
+def lease_member(lease_id: str, micro_usd: int, periods: Sequence[PeriodHold], held_in: Sequence[BudgetPeriod]) -> str:
+    """The lease in the leases zset: its id, and the cost it holds with the spend hashes it holds it in (so an
+    expired lease gives its hold back with no other key per request)."""
+    if not micro_usd or not held_in:
+        return lease_id
+    return f"{lease_id}|{micro_usd}" + "".join(
+        f"|{hold.period}:{hold.label}" for hold in periods if hold.period in held_in
+    )
 
 
 class _Script:
@@ -79,6 +92,7 @@ def connect(url: str, password: str | None, *, connect_timeout_s: float) -> redi
         url,
         password=password,
         decode_responses=True,
+        protocol=2,  # what ``wire`` reads
         retry=Retry(NoBackoff(), 0),
         socket_timeout=None,
         socket_connect_timeout=connect_timeout_s,
@@ -96,6 +110,7 @@ class SharedCounters:
         self._client = client
         self._prefix = prefix
         self._clock = clock
+        self._channel = Channel(client)
         self._background: set[asyncio.Task[Any]] = set()
 
     def base(self, consumer: str) -> str:
@@ -111,20 +126,16 @@ class SharedCounters:
 
     async def ready(self) -> None:
         """One round trip: the store answers and holds the scripts (a restarted store has lost them)."""
-        async with self._client.pipeline(transaction=False) as pipe:
-            for script in _SCRIPTS:
-                _ = pipe.script_load(script.source)  # queued; ``execute`` sends them all
-            await pipe.execute()
+        for answer in await self._channel.call_many([("SCRIPT", "LOAD", script.source) for script in _SCRIPTS]):
+            if isinstance(answer, BaseException):
+                raise answer
 
     async def _run(self, script: _Script, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         try:
-            return await self._evalsha(script, keys, args)
+            return await self._channel.call(("EVALSHA", script.sha, len(keys), *keys, *args))
         except NoScriptError:
             await self.ready()
-            return await self._evalsha(script, keys, args)
-
-    def _evalsha(self, script: _Script, keys: Sequence[str], args: Sequence[str | int]) -> Awaitable[Any]:
-        return self._client.evalsha(script.sha, len(keys), *keys, *args)
+            return await self._channel.call(("EVALSHA", script.sha, len(keys), *keys, *args))
 
     async def admit(self, ask: Ask) -> Admission:
         consumer, limits = ask.consumer, ask.consumer.limits
@@ -133,16 +144,17 @@ class SharedCounters:
         base = self.base(consumer.name)
         ask_micro = to_micro_usd(ask.cost_usd)
         lease_id = uuid.uuid4().hex
+        budgets = {budget.period: budget.usd for budget in consumer.budgets}
+        held = [hold for hold in periods if hold.period in budgets]
+        held_in = tuple(hold.period for hold in held)
         keys = [base + "rate", base + "leases"]
         args: list[str | int] = [
-            lease_id,
+            lease_member(lease_id, ask_micro, periods, held_in),
             f"{ask.tokens} {ask_micro} {int(ask.hold_seconds * 1_000_000)} {limits.requests_per_minute or 0} "
             f"{limits.tokens_per_minute or 0} {limits.concurrent_requests or 0} {override}",
         ]
-        budgets = {budget.period: budget.usd for budget in consumer.budgets}
-        held = [hold for hold in periods if hold.period in budgets]
         for hold in held:
-            keys += (f"{base}budget:{hold.period}:{hold.label}", f"{base}holds:{hold.period}:{hold.label}")
+            keys.append(f"{base}budget:{hold.period}:{hold.label}")
             args += (to_micro_usd(budgets[hold.period]), hold.ends_at + PERIOD_MARGIN_S)
         raw = await self._run(_ADMIT, keys, args)
         outcome: Outcome = raw[0]
@@ -158,7 +170,7 @@ class SharedCounters:
                 periods=periods,
                 expires_at_us=int(raw[4]),
                 backend="shared",
-                held_in=tuple(hold.period for hold in held),
+                held_in=held_in,
             )
             verdict = Verdict("ok", now_us / 1e6, request_level, token_level, lease=lease)
         else:
@@ -202,11 +214,7 @@ class SharedCounters:
         return answers
 
     async def _send(self, script: _Script, calls: Sequence[tuple[list[str], list[str | int]]]) -> list[Any]:
-        async with self._client.pipeline(transaction=False) as pipe:
-            for keys, args in calls:
-                _ = pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-            answers: list[Any] = await pipe.execute(raise_on_error=False)
-        return answers
+        return await self._channel.call_many([("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls])
 
     def _finish_call(self, lease: Lease, spend: Spend | None) -> tuple[list[str], list[str | int]]:
         now_s, override = self._now()
@@ -223,14 +231,11 @@ class SharedCounters:
         )
         used = input_tokens + output_tokens
         budget_keys = [f"{base}budget:{hold.period}:{hold.label}" for hold in lease.periods]
-        holds_keys = [
-            f"{base}holds:{hold.period}:{hold.label}" for hold in lease.periods if hold.period in lease.held_in
-        ]
         day = current_periods(now_s)[1].label
-        keys = [base + "rate", base + "leases", base + "finished", f"{base}usage:{day}", *budget_keys, *holds_keys]
+        keys = [base + "rate", base + "leases", base + "finished", f"{base}usage:{day}", *budget_keys]
         args: list[str | int] = [
-            lease.lease_id,
-            f"{lease.tokens} {lease.held_micro_usd} {lease.expires_at_us} {lease.tokens_per_minute or 0} {used} "
+            lease_member(lease.lease_id, lease.held_micro_usd, lease.periods, lease.held_in),
+            f"{lease.tokens} {lease.held_micro_usd} {lease.tokens_per_minute or 0} {used} "
             f"{to_micro_usd(cost_usd)} {0 if spend is None else 1} {input_tokens} {output_tokens} {MARKER_S} "
             f"{USAGE_RETENTION_S} {override}",
             model,
@@ -246,8 +251,9 @@ class SharedCounters:
         calls: list[tuple[list[str], list[str | int]]] = []
         for consumer in consumers:
             base = self.base(consumer.name)
-            keys = [f"{base}{kind}:{hold.period}:{hold.label}" for hold in periods for kind in ("budget", "holds")]
-            calls.append(([*keys, *(f"{base}usage:{label}" for label in labels)], [override]))
+            keys = [base + "leases", *(f"{base}budget:{hold.period}:{hold.label}" for hold in periods)]
+            keys += [f"{base}usage:{label}" for label in labels]
+            calls.append((keys, [override, *(f"{hold.period}:{hold.label}" for hold in periods)]))
         answers = await self._pipelined(_REPORT, calls)
         for answer in answers:
             if isinstance(answer, BaseException):
@@ -262,6 +268,7 @@ class SharedCounters:
 
     async def close(self) -> None:
         await asyncio.gather(*self._background, return_exceptions=True)
+        self._channel.close()
         await self._client.aclose()
 
 

@@ -1,6 +1,7 @@
--- Shared by every script (prepended): the store's clock, leaky buckets and key lifetimes. The gateway names
--- every key (all under one consumer's hash tag, so one Redis Cluster slot) and every calendar period: no
--- date arithmetic nor string building here, it cost the store more than the commands themselves.
+-- Shared by every script (prepended): the store's clock and leaky buckets. The gateway names every key (all
+-- under one consumer's hash tag, so one Redis Cluster slot) and every calendar period: no date arithmetic
+-- nor key building here, it cost the store more than the commands themselves. Redis passes numbers to
+-- commands as '%.17g', so whole numbers need no formatting.
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 
 local MINUTE_US = 60000000
@@ -20,11 +21,6 @@ local function drained(level, at, limit, now)
   return value
 end
 
--- A hold's amount from its member '<lease>|<micro-USD>'.
-local function hold_amount(member) return tonumber(string.match(member, '|(%d+)$')) end
-
--- Lengthen a key's life to at least ms milliseconds (never shorten it). Redis passes numbers as '%.17g'.
-local function keep_for(key, ms)
-  ms = math.floor(ms)
-  if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
-end
+-- A lease's member in the leases zset: '<id>', or '<id>|<micro-USD>|<period>:<label>...' when it holds a
+-- cost, naming the spend hashes ('<base>budget:<period>:<label>') it is held in.
+local function lease_hold(member) return string.match(member, '^[^|]+|(%d+)(.*)$') end
