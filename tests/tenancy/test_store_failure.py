@@ -145,6 +145,16 @@ async def test_one_slow_call_falls_back_for_its_request_but_keeps_the_store(
         assert answer.lease is not None
         assert answer.lease.backend == "shared"
     assert (guarded.state.up, guarded.state.errors_total, guarded.state.transitions_total) == (True, 2, 0)
+
+    # Calls that were in flight together count as one slow moment, however many they are.
+    store_server.pause()
+    try:
+        together = await asyncio.gather(*(guarded.admit(ask(team)) for _ in range(5)))
+    finally:
+        store_server.resume()
+    assert {answer.refusal.reason for answer in together if answer.refusal} == {"store_unavailable"}
+    assert guarded.state.up
+    assert (await guarded.admit(ask(team))).lease is not None
     assert transitions(caplog) == []
 
 

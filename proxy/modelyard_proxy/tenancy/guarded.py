@@ -3,8 +3,10 @@
 After a failure the store is marked down and left alone: requests go to the per-process counters (FailOpen)
 or are refused (FailClosed) without waiting, while one background probe a second asks whether it is back.
 A connection error marks it down at once; timeouts only when ``timeouts_to_down`` calls in a row overran
-(each one still falls back for its own request): a busy event loop makes single calls late, and marking the
-store down for that would stop sharing the limits exactly when a pod is saturated.
+(each one still falls back for its own request), each sent after the previous one was given up, so the
+concurrent calls of one slow moment count once: a busy event loop makes calls late (the clock runs while
+replies wait behind other requests' callbacks), and marking the store down for that would stop sharing the
+limits exactly when a pod is saturated.
 
 Settlements and releases are batched: each loop iteration's (and those that finish while a batch is being
 written) go in one pipelined round trip. Settlements the store could not take wait in a bounded queue and
@@ -65,6 +67,8 @@ class GuardedCounters:
         self._timeout_s = timeout_s
         self._timeouts_to_down = timeouts_to_down
         self._timeouts_in_a_row = 0
+        #: When the last timeout was counted (loop time): calls sent before it belong to the same slow moment.
+        self._last_timeout_at = float("-inf")
         self._probe_interval_s = probe_interval_s
         self._probe_timeout_s = probe_timeout_s
         self._report_timeout_s = report_timeout_s
@@ -84,11 +88,12 @@ class GuardedCounters:
 
     async def admit(self, ask: Ask) -> Admission:
         if self.state.up:
+            sent_at = asyncio.get_running_loop().time()
             try:
                 async with asyncio.timeout(self._timeout_s):
                     admitted = await self._shared.admit(ask)
             except STORE_ERRORS as error:
-                self._failed(error)
+                self._failed(error, sent_at)
             else:
                 self._timeouts_in_a_row = 0
                 return admitted
@@ -131,11 +136,12 @@ class GuardedCounters:
                     if spend is not None:
                         self._enqueue((lease, spend))
                 continue
+            sent_at = asyncio.get_running_loop().time()
             try:
                 async with asyncio.timeout(self._probe_timeout_s):
                     answers = await self._shared.finish_many(batch)
             except STORE_ERRORS as error:
-                self._failed(error)
+                self._failed(error, sent_at)
                 # Sent again (a marker in the store makes a repeat count once), or queued if it is down now.
                 self._batch[:0] = batch
                 continue
@@ -152,7 +158,7 @@ class GuardedCounters:
                 async with asyncio.timeout(self._report_timeout_s):
                     return await self._shared.usage(consumers, days)
             except STORE_ERRORS as error:
-                self._failed(error)
+                self._went_down(error)
         return UsageReport(store="shared", store_up=False, generated_at=rfc3339(time.time()))
 
     async def close(self) -> None:
@@ -169,10 +175,13 @@ class GuardedCounters:
         self._queue.append(finish)
         self.state.settlements_queued = len(self._queue)
 
-    def _failed(self, error: BaseException) -> None:
-        """A call failed: the store is down after a connection error, or after enough timeouts in a row."""
+    def _failed(self, error: BaseException, sent_at: float) -> None:
+        """A call sent at ``sent_at`` failed: the store is down after a connection error, or after enough
+        timeouts in a row."""
         if isinstance(error, TimeoutError) and not isinstance(error, redis.RedisError):
-            self._timeouts_in_a_row += 1
+            if sent_at > self._last_timeout_at:
+                self._timeouts_in_a_row += 1
+                self._last_timeout_at = asyncio.get_running_loop().time()
             if self._timeouts_in_a_row < self._timeouts_to_down:
                 self.state.errors_total += 1
                 return
