@@ -69,6 +69,10 @@ class _Expiring:
         if entry is None:
             return False
         self.total -= entry[0]
+        if len(self._heap) > 2 * len(self._entries) + 64:
+            # Stale slots of removed entries would otherwise stay until their expiry: memory per request.
+            self._heap = [(expires, key) for key, (_, expires) in self._entries.items()]
+            heapq.heapify(self._heap)
         return True
 
     def sweep(self, now: float) -> None:
