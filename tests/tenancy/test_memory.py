@@ -31,4 +31,5 @@ async def test_finished_requests_leave_nothing_behind(clock: Clock) -> None:
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert grown < 20 * REQUESTS  # a marker or a heap slot per request would be hundreds of bytes each
+    # A marker or a heap slot per request costs ~300 bytes each; the test process itself allocates a little.
+    assert grown < 60 * REQUESTS
