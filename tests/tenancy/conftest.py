@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from modelyard_proxy.tenancy import LocalCounters, SharedCounters
+from modelyard_proxy.tenancy import LocalCounters
 from modelyard_proxy.tenancy.counters import Counters
-from modelyard_proxy.tenancy.shared import connect
+from modelyard_proxy.tenancy.shared import SharedCounters, connect
 from tests.storeserver import StoreServer
 from tests.tenancy.kit import Clock
 
@@ -26,7 +26,7 @@ async def shared_factory(store_server: StoreServer, clock: Clock) -> AsyncIterat
     opened: list[SharedCounters] = []
 
     def open_one() -> SharedCounters:
-        counters = SharedCounters(connect(store_server.url, None, socket_timeout_s=5), clock=clock)
+        counters = SharedCounters(connect(store_server.url, None, connect_timeout_s=5), clock=clock)
         opened.append(counters)
         return counters
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import pytest
 import redis
 
-from modelyard_proxy.tenancy import Admission, Ask, GuardedCounters, LocalCounters, SharedCounters, open_counters
-from modelyard_proxy.tenancy.shared import connect
+from modelyard_proxy.tenancy import Admission, Ask, LocalCounters, open_counters
+from modelyard_proxy.tenancy.guarded import GuardedCounters
+from modelyard_proxy.tenancy.shared import SharedCounters, connect
 from tests.storeserver import StoreServer
 from tests.tenancy.kit import ask, consumer
 
@@ -59,7 +62,7 @@ async def test_a_wrong_password_is_never_logged_nor_in_an_error(
     assert "counter store unreachable: AuthenticationError" in caplog.text
     assert WRONG not in caplog.text
 
-    shared = SharedCounters(connect(password_store_server.url, WRONG, socket_timeout_s=1))
+    shared = SharedCounters(connect(password_store_server.url, WRONG, connect_timeout_s=1))
     try:
         with pytest.raises(redis.AuthenticationError) as failed:
             await shared.admit(ask(consumer()))
@@ -98,7 +101,7 @@ async def test_an_error_that_quotes_the_password_is_logged_without_it(
     store_server: StoreServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    shared = _QuotingStore(connect(store_server.url, WRONG, socket_timeout_s=1))
+    shared = _QuotingStore(connect(store_server.url, WRONG, connect_timeout_s=1))
     guarded = GuardedCounters(shared, LocalCounters(), secrets=[WRONG])
     try:
         assert (await guarded.admit(ask(consumer()))).lease is not None
@@ -106,3 +109,14 @@ async def test_an_error_that_quotes_the_password_is_logged_without_it(
         await guarded.close()
     assert "counter store unreachable: ConnectionError: AUTH *** refused by 127.0.0.1:1" in caplog.text
     assert WRONG not in caplog.text
+
+
+def test_a_gateway_without_a_store_never_loads_the_store_client() -> None:
+    """redis-py's asyncio client costs a process 20-26 MB: only a gateway with a store URL imports it."""
+    probe = (
+        "import sys, modelyard_proxy.api.app, modelyard_proxy.tenancy; "
+        "from modelyard_proxy.tenancy import open_counters; open_counters(None, None, 0.01); "
+        "print(sorted(name for name in sys.modules if name == 'redis' or name.startswith('redis.')))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == "[]"

@@ -8,9 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from modelyard_proxy.tenancy import SharedCounters
 from modelyard_proxy.tenancy.periods import PERIOD_MARGIN_S, USAGE_RETENTION_S, current_periods
-from modelyard_proxy.tenancy.shared import connect
+from modelyard_proxy.tenancy.shared import MARKER_S, SharedCounters, connect
 from modelyard_routing.consumer_spec import BudgetPeriod
 from tests.storeserver import StoreServer
 from tests.tenancy.kit import Clock, ask, consumer, utc
@@ -64,23 +63,29 @@ async def test_keys_carry_the_hash_tag_and_the_period_and_expire_after_it(
     clock.now = utc("2036-12-31T23:10:00")
     counters = shared_factory()
     team = consumer(rpm=10, budgets={BudgetPeriod.MONTH: 5.0})
-    admitted = await counters.admit(ask(team, cost=0.5))
+    admitted = await counters.admit(ask(team, cost=0.5, hold=3600))
     assert admitted.lease is not None
     base = "modelyard:{teams/search}:"
     labels = {"hour": "2036-12-31T23", "day": "2036-12-31", "month": "2036-12"}
-    periods = {f"{base}{kind}:{period}:{label}" for period, label in labels.items() for kind in ("budget", "holds")}
+    month = f"{base}budget:month:2036-12"
     new_year = int(utc("2037-01-01T00:00:00"))
     with store_server.client() as client:
-        assert set(client.keys("*")) == {base + "rate", base + "leases", *periods}
-        for key in periods:
-            assert client.expiretime(key) == new_year + PERIOD_MARGIN_S
-        assert client.zrange(f"{base}holds:day:2036-12-31", 0, -1) == [f"{admitted.lease.lease_id}|500000"]
+        # The cost is held only in the period with a budget, and the lease names it.
+        assert set(client.keys("*")) == {base + "rate", base + "leases", month}
+        assert client.expiretime(month) == new_year + PERIOD_MARGIN_S
+        assert client.hgetall(month) == {"held": "500000"}
+        assert client.zrange(base + "leases", 0, -1) == [f"{admitted.lease.lease_id}|500000|month:2036-12"]
 
     await counters.settle(admitted.lease, model="gpt-4o", input_tokens=3, output_tokens=4, cost_usd=0.5)
     with store_server.client() as client:
-        # The holds and the lease are gone; a tombstone guards against a second settlement until the expiry.
+        # The hold and the lease are gone; the spend is in every period, for the report. A marker guards
+        # against a second settlement for a couple of minutes, however long the lease's hold was.
         budgets = {f"{base}budget:{period}:{label}" for period, label in labels.items()}
         assert set(client.keys("*")) == {base + "rate", base + "finished", base + "usage:2036-12-31", *budgets}
+        for key in budgets:
+            assert client.expiretime(key) == new_year + PERIOD_MARGIN_S
+        assert 0 < client.pttl(base + "finished") <= (MARKER_S + 1) * 1000
+        assert MARKER_S <= 120
         assert client.hgetall(f"{base}budget:month:2036-12") == {"spent": "500000", "held": "0"}
         assert client.hgetall(f"{base}usage:2036-12-31") == {
             "gpt-4o|requests": "1",
@@ -92,7 +97,7 @@ async def test_keys_carry_the_hash_tag_and_the_period_and_expire_after_it(
 
 
 async def test_the_key_prefix_is_configurable(store_server: StoreServer) -> None:
-    counters = SharedCounters(connect(store_server.url, None, socket_timeout_s=5), prefix="acme:gw:")
+    counters = SharedCounters(connect(store_server.url, None, connect_timeout_s=5), prefix="acme:gw:")
     try:
         assert (await counters.admit(ask(consumer(rpm=1)))).lease is not None
     finally:
@@ -102,7 +107,7 @@ async def test_the_key_prefix_is_configurable(store_server: StoreServer) -> None
 
 
 async def test_without_an_override_the_stores_own_clock_decides(store_server: StoreServer) -> None:
-    counters = SharedCounters(connect(store_server.url, None, socket_timeout_s=5))
+    counters = SharedCounters(connect(store_server.url, None, connect_timeout_s=5))
     try:
         team = consumer(concurrent=1)
         first = await counters.admit(ask(team, hold=0.2))

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from modelyard_proxy.tenancy import GuardedCounters, LocalCounters, SharedCounters
-from modelyard_proxy.tenancy.shared import connect
+from modelyard_proxy.tenancy import LocalCounters
+from modelyard_proxy.tenancy.guarded import GuardedCounters
+from modelyard_proxy.tenancy.shared import SharedCounters, connect
 from modelyard_routing.consumer_spec import BudgetPeriod, StoreFailure
 from tests.storeserver import StoreServer
 from tests.tenancy.kit import ask, consumer
@@ -28,7 +29,7 @@ async def guarded_factory(store_server: StoreServer) -> AsyncIterator[GuardedFac
     opened: list[GuardedCounters] = []
 
     def open_one(**options: float) -> GuardedCounters:
-        shared = SharedCounters(connect(store_server.url, None, socket_timeout_s=HANG_S))
+        shared = SharedCounters(connect(store_server.url, None, connect_timeout_s=HANG_S))
         guarded = GuardedCounters(
             shared,
             LocalCounters(),
@@ -116,12 +117,45 @@ async def test_a_hung_store_costs_a_request_no_more_than_the_timeout(
     store_server.pause()
     try:
         async with asyncio.timeout(HANG_S):
-            answer = await guarded.admit(ask(consumer()))
+            answers = [await guarded.admit(ask(consumer())) for _ in range(3)]
     finally:
         store_server.resume()
-    assert answer.lease is not None
-    assert answer.lease.backend == "local"
-    assert transitions(caplog) == ["counter store unreachable: no answer within 250 ms"]
+    assert [answer.lease.backend for answer in answers if answer.lease] == ["local"] * 3
+    # Down after the third timeout in a row, not before.
+    assert transitions(caplog) == ["counter store unreachable: no answer within 250 ms, 3 calls in a row"]
+    assert (guarded.state.up, guarded.state.errors_total) == (False, 3)
+
+
+async def test_one_slow_call_falls_back_for_its_request_but_keeps_the_store(
+    guarded_factory: GuardedFactory, store_server: StoreServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, LOGGER)
+    guarded = guarded_factory(probe_interval_s=60)
+    team = consumer(on_store_failure=StoreFailure.FAIL_CLOSED)
+    assert (await guarded.admit(ask(team))).lease is not None
+    for _ in range(2):  # two slow calls, each followed by a good one: never three in a row
+        store_server.pause()
+        try:
+            slow = await guarded.admit(ask(team))
+        finally:
+            store_server.resume()
+        assert slow.refusal is not None
+        assert slow.refusal.reason == "store_unavailable"
+        answer = await guarded.admit(ask(team))
+        assert answer.lease is not None
+        assert answer.lease.backend == "shared"
+    assert (guarded.state.up, guarded.state.errors_total, guarded.state.transitions_total) == (True, 2, 0)
+
+    # Calls that were in flight together count as one slow moment, however many they are.
+    store_server.pause()
+    try:
+        together = await asyncio.gather(*(guarded.admit(ask(team)) for _ in range(5)))
+    finally:
+        store_server.resume()
+    assert {answer.refusal.reason for answer in together if answer.refusal} == {"store_unavailable"}
+    assert guarded.state.up
+    assert (await guarded.admit(ask(team))).lease is not None
+    assert transitions(caplog) == []
 
 
 async def test_killed_mid_load_then_back_logs_each_change_once_and_replays_the_spend(

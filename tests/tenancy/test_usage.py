@@ -39,7 +39,7 @@ async def test_the_report_has_each_period_and_each_models_days(counters: Counter
         for usage in search.periods
     ]
     assert periods == [
-        (BudgetPeriod.HOUR, None, 1.0, 2.0, None, "2036-12-06T10:00:00Z"),
+        (BudgetPeriod.HOUR, None, 1.0, 0.0, None, "2036-12-06T10:00:00Z"),  # no budget: nothing held
         (BudgetPeriod.DAY, 10.0, 1.0, 2.0, 7.0, "2036-12-07T00:00:00Z"),
         (BudgetPeriod.MONTH, 100.0, 1.75, 2.0, 96.25, "2037-01-01T00:00:00Z"),
     ]

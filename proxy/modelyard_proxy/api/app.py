@@ -16,8 +16,7 @@ from modelyard_proxy.observability.auditlog import AuditLog
 from modelyard_proxy.observability.metrics import Metrics
 from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.table.store import TableStore
-from modelyard_proxy.tenancy.counters import Counters
-from modelyard_proxy.tenancy.guarded import GuardedCounters
+from modelyard_proxy.tenancy.counters import Counters, StoreCounters
 from modelyard_proxy.tenancy.opening import open_counters
 from modelyard_proxy.upstream import UpstreamClient
 from modelyard_tracing.lean import lean_tracer
@@ -76,7 +75,7 @@ def counters_for(settings: ProxySettings) -> Counters:
 async def _counters(app: web.Application) -> AsyncIterator[None]:
     """Connect to the store (and load its scripts) before the first request; close it on shutdown."""
     counters = app[COUNTERS]
-    if isinstance(counters, GuardedCounters):
+    if isinstance(counters, StoreCounters):
         await counters.warm_up()
     try:
         yield

@@ -85,7 +85,7 @@ class ProxySettings:
         default_factory=lambda: os.environ.get("MODELYARD_STORE_PASSWORD") or None, repr=False
     )
     #: Milliseconds one store call may take before the consumer's ``onStoreFailure`` applies.
-    store_timeout_ms: float = dataclasses.field(default_factory=lambda: _env_float("MODELYARD_STORE_TIMEOUT_MS", 10.0))
+    store_timeout_ms: float = dataclasses.field(default_factory=lambda: _env_float("MODELYARD_STORE_TIMEOUT_MS", 25.0))
     #: Prefix of every key in the store, so several gateways can share one.
     store_prefix: str = dataclasses.field(
         default_factory=lambda: os.environ.get("MODELYARD_STORE_PREFIX", "modelyard:")

@@ -9,15 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from modelyard_proxy.observability.metrics import gauge_family
-from modelyard_proxy.tenancy.counters import Counters
-from modelyard_proxy.tenancy.guarded import GuardedCounters
+from modelyard_proxy.tenancy.counters import Counters, StoreCounters
 from modelyard_routing.table import Consumer
 
 
 async def tenancy_lines(counters: Counters, consumers: Sequence[Consumer]) -> list[str]:
     """``modelyard_store_*`` for a shared store, and each budgeted consumer's remaining USD per period."""
     lines: list[str] = []
-    if isinstance(counters, GuardedCounters):
+    if isinstance(counters, StoreCounters):
         state = counters.state
         lines += gauge_family("modelyard_store_up", "1 while the counter store answers.", [((), int(state.up))])
         lines += [

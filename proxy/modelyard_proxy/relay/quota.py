@@ -3,12 +3,12 @@
 Admission reserves the request's worst case (:mod:`~modelyard_proxy.relay.estimate`) against every rate and
 budget at once, so a burst of concurrent requests can never all pass a budget that fits only some of them.
 When the run ends the reservation becomes the real cost, or, if no upstream answered, nothing at all. The
-settlement runs on its own task: a client that leaves must not cancel the bookkeeping of what it spent.
+counters settle in the background (batched with other requests'): a client that leaves must not cancel the
+bookkeeping of what it spent.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Any
 
@@ -18,7 +18,7 @@ from modelyard_proxy.relay import estimate
 from modelyard_proxy.relay.reporting import RunRecord
 from modelyard_proxy.table.store import Caller, ResolvedRoute, TargetSet
 from modelyard_proxy.tenancy.counters import Counters
-from modelyard_proxy.tenancy.ledger import Ask, Lease, RateState, Refusal
+from modelyard_proxy.tenancy.ledger import Ask, Lease, RateState, Refusal, Spend
 from modelyard_routing.consumer_spec import UnpricedModels
 from modelyard_routing.table import Consumer
 
@@ -26,8 +26,6 @@ from modelyard_routing.table import Consumer
 DEFAULT_HOLD_SECONDS = 3600.0
 #: Added to a route's total timeout: the settlement itself takes a moment after the deadline.
 HOLD_MARGIN_SECONDS = 60.0
-#: Settlements in flight, kept referenced until they finish (the loop holds tasks only weakly).
-_SETTLING: set[asyncio.Task[None]] = set()
 
 
 class Quota:
@@ -51,21 +49,15 @@ class Quota:
 
     def finish(self, record: RunRecord, *, answered: bool, model: str) -> None:
         """Settle to the real cost when an upstream answered (the reservation when it reported no usage: it
-        billed something), else release everything; on its own task, so a cancelled run still settles."""
+        billed something), else release everything; in the background, so a cancelled run still settles."""
+        spend = None
         if answered:
             usage = record.usage
             if usage is None:
-                tokens_in, tokens_out, cost = self.reserved_tokens, 0, self.reserved_usd
+                spend = Spend(model, self.reserved_tokens, 0, self.reserved_usd)
             else:
-                tokens_in, tokens_out, cost = usage.input, usage.output, record.cost or 0.0
-            job = self.counters.settle(
-                self.lease, model=model, input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost
-            )
-        else:
-            job = self.counters.release(self.lease)
-        task = asyncio.ensure_future(job)
-        _SETTLING.add(task)
-        task.add_done_callback(_SETTLING.discard)
+                spend = Spend(model, usage.input, usage.output, record.cost or 0.0)
+        self.counters.submit(self.lease, spend)
 
 
 async def admit(

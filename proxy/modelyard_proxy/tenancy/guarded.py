@@ -2,24 +2,32 @@
 
 After a failure the store is marked down and left alone: requests go to the per-process counters (FailOpen)
 or are refused (FailClosed) without waiting, while one background probe a second asks whether it is back.
-Settlements the store could not take wait in a bounded queue and are replayed when it answers again.
+A connection error marks it down at once; timeouts only when ``timeouts_to_down`` calls in a row overran
+(each one still falls back for its own request), each sent after the previous one was given up, so the
+concurrent calls of one slow moment count once: a busy event loop makes calls late (the clock runs while
+replies wait behind other requests' callbacks), and marking the store down for that would stop sharing the
+limits exactly when a pod is saturated.
+
+Settlements and releases are batched: each loop iteration's (and those that finish while a batch is being
+written) go in one pipelined round trip. Settlements the store could not take wait in a bounded queue and
+are replayed when it answers again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import logging
 import time
 from collections.abc import Sequence
 
 import redis
 
-from modelyard_proxy.tenancy.ledger import Admission, Ask, Lease
+from modelyard_proxy.tenancy.counters import StoreState
+from modelyard_proxy.tenancy.ledger import Admission, Ask, Lease, Spend
 from modelyard_proxy.tenancy.local import LocalCounters
 from modelyard_proxy.tenancy.periods import rfc3339
-from modelyard_proxy.tenancy.shared import SharedCounters
+from modelyard_proxy.tenancy.shared import Finish, SharedCounters
 from modelyard_proxy.tenancy.verdict import store_unavailable
 from modelyard_routing.consumer_spec import StoreFailure
 from modelyard_routing.table import Consumer
@@ -29,33 +37,10 @@ log = logging.getLogger(__name__)
 
 #: What a store that cannot be reached raises (a timeout is asyncio's own TimeoutError).
 STORE_ERRORS = (redis.RedisError, OSError, TimeoutError)
-DEFAULT_TIMEOUT_S = 0.005
+DEFAULT_TIMEOUT_S = 0.025
 DEFAULT_QUEUE_LIMIT = 10_000
-
-
-@dataclasses.dataclass(slots=True)
-class StoreState:
-    """The store as the metrics see it at scrape time."""
-
-    up: bool = True
-    #: Store calls that failed or timed out (requests' calls and probes).
-    errors_total: int = 0
-    #: Changes between up and down, both ways.
-    transitions_total: int = 0
-    #: Settlements waiting for the store.
-    settlements_queued: int = 0
-    #: Settlements dropped, oldest first, because the queue was full: spend the store never saw.
-    settlements_dropped_total: int = 0
-    settlements_replayed_total: int = 0
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Settlement:
-    lease: Lease
-    model: str
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
+#: Timeouts in a row that mark the store down.
+DEFAULT_TIMEOUTS_TO_DOWN = 3
 
 
 class GuardedCounters:
@@ -69,6 +54,7 @@ class GuardedCounters:
         local: LocalCounters,
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        timeouts_to_down: int = DEFAULT_TIMEOUTS_TO_DOWN,
         probe_interval_s: float = 1.0,
         probe_timeout_s: float = 1.0,
         report_timeout_s: float = 2.0,
@@ -79,10 +65,16 @@ class GuardedCounters:
         self._shared = shared
         self._local = local
         self._timeout_s = timeout_s
+        self._timeouts_to_down = timeouts_to_down
+        self._timeouts_in_a_row = 0
+        #: When the last timeout was counted (loop time): calls sent before it belong to the same slow moment.
+        self._last_timeout_at = float("-inf")
         self._probe_interval_s = probe_interval_s
         self._probe_timeout_s = probe_timeout_s
         self._report_timeout_s = report_timeout_s
-        self._queue: collections.deque[_Settlement] = collections.deque(maxlen=queue_limit)
+        self._queue: collections.deque[Finish] = collections.deque(maxlen=queue_limit)
+        self._batch: list[Finish] = []
+        self._writer: asyncio.Task[None] | None = None
         self._secrets = tuple(secret for secret in secrets if secret)
         self._prober: asyncio.Task[None] | None = None
 
@@ -96,42 +88,68 @@ class GuardedCounters:
 
     async def admit(self, ask: Ask) -> Admission:
         if self.state.up:
+            sent_at = asyncio.get_running_loop().time()
             try:
                 async with asyncio.timeout(self._timeout_s):
-                    return await self._shared.admit(ask)
+                    admitted = await self._shared.admit(ask)
             except STORE_ERRORS as error:
-                self._went_down(error)
+                self._failed(error, sent_at)
+            else:
+                self._timeouts_in_a_row = 0
+                return admitted
         if ask.consumer.on_store_failure is StoreFailure.FAIL_CLOSED:
             return store_unavailable(ask.consumer)
         return await self._local.admit(ask)
 
-    async def settle(self, lease: Lease, *, model: str, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
+    def submit(self, lease: Lease, spend: Spend | None) -> None:
         if lease.backend == "local":
-            await self._local.settle(
-                lease, model=model, input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost_usd
-            )
-            return
-        settlement = _Settlement(lease, model, input_tokens, output_tokens, cost_usd)
-        if self.state.up:
-            try:
-                async with asyncio.timeout(self._timeout_s):
-                    await self._replay(settlement)
-                return
-            except STORE_ERRORS as error:
-                self._went_down(error)
-        self._enqueue(settlement)
+            self._local.submit(lease, spend)
+        elif not self.state.up:
+            # A release is dropped: its hold and slot expire in the store on their own.
+            if spend is not None:
+                self._enqueue((lease, spend))
+        else:
+            self._batch.append((lease, spend))
+            if self._writer is None or self._writer.done():
+                # Starts on the loop's next iteration: every finish of this one is in the batch by then.
+                self._writer = asyncio.get_running_loop().create_task(self._write_batches())
+
+    async def settle(self, lease: Lease, *, model: str, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
+        self.submit(lease, Spend(model, input_tokens, output_tokens, cost_usd))
+        await self._written()
 
     async def release(self, lease: Lease) -> None:
-        if lease.backend == "local":
-            await self._local.release(lease)
-            return
-        if not self.state.up:
-            return  # its hold and slot expire in the store on their own
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                await self._shared.release(lease)
-        except STORE_ERRORS as error:
-            self._went_down(error)
+        self.submit(lease, None)
+        await self._written()
+
+    async def _written(self) -> None:
+        """Wait until every batch submitted so far is written (or queued for the store's return)."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def _write_batches(self) -> None:
+        """Write batches while there are any: those that finish during a round trip go in the next one."""
+        while self._batch:
+            batch, self._batch = self._batch, []
+            if not self.state.up:
+                for lease, spend in batch:
+                    if spend is not None:
+                        self._enqueue((lease, spend))
+                continue
+            sent_at = asyncio.get_running_loop().time()
+            try:
+                async with asyncio.timeout(self._probe_timeout_s):
+                    answers = await self._shared.finish_many(batch)
+            except STORE_ERRORS as error:
+                self._failed(error, sent_at)
+                # Sent again (a marker in the store makes a repeat count once), or queued if it is down now.
+                self._batch[:0] = batch
+                continue
+            self._timeouts_in_a_row = 0
+            for answer in answers:
+                if isinstance(answer, BaseException):  # the store refused the script: sending it again would not help
+                    self.state.errors_total += 1
+                    log.error("the counter store refused a settlement: %s", self._describe(answer))
 
     async def usage(self, consumers: Sequence[Consumer], days: int) -> UsageReport:
         """The store's counts; while it is down, an empty report that says so (the last one read still holds)."""
@@ -144,29 +162,34 @@ class GuardedCounters:
         return UsageReport(store="shared", store_up=False, generated_at=rfc3339(time.time()))
 
     async def close(self) -> None:
+        await self._written()
         if self._prober is not None:
             self._prober.cancel()
             await asyncio.gather(self._prober, return_exceptions=True)
         await self._shared.close()
         await self._local.close()
 
-    def _enqueue(self, settlement: _Settlement) -> None:
+    def _enqueue(self, finish: Finish) -> None:
         if len(self._queue) == self._queue.maxlen:
             self.state.settlements_dropped_total += 1
-        self._queue.append(settlement)
+        self._queue.append(finish)
         self.state.settlements_queued = len(self._queue)
 
-    async def _replay(self, settlement: _Settlement) -> None:
-        await self._shared.settle(
-            settlement.lease,
-            model=settlement.model,
-            input_tokens=settlement.input_tokens,
-            output_tokens=settlement.output_tokens,
-            cost_usd=settlement.cost_usd,
-        )
+    def _failed(self, error: BaseException, sent_at: float) -> None:
+        """A call sent at ``sent_at`` failed: the store is down after a connection error, or after enough
+        timeouts in a row."""
+        if isinstance(error, TimeoutError) and not isinstance(error, redis.RedisError):
+            if sent_at > self._last_timeout_at:
+                self._timeouts_in_a_row += 1
+                self._last_timeout_at = asyncio.get_running_loop().time()
+            if self._timeouts_in_a_row < self._timeouts_to_down:
+                self.state.errors_total += 1
+                return
+        self._went_down(error)
 
     def _went_down(self, error: BaseException) -> None:
         self.state.errors_total += 1
+        self._timeouts_in_a_row = 0
         if not self.state.up:
             return
         self.state.up = False
@@ -194,10 +217,10 @@ class GuardedCounters:
     async def _drain_queue(self) -> bool:
         """Replay the queue oldest first; False when the store failed again (it is marked down)."""
         while self._queue:
-            settlement = self._queue[0]
+            lease, spend = self._queue[0]
             try:
                 async with asyncio.timeout(self._probe_timeout_s):
-                    await self._replay(settlement)
+                    await self._shared.finish(lease, spend)
             except STORE_ERRORS as error:
                 self._went_down(error)
                 return False
@@ -209,7 +232,7 @@ class GuardedCounters:
     def _describe(self, error: BaseException) -> str:
         """The error for the log, never with a password in it."""
         if isinstance(error, TimeoutError) and not str(error):
-            text = f"no answer within {self._timeout_s * 1000:g} ms"
+            text = f"no answer within {self._timeout_s * 1000:g} ms, {self._timeouts_to_down} calls in a row"
         else:
             text = f"{type(error).__name__}: {error}"
         for secret in self._secrets:

@@ -86,12 +86,15 @@ class Lease:
     tokens: int
     #: The consumer's tokens-per-minute limit at admission (the correction drains at that rate).
     tokens_per_minute: int | None
-    #: Micro-USD held in each of ``periods``.
+    #: Micro-USD held in each period of ``held_in``.
     held_micro_usd: int
+    #: The hour, day and month at admission: the settlement's spend lands in these.
     periods: tuple[PeriodHold, ...]
     #: When the hold and the concurrency slot expire (epoch microseconds, the backend's clock).
     expires_at_us: int
     backend: Backend
+    #: The periods with a budget, the only ones the cost is held in.
+    held_in: tuple[BudgetPeriod, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,3 +104,13 @@ class Admission:
     lease: Lease | None
     refusal: Refusal | None
     rates: RateState = RateState()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Spend:
+    """What a finished request really used, for its settlement."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
-from modelyard_proxy.tenancy.ledger import Admission, Ask, Lease, PeriodHold, to_micro_usd
+from modelyard_proxy.tenancy.ledger import Admission, Ask, Lease, PeriodHold, Spend, to_micro_usd
 from modelyard_proxy.tenancy.periods import (
     PERIOD_MARGIN_S,
     USAGE_RETENTION_S,
@@ -69,6 +69,10 @@ class _Expiring:
         if entry is None:
             return False
         self.total -= entry[0]
+        if len(self._heap) > 2 * len(self._entries) + 64:
+            # Stale slots of removed entries would otherwise stay until their expiry: memory per request.
+            self._heap = [(expires, key) for key, (_, expires) in self._entries.items()]
+            heapq.heapify(self._heap)
         return True
 
     def sweep(self, now: float) -> None:
@@ -92,10 +96,9 @@ class _Book:
 class _Consumer:
     requests: _Bucket = dataclasses.field(default_factory=_Bucket)
     tokens: _Bucket = dataclasses.field(default_factory=_Bucket)
-    #: Live leases: the requests in flight.
+    #: Live leases: the requests in flight. A finished one leaves no trace: one missing before its expiry
+    #: was finished already, so a second settlement is told apart without a marker per request.
     leases: _Expiring = dataclasses.field(default_factory=_Expiring)
-    #: Settled or released leases until their expiry: a second settlement of one changes nothing.
-    finished: _Expiring = dataclasses.field(default_factory=_Expiring)
     books: dict[tuple[BudgetPeriod, str], _Book] = dataclasses.field(default_factory=dict)
     days: dict[str, dict[str, DayCounts]] = dataclasses.field(default_factory=dict)
 
@@ -104,7 +107,6 @@ class _Consumer:
 
     def sweep(self, now: float) -> None:
         self.leases.sweep(now)
-        self.finished.sweep(now)
         for key, book in list(self.books.items()):
             if book.ends_at + PERIOD_MARGIN_S <= now:
                 del self.books[key]
@@ -160,9 +162,11 @@ class LocalCounters:
         state.requests.set(request_level, now)
         state.tokens.set(token_level, now)
         state.leases.add(lease_id, 1, expires)
+        held_in = tuple(budget.period for budget in ask.consumer.budgets)
         if ask_micro:
             for hold in periods:
-                state.book(hold).holds.add(lease_id, ask_micro, expires)
+                if hold.period in held_in:
+                    state.book(hold).holds.add(lease_id, ask_micro, expires)
         lease = Lease(
             lease_id=lease_id,
             request_id=ask.request_id,
@@ -173,6 +177,7 @@ class LocalCounters:
             periods=periods,
             expires_at_us=int(expires * 1_000_000),
             backend="local",
+            held_in=held_in,
         )
         return Verdict("ok", now, request_level, token_level, lease=lease)
 
@@ -190,32 +195,31 @@ class LocalCounters:
         return None
 
     async def settle(self, lease: Lease, *, model: str, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
-        self._finish(lease, input_tokens + output_tokens, to_micro_usd(cost_usd), (model, input_tokens, output_tokens))
+        self.submit(lease, Spend(model, input_tokens, output_tokens, cost_usd))
 
     async def release(self, lease: Lease) -> None:
-        self._finish(lease, 0, 0, None)
+        self.submit(lease, None)
 
-    def _finish(self, lease: Lease, tokens: int, micro_usd: int, usage: tuple[str, int, int] | None) -> None:
+    def submit(self, lease: Lease, spend: Spend | None) -> None:
+        """At once: nothing to wait for in process."""
         now = self._clock()
         state = self._consumers.setdefault(lease.consumer, _Consumer())
         state.sweep(now)
-        if lease.lease_id in state.finished:
-            return
         live = state.leases.pop(lease.lease_id)
-        expires = lease.expires_at_us / 1_000_000
-        if now < expires:
-            state.finished.add(lease.lease_id, 0, expires)
+        if not live and now < lease.expires_at_us / 1_000_000:
+            return  # gone before its expiry: finished already, so this is a second settlement of it
+        micro_usd = 0 if spend is None else to_micro_usd(spend.cost_usd)
         for hold in lease.periods:
             book = state.book(hold)
             book.holds.pop(lease.lease_id)
             book.spent += micro_usd
         if live and lease.tokens_per_minute:
-            level = state.tokens.level_at(now, lease.tokens_per_minute) - (lease.tokens - tokens)
+            used = 0 if spend is None else spend.input_tokens + spend.output_tokens
+            level = state.tokens.level_at(now, lease.tokens_per_minute) - (lease.tokens - used)
             state.tokens.set(max(0.0, level), now)
-        if usage is not None:
-            model, input_tokens, output_tokens = usage
+        if spend is not None:
             day = state.days.setdefault(day_label(now), {})
-            day.setdefault(model, DayCounts()).add(input_tokens, output_tokens, micro_usd)
+            day.setdefault(spend.model, DayCounts()).add(spend.input_tokens, spend.output_tokens, micro_usd)
 
     async def usage(self, consumers: Sequence[Consumer], days: int) -> UsageReport:
         now = self._clock()

@@ -1,11 +1,14 @@
 """UTC calendar periods: the label that names a period in the store's keys and when the period ends.
 
-The Lua scripts compute the same labels from the store's clock (``lua/prelude.lua``); tests hold the two equal.
+The gateway names the periods and passes them to the store's scripts: calendar arithmetic in Lua cost the
+store more than all of a request's Redis commands. Pods' clocks may differ by seconds; that only moves a
+period's boundary by as much.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 
 from modelyard_proxy.tenancy.ledger import PeriodHold
 from modelyard_routing.consumer_spec import BudgetPeriod
@@ -38,8 +41,13 @@ def period_hold(period: BudgetPeriod, epoch_s: float) -> PeriodHold:
 
 
 def current_periods(epoch_s: float) -> tuple[PeriodHold, ...]:
-    """The hour, day and month containing ``epoch_s``."""
-    return tuple(period_hold(period, epoch_s) for period in PERIODS)
+    """The hour, day and month containing ``epoch_s`` (computed once an hour: every request asks)."""
+    return _periods_of_hour(int(epoch_s // 3600))
+
+
+@functools.lru_cache(maxsize=8)
+def _periods_of_hour(hour: int) -> tuple[PeriodHold, ...]:
+    return tuple(period_hold(period, hour * 3600) for period in PERIODS)
 
 
 def day_label(epoch_s: float) -> str:

@@ -1,52 +1,51 @@
--- Settle (real usage) or release (a failed request) one lease. Atomic and idempotent until the lease's
--- expiry: a finished lease leaves a tombstone (KEYS[3]) until then, so a settlement replayed after a lost
--- reply is not counted twice, while one replayed into a store that lost the lease (a restart) still counts.
--- KEYS[1] rate hash, KEYS[2] leases zset, KEYS[3] finished leases zset (id by expiry).
--- ARGV: base, lease id, reserved tokens, held micro-USD, lease expiry us, tpm (0 = none),
---       real tokens, real micro-USD, record (1 = settle, 0 = release), model, input, output tokens,
---       clock override us, period key margin s, usage retention s, then (period, label, end s) for each
---       period held in.
-local base, lease = ARGV[1], ARGV[2]
-local reserved, held, expires, tpm = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local used, cost, record = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9] == '1'
-local model, input, output = ARGV[10], ARGV[11], ARGV[12]
-local now = clock_us(ARGV[13])
-local margin, retention = tonumber(ARGV[14]), ARGV[15]
+-- Settle (real usage) or release (a failed request) one lease. Atomic, and idempotent for a fixed time: a
+-- finished lease leaves a marker (KEYS[3]) that long, so a settlement replayed after a lost reply is not
+-- counted twice, while one replayed into a store that lost the lease (a restart) still counts. Markers
+-- live that time whatever the lease's hold: the store keeps minutes of requests' markers, never hours'.
+-- KEYS[1] rate hash, KEYS[2] leases zset, KEYS[3] finish markers zset (lease member by expiry), KEYS[4]
+--   the day's usage hash, KEYS[5..7] the hour's, day's and month's spend hashes.
+-- ARGV[1] the lease's member; ARGV[2] 'reserved-tokens held-micro-USD tpm used-tokens micro-USD record
+--   input output marker-s usage-retention-s clock-override' (record 1 = settle, 0 = release); ARGV[3]
+--   model; ARGV[4] the places of the periods it holds in ('23' = day and month); ARGV[5..7] when each
+--   period's spend hash expires (epoch s).
+local member = ARGV[1]
+local rs, hd, tp, us, co, rc, i_, o_, mk, rt, ov = string.match(ARGV[2],
+  '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d) (%d+) (%d+) (%d+) (%d+) (%d*)$')
+local reserved, held, tpm, used, cost = tonumber(rs), tonumber(hd), tonumber(tp), tonumber(us), tonumber(co)
+local now = clock_us(ov)
 
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', int(now))
-if redis.call('ZSCORE', KEYS[3], lease) then return 'duplicate' end
-local live = redis.call('ZREM', KEYS[2], lease) == 1
-if now < expires then
-  redis.call('ZADD', KEYS[3], int(expires), lease)
-  keep_for(KEYS[3], (expires - now) / 1000 + 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+if redis.call('ZADD', KEYS[3], 'NX', now + tonumber(mk) * 1000000, member) == 0 then return 'duplicate' end
+redis.call('PEXPIRE', KEYS[3], tonumber(mk) * 1000 + 1000)
+-- Not live: it expired (its hold went back then) or the store lost it.
+local live = redis.call('ZREM', KEYS[2], member) == 1
+
+if live and held > 0 then
+  local places = ARGV[4]
+  for i = 1, #places do redis.call('HINCRBY', KEYS[4 + tonumber(string.sub(places, i, i))], 'held', -held) end
 end
-
-for i = 16, #ARGV, 3 do
-  local period, label, ends = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local bkey = budget_key(base, period, label)
-  if held > 0 and redis.call('ZREM', holds_key(base, period, label), lease .. '|' .. int(held)) == 1 then
-    redis.call('HINCRBY', bkey, 'held', int(-held))
-  end
-  if cost > 0 then
-    -- Spend already done is always recorded, even past the budget.
-    redis.call('HINCRBY', bkey, 'spent', int(cost))
-    redis.call('EXPIREAT', bkey, int(math.max(ends, now / 1000000) + margin))
+if cost > 0 then
+  -- Spend already done is always recorded, even past the budget.
+  for place = 1, 3 do
+    if redis.call('HINCRBY', KEYS[4 + place], 'spent', cost) == cost then
+      redis.call('EXPIREAT', KEYS[4 + place], ARGV[4 + place])
+    end
   end
 end
 
 if live and tpm > 0 and used ~= reserved then
   local state = redis.call('HMGET', KEYS[1], 'tl', 'tt')
   local level = math.max(0, drained(state[1], state[2], tpm, now) - (reserved - used))
-  redis.call('HSET', KEYS[1], 'tl', string.format('%.17g', level), 'tt', int(now))
-  keep_for(KEYS[1], level * 60000 / tpm + 1000)
+  redis.call('HSET', KEYS[1], 'tl', string.format('%.17g', level), 'tt', now)
+  local keep_ms = math.floor(level * 60000 / tpm) + 1000
+  if redis.call('PTTL', KEYS[1]) < keep_ms then redis.call('PEXPIRE', KEYS[1], keep_ms) end
 end
 
-if record then
-  local ukey = usage_key(base, day_label(math.floor(now / 86400000000)))
-  redis.call('HINCRBY', ukey, model .. '|requests', 1)
-  redis.call('HINCRBY', ukey, model .. '|input', input)
-  redis.call('HINCRBY', ukey, model .. '|output', output)
-  redis.call('HINCRBY', ukey, model .. '|cost', int(cost))
-  redis.call('EXPIRE', ukey, retention)
+if rc == '1' then
+  local model = ARGV[3]
+  if redis.call('HINCRBY', KEYS[4], model .. '|requests', 1) == 1 then redis.call('EXPIRE', KEYS[4], rt) end
+  redis.call('HINCRBY', KEYS[4], model .. '|input', i_)
+  redis.call('HINCRBY', KEYS[4], model .. '|output', o_)
+  redis.call('HINCRBY', KEYS[4], model .. '|cost', cost)
 end
 return live and 'settled' or 'late'

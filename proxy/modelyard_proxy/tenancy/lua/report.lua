@@ -1,20 +1,26 @@
 -- Read one consumer's counts: the current periods' spend and live holds, and per-model use per day.
--- KEYS[1] rate hash (declares the consumer's slot). ARGV: base, days, clock override us.
-local base, days = ARGV[1], tonumber(ARGV[2])
-local now = clock_us(ARGV[3])
-local now_s = math.floor(now / 1000000)
-local result = {now = int(now), periods = {}, days = {}}
-for _, p in ipairs(periods(now_s)) do
-  local held = 0
-  for _, member in ipairs(redis.call('ZRANGEBYSCORE', holds_key(base, p[1], p[2]), '(' .. int(now), '+inf')) do
-    held = held + hold_amount(member)
+-- KEYS[1] leases zset, KEYS[2..4] the hour's, day's and month's spend hashes, then each day's usage hash,
+-- newest first. ARGV[1] clock override us ('' = the store's); ARGV[2..4] the periods as leases name them
+-- ('day:2036-12-06').
+-- Returns {now, then spent and held micro-USD per period, then each day's fields and values}.
+local now = clock_us(ARGV[1])
+local held = {0, 0, 0}
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. string.format('%.0f', now), '+inf')) do
+  local amount, books = lease_hold(member)
+  if amount then
+    for book in string.gmatch(books, '|([^|]+)') do
+      for i = 1, 3 do
+        if book == ARGV[i + 1] then held[i] = held[i] + tonumber(amount) end
+      end
+    end
   end
-  local spent = tonumber(redis.call('HGET', budget_key(base, p[1], p[2]), 'spent') or 0)
-  result.periods[#result.periods + 1] = {p[1], p[2], p[3], spent, held}
 end
-local today = math.floor(now_s / 86400)
-for back = 0, days - 1 do
-  local label = day_label(today - back)
-  result.days[#result.days + 1] = {label, redis.call('HGETALL', usage_key(base, label))}
+local result = {now}
+for i = 1, 3 do
+  result[#result + 1] = tonumber(redis.call('HGET', KEYS[i + 1], 'spent') or 0)
+  result[#result + 1] = held[i]
 end
-return cjson.encode(result)
+for i = 5, #KEYS do
+  result[#result + 1] = redis.call('HGETALL', KEYS[i])
+end
+return result
