@@ -346,3 +346,5 @@ async def test_concurrent_requests_beyond_the_limit_wait_their_turn(
         await asyncio.gather(*slow)
         assert (await ask(client)).http_response.status_code == 200  # the slots came back
     assert "concurrent" in limited.value.message
+    assert limited.value.response.headers["retry-after"] == "1"  # a slot frees when any request ends
+    assert "x-should-retry" not in limited.value.response.headers

@@ -6,9 +6,7 @@ request, on a path where the whole gateway has a few hundred microseconds.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 import re
 import time
 
@@ -18,6 +16,7 @@ from opentelemetry import trace
 
 from modelyard_proxy.api import endpoints
 from modelyard_proxy.base.errors import GatewayError
+from modelyard_proxy.base.ids import UniqueIds
 from modelyard_proxy.keys import AUDIT, CALLER, METRICS, REQUEST_ID, SETTINGS, SPAN, STORE, TRACE_PARENT, TRACER
 from modelyard_proxy.observability.telemetry import PROPAGATOR
 from modelyard_proxy.relay.reporting import report_refusal
@@ -31,26 +30,8 @@ SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 HTTP_ERROR_TYPES = {404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error"}
 
 
-class _RequestIds:
-    """Unique request ids without a uuid4 per request: a random per-process prefix and a counter.
-
-    The prefix is drawn again in a forked child, so worker processes never share a sequence.
-    """
-
-    def __init__(self) -> None:
-        self._reseed()
-        os.register_at_fork(after_in_child=self._reseed)
-
-    def _reseed(self) -> None:
-        self._prefix = os.urandom(8).hex()
-        self._counter = itertools.count(1)
-
-    def next(self) -> str:
-        """A fresh 32-hex-digit id."""
-        return f"{self._prefix}{next(self._counter):016x}"
-
-
-REQUEST_IDS = _RequestIds()
+#: Request ids for clients that send none (or one not safe to echo).
+REQUEST_IDS = UniqueIds()
 
 
 @web.middleware

@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import time
-import uuid
 from collections.abc import Callable, Sequence
 
+from modelyard_proxy.base.ids import LEASE_IDS
 from modelyard_proxy.tenancy.ledger import Admission, Ask, Lease, PeriodHold, Spend, to_micro_usd
 from modelyard_proxy.tenancy.periods import (
     PERIOD_MARGIN_S,
@@ -155,7 +155,7 @@ class LocalCounters:
             outcome = "budget" if shortfall else "ok"
         if outcome != "ok":
             return Verdict(outcome, now, request_level, token_level, shortfall=shortfall)
-        lease_id = uuid.uuid4().hex
+        lease_id = LEASE_IDS.next()
         expires = now + ask.hold_seconds
         request_level += 1 if rpm else 0
         token_level += ask.tokens if tpm else 0

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
@@ -31,6 +30,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
+from modelyard_proxy.base.ids import LEASE_IDS
 from modelyard_proxy.tenancy.counters import DEFAULT_PREFIX
 from modelyard_proxy.tenancy.ledger import Admission, Ask, Lease, PeriodHold, Spend, to_micro_usd
 from modelyard_proxy.tenancy.periods import (
@@ -143,7 +143,7 @@ class SharedCounters:
         periods = current_periods(now_s)
         base = self.base(consumer.name)
         ask_micro = to_micro_usd(ask.cost_usd)
-        lease_id = uuid.uuid4().hex
+        lease_id = LEASE_IDS.next()
         budgets = {budget.period: budget.usd for budget in consumer.budgets}
         held = [hold for hold in periods if hold.period in budgets]
         held_in = tuple(hold.period for hold in held)

@@ -57,6 +57,10 @@ def rate_state(limits: ConsumerLimits, request_level: float, token_level: float)
     )
 
 
+#: When to try again after the concurrency limit: requests end at no predictable time.
+CONCURRENCY_RETRY_S = 1.0
+
+
 def admission(ask: Ask, verdict: Verdict) -> Admission:
     """The caller's answer for ``verdict``."""
     rates = rate_state(ask.consumer.limits, verdict.request_level, verdict.token_level)
@@ -92,7 +96,8 @@ def _refusal(ask: Ask, verdict: Verdict) -> Refusal:
         return Refusal("tokens", f"consumer {name} is over its {tpm} tokens per minute", _seconds(wait))
     if verdict.outcome == "concurrency":
         cap = limits.concurrent_requests
-        return Refusal("concurrency", f"consumer {name} already has its {cap} concurrent requests in flight")
+        message = f"consumer {name} already has its {cap} concurrent requests in flight"
+        return Refusal("concurrency", message, CONCURRENCY_RETRY_S)  # a slot frees when any of them ends
     assert verdict.shortfall is not None
     return _budget_refusal(name, ask, verdict.now_s, verdict.shortfall)
 
