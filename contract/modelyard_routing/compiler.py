@@ -11,7 +11,7 @@ from collections.abc import Collection
 
 from pydantic import SecretStr, ValidationError
 
-from modelyard_routing.conditions import Condition, describe_validation_error, invalid_spec
+from modelyard_routing.conditions import ACCEPTED, RESOLVED_REFS, Condition, describe_validation_error, invalid_spec
 from modelyard_routing.consumer_compiler import compile_consumers
 from modelyard_routing.defaults import DEFAULT_BASE_URLS
 from modelyard_routing.manifests import Inventory, Manifest, ObjectRef
@@ -27,9 +27,6 @@ from modelyard_routing.table import (
     Target,
     hash_api_key,
 )
-
-ACCEPTED = "Accepted"
-RESOLVED_REFS = "ResolvedRefs"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

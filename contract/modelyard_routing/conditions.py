@@ -8,6 +8,9 @@ from typing import Literal
 from pydantic import ValidationError
 
 ConditionStatus = Literal["True", "False", "Unknown"]
+#: The condition types the compiler sets (the operator adds Programmed).
+ACCEPTED = "Accepted"
+RESOLVED_REFS = "ResolvedRefs"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -38,6 +41,6 @@ def describe_validation_error(exc: ValidationError, prefix: str = "spec") -> str
 def invalid_spec(exc: ValidationError, generation: int) -> tuple[Condition, Condition]:
     """The conditions of an object whose spec does not validate: not accepted, references not looked at."""
     return (
-        Condition("Accepted", "False", "InvalidSpec", describe_validation_error(exc), generation),
-        Condition("ResolvedRefs", "Unknown", "InvalidSpec", "spec is not valid", generation),
+        Condition(ACCEPTED, "False", "InvalidSpec", describe_validation_error(exc), generation),
+        Condition(RESOLVED_REFS, "Unknown", "InvalidSpec", "spec is not valid", generation),
     )

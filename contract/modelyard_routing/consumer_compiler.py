@@ -12,13 +12,10 @@ from collections.abc import Collection
 
 from pydantic import ValidationError
 
-from modelyard_routing.conditions import Condition, invalid_spec
+from modelyard_routing.conditions import ACCEPTED, RESOLVED_REFS, Condition, invalid_spec
 from modelyard_routing.consumer_spec import ModelConsumerSpec
-from modelyard_routing.manifests import Inventory, Manifest, ObjectRef, SecretData
+from modelyard_routing.manifests import Inventory, Manifest, ObjectRef
 from modelyard_routing.table import Budget, Consumer, ConsumerLimits, hash_api_key
-
-ACCEPTED = "Accepted"
-RESOLVED_REFS = "ResolvedRefs"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -60,7 +57,7 @@ def compile_consumers(inventory: Inventory, trusted_namespaces: Collection[str] 
         except ValidationError as exc:
             conditions[ref] = invalid_spec(exc, gen)
             continue
-        keys, problems = _resolve_keys(ref, spec, inventory.secrets)
+        keys, problems = _resolve_keys(ref, spec, inventory)
         candidates.append(_Candidate(manifest, spec, keys, problems))
     owners: dict[str, list[ObjectRef]] = {}
     for candidate in candidates:
@@ -74,13 +71,12 @@ def compile_consumers(inventory: Inventory, trusted_namespaces: Collection[str] 
     return ConsumerOutcome(tuple(consumers), frozenset(owners), conditions)
 
 
-def _resolve_keys(ref: ObjectRef, spec: ModelConsumerSpec, secrets: list[SecretData]) -> tuple[set[str], list[str]]:
+def _resolve_keys(ref: ObjectRef, spec: ModelConsumerSpec, inventory: Inventory) -> tuple[set[str], list[str]]:
     """Key hashes from the named Secrets and those matching the selector, all in the consumer's namespace."""
     keys: set[str] = set()
     problems: list[str] = []
-    own = [secret for secret in secrets if secret.ref.namespace == ref.namespace]
     for secret_ref in spec.keys.secret_refs:
-        secret = next((s for s in own if s.ref.name == secret_ref.name), None)
+        secret = inventory.secret(ref.namespace, secret_ref.name)
         if secret is None:
             problems.append(f"Secret {ref.namespace}/{secret_ref.name} not found")
             continue
@@ -90,6 +86,7 @@ def _resolve_keys(ref: ObjectRef, spec: ModelConsumerSpec, secrets: list[SecretD
         keys |= found
     if spec.keys.selector:
         selector = spec.keys.selector
+        own = (secret for secret in inventory.secrets if secret.ref.namespace == ref.namespace)
         matching = [s for s in own if all(s.labels.get(k) == v for k, v in selector.items())]
         keys |= {hash_api_key(v) for s in matching for v in s.values.values() if v}
         if not matching:

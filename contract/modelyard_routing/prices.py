@@ -8,7 +8,7 @@ Dated or suffixed names (``gpt-4o-2024-08-06``, ``claude-sonnet-4-5-20250929``) 
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from modelyard_routing.table import Credential, ModelPrice
 
@@ -71,22 +71,33 @@ DEFAULT_OUTPUT_LIMITS: dict[str, int] = {
 UNKNOWN_OUTPUT_LIMIT = 32_768
 
 
-def _by_prefix(table: dict[str, T], model: str) -> T | None:
-    """An exact entry for ``model``, else the longest entry it starts with (``name-…``: dated or suffixed)."""
-    exact = table.get(model)
-    if exact is not None:
-        return exact
-    return next((table[name] for name in sorted(table, key=len, reverse=True) if model.startswith(name + "-")), None)
+class _PrefixTable(Generic[T]):
+    """Entries by model family: an exact name, else the longest family a dated or suffixed name (``name-…``)
+    belongs to. Names are sorted longest first once, not at every lookup."""
+
+    def __init__(self, entries: dict[str, T]) -> None:
+        self.entries = entries
+        self.longest_first = sorted(entries, key=len, reverse=True)
+
+    def get(self, model: str) -> T | None:
+        exact = self.entries.get(model)
+        if exact is not None:
+            return exact
+        return next((self.entries[name] for name in self.longest_first if model.startswith(name + "-")), None)
+
+
+_PRICES = _PrefixTable(DEFAULT_PRICES)
+_OUTPUT_LIMITS = _PrefixTable(DEFAULT_OUTPUT_LIMITS)
 
 
 def default_price(model: str) -> ModelPrice | None:
     """The built-in price of ``model``: an exact entry, else the longest entry it starts with (``name-…``)."""
-    return _by_prefix(DEFAULT_PRICES, model)
+    return _PRICES.get(model)
 
 
 def output_limit(model: str) -> int:
     """The most output tokens ``model`` may produce in one answer (a safe ceiling when it is not listed)."""
-    return _by_prefix(DEFAULT_OUTPUT_LIMITS, model) or UNKNOWN_OUTPUT_LIMIT
+    return _OUTPUT_LIMITS.get(model) or UNKNOWN_OUTPUT_LIMIT
 
 
 def price_for(credential: Credential, model: str) -> ModelPrice | None:

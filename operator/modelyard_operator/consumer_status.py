@@ -19,7 +19,7 @@ from modelyard_operator.inventory import Observed
 from modelyard_operator.status import Rollout, Status, programmed
 from modelyard_operator.tables import TableStep
 from modelyard_routing import Condition
-from modelyard_routing.compiler import ACCEPTED
+from modelyard_routing.conditions import ACCEPTED
 from modelyard_routing.consumer_spec import BudgetPeriod, ModelConsumerSpec
 from modelyard_routing.usage import ConsumerUsage, PeriodUsage
 

@@ -17,8 +17,7 @@ from typing import Any
 from modelyard_operator.inventory import Observed
 from modelyard_operator.tables import TableStep
 from modelyard_routing import Condition
-from modelyard_routing.compiler import ACCEPTED
-from modelyard_routing.conditions import ConditionStatus
+from modelyard_routing.conditions import ACCEPTED, ConditionStatus
 
 PROGRAMMED = "Programmed"
 #: Longest condition message written (the CRD allows 32 KiB; a status is read by people).

@@ -67,9 +67,14 @@ class Counter:
         """Add ``amount`` to the series ``labels``."""
         self.values[labels] = self.values.get(labels, 0.0) + amount
 
+    @property
+    def sample_name(self) -> str:
+        """A counter's samples end in ``_total``."""
+        return self.name if self.name.endswith("_total") else self.name + "_total"
+
     def samples(self) -> Iterable[str]:
         """Exposition lines for every series."""
-        sample = self.name if self.name.endswith("_total") else self.name + "_total"
+        sample = self.sample_name
         for labels, value in self.values.items():
             yield f"{sample}{_labels(self.label_names, labels)} {sample_value(value)}"
 
@@ -79,10 +84,10 @@ class Gauge(Counter):
 
     kind = "gauge"
 
-    def samples(self) -> Iterable[str]:
-        """Exposition lines for every series, under the gauge's own name."""
-        for labels, value in self.values.items():
-            yield f"{self.name}{_labels(self.label_names, labels)} {sample_value(value)}"
+    @property
+    def sample_name(self) -> str:
+        """A gauge's samples carry its own name."""
+        return self.name
 
 
 class Histogram:

@@ -23,10 +23,12 @@ async def tenancy_lines(counters: Counters, consumers: Sequence[Consumer]) -> li
             "# HELP modelyard_store_errors_total Counter store calls that failed or timed out.",
             "# TYPE modelyard_store_errors_total counter",
             f"modelyard_store_errors_total {state.errors_total}",
-            "# HELP modelyard_store_settlements_queued Settlements waiting for the counter store to come back.",
-            "# TYPE modelyard_store_settlements_queued gauge",
-            f"modelyard_store_settlements_queued {state.settlements_queued}",
         ]
+        lines += gauge_family(
+            "modelyard_store_settlements_queued",
+            "Settlements waiting for the counter store to come back.",
+            [((), state.settlements_queued)],
+        )
     budgeted = [consumer for consumer in consumers if consumer.budgets]
     if not budgeted:
         return lines

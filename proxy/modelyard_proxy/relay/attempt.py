@@ -22,13 +22,13 @@ from modelyard_proxy.keys import REQUEST_ID, TRACE_PARENT, UPSTREAM
 from modelyard_proxy.observability.metrics import Metrics
 from modelyard_proxy.observability.telemetry import GENAI_PROVIDER, trace_headers
 from modelyard_proxy.providers.base import CallContext, Inbound, UpstreamStreamError
+from modelyard_proxy.relay import estimate
 from modelyard_proxy.relay.attempt_spans import Attempt, AttemptSpans
 from modelyard_proxy.relay.outcomes import (
     FILTERED,
     UNREADABLE,
     Prepared,
     commits,
-    estimate_tokens,
     timeout_error,
     translated,
     transport_error,
@@ -106,7 +106,7 @@ class Attempts:
         if window is None:
             return
         if self._prompt_tokens is None:
-            self._prompt_tokens = estimate_tokens(self.inbound.body)
+            self._prompt_tokens = estimate.chat_tokens_at_least(self.inbound.body)
         if self._prompt_tokens > window:
             self.record.tried.append({"target": resolved.target.id, "code": "context_length_exceeded", "sent": False})
             raise GatewayError(

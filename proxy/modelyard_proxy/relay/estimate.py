@@ -1,14 +1,17 @@
-"""The most tokens a request can cost, worked out before any upstream sees it: what limits and budgets reserve.
+"""A prompt's tokens, worked out before any upstream sees it, from below and from above.
 
-Every token of a byte-pair tokenizer covers at least one byte of text, so a prompt's UTF-8 size bounds its
-token count from above whatever the language or model. An image counts as :data:`IMAGE_TOKENS` (above what
-OpenAI, Anthropic and Gemini charge for one at their largest size). The output is the request's own
-``max_completion_tokens``/``max_tokens``, else the most the target's model may write. The reservation is
-returned at settlement, when the real usage is known.
+From below, for context windows: the message text at four characters a token, so a target is skipped only
+when the prompt surely does not fit. From above, for what limits and budgets reserve: every token of a
+byte-pair tokenizer covers at least one byte of text, so a prompt's UTF-8 size bounds its token count
+whatever the language or model. An image counts as :data:`IMAGE_TOKENS` (above what OpenAI, Anthropic and
+Gemini charge for one at their largest size). The output is the request's own ``max_completion_tokens``/
+``max_tokens``, else the most the target's model may write. The reservation is returned at settlement, when
+the real usage is known.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -17,18 +20,29 @@ import orjson
 IMAGE_TOKENS = 2_000
 #: Role and framing tokens each message adds.
 MESSAGE_OVERHEAD = 8
+#: Characters per token when estimating whether a prompt fits a context window (an underestimate on purpose).
+CHARS_PER_TOKEN = 4
+
+
+def chat_tokens_at_least(body: dict[str, Any]) -> int:
+    """A deliberately low estimate of a chat prompt's tokens: its text at four characters a token."""
+    chars = 0
+    for message in _messages(body):
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(p["text"]) for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return chars // CHARS_PER_TOKEN
 
 
 def chat_input_tokens(body: dict[str, Any]) -> int:
     """An upper bound of the prompt tokens of a chat completion request."""
     total = 0
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        for message in messages:
-            if isinstance(message, dict):
-                total += MESSAGE_OVERHEAD + _content_tokens(message.get("content"))
-                if (calls := message.get("tool_calls")) is not None:
-                    total += len(orjson.dumps(calls))
+    for message in _messages(body):
+        total += MESSAGE_OVERHEAD + _content_tokens(message.get("content"))
+        if (calls := message.get("tool_calls")) is not None:
+            total += len(orjson.dumps(calls))
     if (tools := body.get("tools")) is not None:
         total += len(orjson.dumps(tools))
     return total
@@ -51,6 +65,13 @@ def output_tokens(body: dict[str, Any], model_limit: int) -> int:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return min(value, model_limit)
     return model_limit
+
+
+def _messages(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The body's messages that are objects (the handler checked their shape; this only reads them)."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        yield from (message for message in messages if isinstance(message, dict))
 
 
 def _content_tokens(content: object) -> int:

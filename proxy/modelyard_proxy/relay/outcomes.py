@@ -27,8 +27,6 @@ from modelyard_proxy.upstream import ProtocolError, UpstreamResponse, UpstreamTr
 log = logging.getLogger(__name__)
 
 PROFILE_HEADER = "x-modelyard-profile"
-#: Characters per token when estimating whether a prompt fits a context window (an underestimate on purpose).
-CHARS_PER_TOKEN = 4
 #: A translated chunk that ends its choice on a content filter (OpenAI's word for every provider's refusal).
 FILTERED = re.compile(rb'"finish_reason":\s*"content_filter"')
 _CONTENT_KEYS = ("content", "tool_calls", "function_call", "refusal", "reasoning_content")
@@ -60,19 +58,6 @@ class Prepared:
             self.attempt = None
         if self.upstream is not None:
             self.upstream.close()
-
-
-def estimate_tokens(body: dict[str, Any]) -> int:
-    """A deliberately low estimate of the prompt's tokens: the message text at four characters a token."""
-    chars = 0
-    messages = body.get("messages")
-    for message in messages if isinstance(messages, list) else ():
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            chars += len(content)
-        elif isinstance(content, list):
-            chars += sum(len(p["text"]) for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return chars // CHARS_PER_TOKEN
 
 
 def request_profile(request: web.Request, body: dict[str, Any]) -> str | None:

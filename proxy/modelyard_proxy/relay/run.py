@@ -148,7 +148,7 @@ class Run:
             total_seconds=deadlines.remaining(),
         )
         if self.quota is not None:
-            app[METRICS].consumer_in_flight.inc((self.quota.consumer.name,))
+            self.plan.metrics.consumer_in_flight.inc((self.quota.consumer.name,))
 
     def _headers(self, served: ResolvedTarget | None) -> dict[str, str]:
         """Transparency: the route and attempts, and once served, where the answer came from; a consumer's rate

@@ -89,8 +89,6 @@ class Caller:
     #: Public names the consumer lists exactly, and its wildcard patterns (``*`` alone: everything).
     names: frozenset[str] = frozenset()
     patterns: tuple[str, ...] = ()
-    #: ``/v1/models`` as this caller sees it: only what it may call (filled on first use).
-    models_body: list[bytes] = dataclasses.field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def of(cls, consumer: Consumer) -> Caller:
@@ -132,6 +130,8 @@ class CompiledTable:
     #: Keys already found valid, so a client's key is hashed once per table, not once per request. Only
     #: valid keys are kept, so its size is bounded by the table's keys whatever clients send.
     _accepted: dict[str, Caller] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    #: ``/v1/models`` as each consumer sees it (only what it may call), by consumer, made on first use.
+    _models_by_consumer: dict[str, bytes] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     def identify(self, key: str) -> Caller | None:
         """The caller ``key`` identifies, or None when it is none of the table's gateway API keys."""
@@ -147,10 +147,11 @@ class CompiledTable:
         """``/v1/models`` for ``caller``: every public name, or only those its consumer may call."""
         if caller.consumer is None:
             return self.models_body
-        if not caller.models_body:
+        body = self._models_by_consumer.get(caller.name)
+        if body is None:
             names = sorted(name for name, route in self.routes.items() if caller.allows(name, route.route))
-            caller.models_body.append(_models_body(names))
-        return caller.models_body[0]
+            body = self._models_by_consumer[caller.name] = _models_body(names)
+        return body
 
     def lookup(self, model: str) -> ResolvedRoute | None:
         """The route for ``model``: an exact name or alias, else the longest wildcard pattern that matches."""
