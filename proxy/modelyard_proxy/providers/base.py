@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.base.sse import SSEDecoder, SSEEvent
-from modelyard_proxy.providers.schemas import Pair
+from modelyard_proxy.providers.schemas import Pair, Schema
 from modelyard_routing import Credential
 
 JSONObject = dict[str, Any]
@@ -25,6 +25,8 @@ class Inbound:
 
     body: JSONObject
     raw: bytes
+    #: The protocol the client spoke (see :mod:`~modelyard_proxy.providers.ingress`).
+    schema: Schema = Schema.OPENAI_CHAT
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -37,6 +39,7 @@ class CallContext:
     stream: bool = False
     include_usage: bool = False
     created: int = 0
+    #: The answer's id: the ingress protocol's prefix and the request id.
     completion_id: str = "chatcmpl-modelyard"
     #: Embeddings only: ``float`` or ``base64``, for adapters that must encode vectors themselves.
     encoding_format: str = "float"
@@ -45,6 +48,8 @@ class CallContext:
     #: False when the client sent ``parallel_tool_calls: false``: adapters whose upstream cannot be told so
     #: keep only the first tool call of each answer.
     parallel_tool_calls: bool = True
+    #: Client headers an upstream speaking the client's own protocol receives as sent (``anthropic-beta``).
+    forwarded_headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(slots=True)

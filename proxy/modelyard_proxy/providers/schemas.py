@@ -1,7 +1,7 @@
 """The wire schemas a request can arrive in (ingress) or leave in (egress), and the pair that names a translator.
 
-Ingress and egress are independent: the client's protocol does not decide the upstream's. Today every client
-speaks OpenAI, so every pair starts with an OpenAI schema; a new ingress protocol adds rows, not branches.
+Ingress and egress are independent: the client's protocol does not decide the upstream's. Clients speak OpenAI
+Chat Completions, OpenAI Responses or Anthropic Messages; a new ingress protocol adds rows, not branches.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ class Schema(enum.Enum):
 
     OPENAI_CHAT = "openai-chat"
     OPENAI_EMBEDDINGS = "openai-embeddings"
+    OPENAI_RESPONSES = "openai-responses"
     ANTHROPIC_MESSAGES = "anthropic-messages"
     GEMINI_GENERATE_CONTENT = "gemini-generate-content"
     GEMINI_EMBED_CONTENT = "gemini-embed-content"
