@@ -21,6 +21,8 @@ class IngressProtocol(abc.ABC):
 
     #: The schema requests arrive in.
     schema: ClassVar[Schema]
+    #: The endpoint that serves it (``POST``); routes are registered from the protocols the registry lists.
+    path: ClassVar[str]
     #: Answer ids are this prefix and the request id (``chatcmpl-``, ``msg_``, ``resp_``).
     id_prefix: ClassVar[str]
     #: The body field that holds the prompt, captured on spans only when the user opts in.
