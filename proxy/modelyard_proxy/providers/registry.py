@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from modelyard_proxy.providers.anthropic_messages_to_anthropic_messages.adapter import AnthropicPassthroughAdapter
+from modelyard_proxy.providers.anthropic_messages_to_openai_chat.codec import MESSAGES_CODEC
 from modelyard_proxy.providers.base import ProviderAdapter
+from modelyard_proxy.providers.ingress.anthropic_messages import MESSAGES
 from modelyard_proxy.providers.ingress.chain import ChainedAdapter, ChatCodec
 from modelyard_proxy.providers.ingress.openai_chat import CHAT
 from modelyard_proxy.providers.ingress.protocol import IngressProtocol
@@ -47,6 +50,10 @@ def _gemini(_: Provider) -> ProviderAdapter:
     return GeminiAdapter()
 
 
+def _anthropic_passthrough(_: Provider) -> ProviderAdapter:
+    return AnthropicPassthroughAdapter()
+
+
 #: The translator for each pair. An adapter serves embeddings beside chat, so the embeddings pairs name the
 #: translator of the same egress family.
 TRANSLATORS: dict[Pair, Translator] = {
@@ -70,13 +77,18 @@ def translator_for(pair: Pair) -> Translator:
 #: The client protocols served, each on its own endpoint.
 PROTOCOLS: dict[Schema, IngressProtocol] = {
     CHAT.schema: CHAT,
+    MESSAGES.schema: MESSAGES,
 }
 
 #: How each client protocol other than Chat Completions is converted to Chat and back.
-CODECS: dict[Schema, ChatCodec] = {}
+CODECS: dict[Schema, ChatCodec] = {
+    MESSAGES_CODEC.schema: MESSAGES_CODEC,
+}
 
 #: Providers that speak a client protocol themselves: (provider, ingress) -> the pass-through translator.
-NATIVE: dict[tuple[Provider, Schema], Translator] = {}
+NATIVE: dict[tuple[Provider, Schema], Translator] = {
+    (Provider.ANTHROPIC, Schema.ANTHROPIC_MESSAGES): _anthropic_passthrough,
+}
 
 
 def _build(provider: Provider, ingress: Schema, chat: ProviderAdapter) -> ProviderAdapter:
