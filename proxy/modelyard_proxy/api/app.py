@@ -8,7 +8,7 @@ from aiohttp import web
 from opentelemetry import trace
 
 import modelyard_tracing
-from modelyard_proxy.api import handlers, models
+from modelyard_proxy.api import count_tokens, handlers, models
 from modelyard_proxy.api.middlewares import gateway_middleware
 from modelyard_proxy.base.settings import ProxySettings
 from modelyard_proxy.keys import AUDIT, COUNTERS, HEALTH, METRICS, SETTINGS, STORE, TRACER, UPSTREAM
@@ -61,6 +61,7 @@ def create_app(
     app.cleanup_ctx.append(_counters)
     for protocol in PROTOCOLS.values():
         app.router.add_post(protocol.path, handlers.protocol_endpoint(protocol))
+    app.router.add_post("/v1/messages/count_tokens", count_tokens.count_tokens)
     app.router.add_post("/v1/embeddings", handlers.embeddings)
     app.router.add_get("/v1/models", models.list_models)
     app.router.add_get("/v1/models/{model:.+}", models.retrieve_model)

@@ -27,7 +27,7 @@ from modelyard_proxy.providers.base import (
 )
 from modelyard_proxy.providers.schemas import Schema
 
-_DONE = DONE_FRAME.removesuffix(b"\n\n")
+_DONE = DONE_FRAME.removeprefix(b"data: ").removesuffix(b"\n\n")  # what a frame holds after its "data: "
 
 
 class ChunkConverter(abc.ABC):

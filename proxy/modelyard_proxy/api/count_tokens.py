@@ -1,0 +1,117 @@
+"""``POST /v1/messages/count_tokens``: Anthropic's token count of a Messages request, ``{"input_tokens": N}``.
+
+The route's first target decides how it is counted. Anthropic counts it itself (the request goes to its
+``/messages/count_tokens`` with the target's model, as the client sent it otherwise). For every other provider,
+which has no counting endpoint, the answer is an estimate: text and tool definitions at four characters a
+token (what OpenAI's and Anthropic's tokenizers average on English prose; code and other scripts take more),
+each image at :data:`~modelyard_proxy.relay.estimate.IMAGE_TOKENS`, and each message its framing tokens.
+Counting costs nothing upstream, so no consumer limit or budget is charged; the caller must still be allowed
+to call the model.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from modelyard_proxy.api.handlers import lookup_route, read_inbound
+from modelyard_proxy.base.errors import GatewayError, bad_request
+from modelyard_proxy.keys import CALLER, SETTINGS, UPSTREAM
+from modelyard_proxy.providers.anthropic_messages_to_anthropic_messages.adapter import upstream_call
+from modelyard_proxy.providers.base import CallContext, Inbound
+from modelyard_proxy.providers.ingress import anthropic_messages
+from modelyard_proxy.providers.ingress.anthropic_messages import MESSAGES
+from modelyard_proxy.providers.openai_chat_to_anthropic_messages.response import http_error
+from modelyard_proxy.providers.schemas import Schema
+from modelyard_proxy.relay.estimate import CHARS_PER_TOKEN, IMAGE_TOKENS, MESSAGE_OVERHEAD
+from modelyard_proxy.relay.outcomes import transport_error
+from modelyard_proxy.relay.quota import model_not_allowed
+from modelyard_proxy.table.store import PLAIN_KEY, ResolvedTarget
+from modelyard_proxy.upstream import TRANSPORT_ERRORS
+from modelyard_routing import Provider
+
+
+async def count_tokens(request: web.Request) -> web.Response:
+    """Count the request's input tokens as its model's first target would."""
+    inbound = await read_inbound(request, Schema.ANTHROPIC_MESSAGES)
+    body = inbound.body
+    anthropic_messages.check_messages(body.get("messages"), request.app[SETTINGS].max_messages)
+    anthropic_messages.check_system(body.get("system"))
+    anthropic_messages.check_tools(body.get("tools"), body.get("tool_choice"))
+    name, route = lookup_route(request, body)
+    caller = request.get(CALLER, PLAIN_KEY)
+    if caller.consumer is not None and not caller.allows(name, route.route):
+        raise model_not_allowed(caller.consumer, name)
+    if not route.targets.targets:
+        raise bad_request(f"the model {name!r} has no target to count for", param="model")
+    first = route.targets.targets[0]
+    if first.credential.provider is Provider.ANTHROPIC:
+        payload = await _counted_by_anthropic(request, first, name, inbound)
+        return web.Response(body=payload, content_type="application/json")
+    tokens = estimated_input_tokens(MESSAGES.estimate_view(body))
+    return web.Response(body=orjson.dumps({"input_tokens": tokens}), content_type="application/json")
+
+
+async def _counted_by_anthropic(request: web.Request, resolved: ResolvedTarget, name: str, inbound: Inbound) -> bytes:
+    ctx = CallContext(
+        public_model=name,
+        upstream_model=resolved.target.model,
+        credential=resolved.credential,
+        forwarded_headers=MESSAGES.forwarded(request.headers),
+    )
+    call = upstream_call(inbound, ctx, "messages/count_tokens")
+    settings = request.app[SETTINGS]
+    try:
+        response = await request.app[UPSTREAM].request(
+            call.method,
+            call.url,
+            call.headers,
+            call.body,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+        )
+        payload = await response.read()
+    except TRANSPORT_ERRORS as exc:
+        raise transport_error(resolved, exc) from exc
+    if response.status >= 300:
+        raise http_error(response.status, response.headers, payload, ctx)
+    try:
+        counted = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        counted = None
+    if not isinstance(counted, dict) or not isinstance(counted.get("input_tokens"), int):
+        where = f"upstream anthropic ({resolved.credential.id})"
+        raise GatewayError(
+            502,
+            f"{where} answered something that is not a token count",
+            type="upstream_error",
+            code="upstream_malformed",
+        )
+    return payload
+
+
+def estimated_input_tokens(view: dict[str, Any]) -> int:
+    """The estimate for providers that cannot count (see the module's docstring)."""
+    chars = 0
+    images = 0
+    messages = view.get("messages") or []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+            continue
+        for part in content if isinstance(content, list) else ():
+            if not isinstance(part, dict):
+                continue
+            if part.get("type") == "image_url":
+                images += 1
+            elif isinstance(text := part.get("text"), str):
+                chars += len(text)
+            else:
+                chars += len(orjson.dumps(part))
+    if (tools := view.get("tools")) is not None:
+        chars += len(orjson.dumps(tools))
+    return math.ceil(chars / CHARS_PER_TOKEN) + images * IMAGE_TOKENS + MESSAGE_OVERHEAD * len(messages)
