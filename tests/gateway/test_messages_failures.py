@@ -60,9 +60,10 @@ async def read_text(manager: AsyncMessageStreamManager, texts: list[str]) -> Non
 
 
 async def ask(claude: anthropic.AsyncAnthropic, model: str, text: str, **kwargs: Any) -> Message:
-    return await claude.messages.create(
+    message: Message = await claude.messages.create(
         model=model, max_tokens=64, messages=[{"role": "user", "content": text}], **kwargs
     )
+    return message
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -161,6 +162,7 @@ async def test_an_unknown_model_is_not_found(claude: anthropic.AsyncAnthropic) -
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("stream", [False, True])
 async def test_a_refusal_is_stop_reason_refusal(claude: anthropic.AsyncAnthropic, model: str, *, stream: bool) -> None:
+    message: Message
     if stream:
         messages: Any = [{"role": "user", "content": "hi [simulate refusal]"}]
         async with claude.messages.stream(model=model, max_tokens=64, messages=messages) as s:

@@ -10,7 +10,7 @@ from typing import Any
 import anthropic
 import pytest
 from aiohttp import test_utils
-from anthropic.types import MessageParam, ToolParam
+from anthropic.types import Message, MessageParam, ToolParam
 
 from modelyard_simulator import RequestLog
 from tests.harness import DEMO_KEY
@@ -36,7 +36,7 @@ async def claude(gateway: test_utils.TestServer) -> AsyncIterator[anthropic.Asyn
         yield sdk
 
 
-def text_of(message: anthropic.types.Message) -> str:
+def text_of(message: Message) -> str:
     return "".join(block.text for block in message.content if block.type == "text")
 
 
@@ -59,7 +59,7 @@ async def test_create(claude: anthropic.AsyncAnthropic, upstream_log: RequestLog
 
 @pytest.mark.parametrize("model", PROVIDERS)
 async def test_sync_client(gateway: test_utils.TestServer, model: str) -> None:
-    def call() -> anthropic.types.Message:
+    def call() -> Message:
         with anthropic.Anthropic(base_url=str(gateway.make_url("")), api_key=DEMO_KEY, max_retries=0) as sdk:
             return sdk.messages.create(
                 model=model, max_tokens=64, messages=[{"role": "user", "content": "from a thread"}]
@@ -89,6 +89,7 @@ async def test_stream(claude: anthropic.AsyncAnthropic, upstream_log: RequestLog
 @pytest.mark.parametrize("stream", [False, True])
 async def test_tool_round_trip(claude: anthropic.AsyncAnthropic, model: str, *, stream: bool) -> None:
     messages: list[MessageParam] = [{"role": "user", "content": "weather in Oslo? [simulate tool-call=get_weather]"}]
+    first: Message
     if stream:
         async with claude.messages.stream(model=model, max_tokens=256, messages=messages, tools=[WEATHER_TOOL]) as s:
             first = await s.get_final_message()
@@ -99,7 +100,7 @@ async def test_tool_round_trip(claude: anthropic.AsyncAnthropic, model: str, *, 
     assert [call.name for call in calls] == ["get_weather"]
     assert isinstance(calls[0].input, dict)
     messages += [
-        {"role": "assistant", "content": [block.model_dump(exclude_none=True) for block in first.content]},  # type: ignore[misc]
+        {"role": "assistant", "content": first.content},  # the SDK's own blocks, sent back as they came
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": calls[0].id, "content": "21 C, sunny"}]},
     ]
     second = await claude.messages.create(model=model, max_tokens=256, messages=messages, tools=[WEATHER_TOOL])
@@ -119,6 +120,7 @@ async def test_thinking_round_trip_keeps_signatures_to_anthropic(
         "tools": [WEATHER_TOOL],
     }
     messages: list[MessageParam] = [{"role": "user", "content": "weather in Oslo? [simulate tool-call=get_weather]"}]
+    first: Message
     if stream:
         async with claude.messages.stream(messages=messages, **kwargs) as s:
             first = await s.get_final_message()
@@ -129,7 +131,7 @@ async def test_thinking_round_trip_keeps_signatures_to_anthropic(
     assert thinking[0].signature
     call = next(block for block in first.content if block.type == "tool_use")
     messages += [
-        {"role": "assistant", "content": [block.model_dump(exclude_none=True) for block in first.content]},  # type: ignore[misc]
+        {"role": "assistant", "content": first.content},  # the SDK's own blocks, sent back as they came
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "21 C"}]},
     ]
     second = await claude.messages.create(messages=messages, **kwargs)
