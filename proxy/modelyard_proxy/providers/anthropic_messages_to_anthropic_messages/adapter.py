@@ -18,8 +18,6 @@ from modelyard_proxy.providers.openai_chat_to_anthropic_messages.adapter import 
 from modelyard_proxy.providers.openai_chat_to_anthropic_messages.response import http_error
 from modelyard_proxy.providers.schemas import Pair, Schema
 
-#: Client headers sent on to Anthropic as they came.
-FORWARDED = ("anthropic-version", "anthropic-beta")
 #: Anthropic has no embeddings API: refused as for Chat Completions clients.
 _CHAT = AnthropicAdapter()
 
@@ -57,7 +55,7 @@ def upstream_call(inbound: Inbound, ctx: CallContext, operation: str) -> Upstrea
     )
     credential = ctx.credential
     headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
-    headers.update({name: value for name in FORWARDED if (value := ctx.forwarded_headers.get(name)) is not None})
+    headers.update(ctx.forwarded_headers)  # the protocol's: anthropic-version, anthropic-beta
     if credential.api_key is not None:
         headers["x-api-key"] = credential.api_key.get_secret_value()
     headers.update(credential.headers)
