@@ -150,7 +150,10 @@ async def test_a_missing_or_unknown_key_is_an_authentication_error(gateway: test
     async with anthropic.AsyncAnthropic(base_url=str(gateway.make_url("")), api_key="nope", max_retries=0) as sdk:
         with pytest.raises(anthropic.AuthenticationError) as caught:
             await ask(sdk, "gpt-4o", "hi")
-    assert caught.value.error_code == "invalid_api_key"
+        with pytest.raises(anthropic.AuthenticationError) as counting:
+            await sdk.messages.count_tokens(model="claude-sonnet", messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.error_code == counting.value.error_code == "invalid_api_key"
+    assert caught.value.type == "authentication_error"
 
 
 async def test_an_unknown_model_is_not_found(claude: anthropic.AsyncAnthropic) -> None:
