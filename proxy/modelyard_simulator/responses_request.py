@@ -25,18 +25,16 @@ from modelyard_simulator.tokens import count_prompt_tokens
 MIN_OUTPUT_TOKENS = 16
 ROLES = ("assistant", "system", "developer", "user")
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
-ITEM_TYPES = frozenset(
-    {
-        "message",
-        "function_call",
-        "function_call_output",
-        "reasoning",
-        "item_reference",
-        "custom_tool_call",
-        "custom_tool_call_output",
-    }
+ITEM_TYPES = (
+    "message",
+    "function_call",
+    "function_call_output",
+    "reasoning",
+    "item_reference",
+    "custom_tool_call",
+    "custom_tool_call_output",
 )
-PART_TYPES = frozenset({"input_text", "input_image", "input_file", "input_audio", "output_text", "refusal"})
+PART_TYPES = ("input_text", "input_image", "input_file", "input_audio", "output_text", "refusal")
 FORMAT_TYPES = ("text", "json_object", "json_schema")
 
 
@@ -67,7 +65,7 @@ def input_items(body: JsonObject) -> list[JsonObject]:
             raise invalid(where, f"Invalid type for '{where}': expected an object.", "invalid_type")
         kind = item.get("type", "message" if "role" in item else None)
         if kind not in ITEM_TYPES:
-            raise invalid(f"{where}.type", f"Invalid value: '{kind}'. Supported values are input item types.")
+            raise _one_of(f"{where}.type", kind, ITEM_TYPES)
         if kind == "message":
             _check_message(item, where)
         items.append({**item, "type": kind})
@@ -85,9 +83,7 @@ def _check_message(item: JsonObject, where: str) -> None:
     for index, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind not in PART_TYPES:
-            raise invalid(
-                f"{where}.content[{index}].type", f"Invalid value: '{kind}'. Supported values are content types."
-            )
+            raise _one_of(f"{where}.content[{index}].type", kind, PART_TYPES)
         if kind == "input_image" and not (part.get("image_url") or part.get("file_id")):
             raise missing(f"{where}.content[{index}].image_url")
 

@@ -110,7 +110,14 @@ async def test_after_the_function_output_the_model_answers_in_text(oai: openai.A
     assert second.output_text == "echo: 4C and sunny"
 
 
-@pytest.mark.parametrize("choice", ["required", {"type": "function", "name": "get_weather"}])
+@pytest.mark.parametrize(
+    "choice",
+    [
+        "required",
+        {"type": "function", "name": "get_weather"},
+        {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "get_weather"}]},
+    ],
+)
 async def test_forcing_tool_choice_calls_with_arguments_from_the_schema(oai: openai.AsyncOpenAI, choice: Any) -> None:
     response = await oai.responses.create(model="gpt-sim", input=QUESTION, tools=TOOLS, tool_choice=choice)
     [call] = response.output
@@ -269,6 +276,25 @@ async def test_stream_reasoning_summary_events_come_first(oai: openai.AsyncOpenA
     assert [item.type for item in final.output] == ["reasoning", "message"]
 
 
+async def test_refusal_is_a_refusal_part_whole_and_streamed(oai: openai.AsyncOpenAI) -> None:
+    refuse = {"x-simulator-refusal": "true"}
+    response = await oai.responses.create(model="gpt-sim", input=QUESTION, extra_headers=refuse)
+    [message] = response.output
+    assert message.type == "message"
+    [part] = message.content
+    assert part.type == "refusal"
+    assert part.refusal
+    assert response.output_text == ""
+
+    async with oai.responses.stream(model="gpt-sim", input=QUESTION, extra_headers=refuse) as stream:
+        events = [event async for event in stream]
+        final = await stream.get_final_response()
+    deltas = [e.delta for e in events if e.type == "response.refusal.delta"]
+    assert "".join(deltas) == part.refusal
+    assert final.output[0].type == "message"
+    assert final.output[0].content[0].type == "refusal"
+
+
 @pytest.mark.parametrize(
     ("status", "exception"),
     [
@@ -318,6 +344,12 @@ async def test_wrong_key_is_refused(oai: openai.AsyncOpenAI, book: ScenarioBook)
         ({"input": 7}, "input", "invalid_type"),
         ({"input": [{"role": "robot", "content": "x"}]}, "input[0].role", "invalid_value"),
         ({"input": [{"type": "telepathy"}]}, "input[0].type", "invalid_value"),
+        ({"input": [{"role": "user", "content": [{"type": "hologram"}]}]}, "input[0].content[0].type", "invalid_value"),
+        (
+            {"input": [{"role": "user", "content": [{"type": "input_image"}]}]},
+            "input[0].content[0].image_url",
+            "missing_required_parameter",
+        ),
         ({"input": "x", "tools": [{"type": "function"}]}, "tools[0].name", "missing_required_parameter"),
         ({"input": "x", "tool_choice": {"type": "function", "name": "nope"}}, "tool_choice", "invalid_value"),
         ({"input": "x", "text": {"format": {"type": "json_schema"}}}, "text.format.name", "missing_required_parameter"),
