@@ -83,17 +83,19 @@ class SharedStore:
             self.errors_total += 1
             if self.up:
                 self.up = False
-                log.warning("conversation store unreachable: %s", self._describe(error))
-            raise ConversationStoreUnavailable from error
+                log.warning("conversation store unavailable: %s", self._describe(error))
+            raise ConversationStoreUnavailable from None  # the log has said why; the chain may quote the conversation
         if not self.up:
             self.up = True
             log.info("conversation store reachable again")
         return answer
 
     def _describe(self, error: BaseException) -> str:
-        """The error for the log, never with a password in it."""
+        """The error for the log, never with a password or a conversation in it."""
         if isinstance(error, TimeoutError) and not str(error):
             text = f"no answer within {self._timeout_s * 1000:g} ms"
+        elif isinstance(error, redis.ResponseError):
+            text = type(error).__name__  # redis-py quotes the command in it: the conversation itself
         else:
             text = f"{type(error).__name__}: {error}"
         for secret in self._secrets:
