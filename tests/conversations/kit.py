@@ -36,3 +36,7 @@ def function_call(item_id: str, call_id: str) -> dict[str, Any]:
 
 def answer(response_id: str, *output: dict[str, Any], status: str = "completed") -> dict[str, Any]:
     return {"id": response_id, "object": "response", "model": "gpt-4o-mini", "status": status, "output": list(output)}
+
+
+def reasoning(item_id: str, encrypted: str | None = None) -> dict[str, Any]:
+    return {"type": "reasoning", "id": item_id, "summary": [], "encrypted_content": encrypted}

@@ -162,8 +162,11 @@ async def test_a_wrong_password_is_never_logged_nor_in_the_error(
     assert WRONG not in repr(failed.value)
 
 
-async def test_settings_choose_the_backend(store_server: StoreServer) -> None:
-    assert open_conversations(ProxySettings(responses_store=False)) is None
+async def test_settings_choose_the_backend(store_server: StoreServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELYARD_RESPONSES_STORE", "off")
+    assert open_conversations(ProxySettings()) is None
+    monkeypatch.setenv("MODELYARD_RESPONSES_STORE", "on")
+    assert ProxySettings().responses_store
     assert isinstance(open_conversations(ProxySettings(store_url=None, responses_store=True)), MemoryStore)
     shared = open_conversations(ProxySettings(store_url=store_server.url, responses_store=True))
     assert isinstance(shared, SharedStore)

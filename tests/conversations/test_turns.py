@@ -9,7 +9,7 @@ import pytest
 
 from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.conversations import ConversationStore, Resolved, remember, resolve
-from tests.conversations.kit import OTHER_OWNER, OWNER, TTL_S, answer, assistant, function_call, user
+from tests.conversations.kit import OTHER_OWNER, OWNER, TTL_S, answer, assistant, function_call, reasoning, user
 
 
 async def turn(
@@ -104,6 +104,31 @@ async def test_a_reference_to_an_earlier_input_item_of_the_previous_conversation
         store,
     )
     assert resolved.body["input"] == [said, assistant("msg_1", "OK"), said]
+
+
+async def test_reasoning_goes_upstream_only_with_its_encrypted_content(store: ConversationStore) -> None:
+    """With ``store: false`` the upstream cannot look a reasoning item up by id (OpenAI answers 404)."""
+    await turn(
+        store,
+        {"model": "fast", "input": "Think"},
+        answer("resp_1", reasoning("rs_1"), reasoning("rs_2", "gAAAA-sealed"), assistant("msg_1", "Done")),
+    )
+    continued = await resolve({"model": "fast", "input": "More", "previous_response_id": "resp_1"}, OWNER, store)
+    assert continued.body["input"] == [
+        user("Think"),
+        reasoning("rs_2", "gAAAA-sealed"),
+        assistant("msg_1", "Done"),
+        user("More"),
+    ]
+    referenced = await resolve(
+        {
+            "model": "fast",
+            "input": [{"type": "item_reference", "id": "rs_1"}, {"type": "item_reference", "id": "rs_2"}],
+        },
+        OWNER,
+        store,
+    )
+    assert referenced.body["input"] == [reasoning("rs_2", "gAAAA-sealed")]
 
 
 async def test_an_unknown_previous_response_is_refused_as_openai_does(store: ConversationStore) -> None:

@@ -4,7 +4,9 @@ The Responses API is stateful by default (``store`` is true unless the client sa
 continue a stored response (``previous_response_id``) and name earlier items instead of repeating them
 (``{"type": "item_reference", "id": …}``, which the Vercel AI SDK sends for earlier assistant output). A gateway
 cannot leave that state to the upstream, since a fallback to another provider would lose it, so it keeps it
-here: the upstream always receives the whole conversation, with ``store: false``.
+here: the upstream always receives the whole conversation, with ``store: false`` (so reasoning items travel
+only with their ``encrypted_content``: the upstream asked with ``include: ["reasoning.encrypted_content"]``
+returns it).
 
 Stored per owner (a digest of the gateway key): ``response:<id>`` holds the response's whole conversation (its
 input items, references resolved, and its output items), ``item:<id>`` each output item.
@@ -69,6 +71,7 @@ async def resolve(body: dict[str, Any], owner: str, store: ConversationStore | N
             raise _not_kept("input")
     elif previous_id or references:
         items = await _expand(store, owner, previous_id, items, references)
+    items = [item for item in items if not _needs_the_upstream_store(item)]
     upstream = {name: value for name, value in body.items() if name != "previous_response_id"}
     upstream["input"] = items
     upstream["store"] = False
@@ -180,6 +183,13 @@ async def _expand(
         else:
             raise bad_request(f"Item with id '{reference}' not found.", param="input")
     return [*history, *resolved]
+
+
+def _needs_the_upstream_store(item: dict[str, Any]) -> bool:
+    """A reasoning item without its ``encrypted_content``: the upstream can only look it up by id in its own
+    store, so with ``store: false`` OpenAI answers 404 "Item with id 'rs_…' not found". Left out, the
+    conversation goes on without that reasoning, as OpenAI's own SDKs do."""
+    return item.get("type") == "reasoning" and not item.get("encrypted_content")
 
 
 def _not_kept(param: str) -> GatewayError:
