@@ -36,6 +36,13 @@ async def test_a_string_input_is_one_user_message_and_the_upstream_keeps_nothing
     assert body["input"] == "Hi"  # the client's body is left as it came
 
 
+async def test_a_body_without_input_gets_none(store: ConversationStore) -> None:
+    prompt = {"id": "pmpt_1", "variables": {"city": "Oslo"}}
+    resolved = await resolve({"model": "fast", "prompt": prompt}, OWNER, store)
+    assert resolved.body == {"model": "fast", "prompt": prompt, "store": False}
+    assert resolved.input_items == []
+
+
 async def test_three_turns_chained_by_previous_response_id_send_the_whole_conversation(
     store: ConversationStore,
 ) -> None:

@@ -73,7 +73,8 @@ async def resolve(body: dict[str, Any], owner: str, store: ConversationStore | N
         items = await _expand(store, owner, previous_id, items, references)
     items = [item for item in items if not _needs_the_upstream_store(item)]
     upstream = {name: value for name, value in body.items() if name != "previous_response_id"}
-    upstream["input"] = items
+    if "input" in body or previous_id:  # a body may leave ``input`` to a stored prompt (``prompt``)
+        upstream["input"] = items
     upstream["store"] = False
     return Resolved(body=upstream, input_items=items, remember=keep and store is not None)
 
