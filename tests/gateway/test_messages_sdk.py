@@ -194,3 +194,51 @@ async def test_count_tokens_for_an_unknown_model_is_not_found(claude: anthropic.
         await claude.messages.count_tokens(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
     assert caught.value.type == "not_found_error"
     assert caught.value.error_code == "model_not_found"
+
+
+@pytest.mark.parametrize("model", PROVIDERS)
+async def test_a_claude_code_shaped_conversation_reaches_every_provider(
+    claude: anthropic.AsyncAnthropic, upstream_log: RequestLog, model: str
+) -> None:
+    """Cached system blocks and tools, a user id, a failed tool call whose result holds an image, streamed."""
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    cached: Any = {"type": "ephemeral"}
+    messages: list[MessageParam] = [
+        {"role": "user", "content": "take a screenshot"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_01", "name": "screenshot", "input": {}}]},
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_01",
+                    "is_error": True,
+                    "content": [
+                        {"type": "text", "text": "partial capture"},
+                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}},
+                    ],
+                },
+                {"type": "text", "text": "what do you see", "cache_control": cached},
+            ],
+        },
+    ]
+    async with claude.messages.stream(
+        model=model,
+        max_tokens=256,
+        system=[{"type": "text", "text": "You are a coding agent.", "cache_control": cached}],
+        tools=[{**WEATHER_TOOL, "name": "screenshot", "cache_control": cached}],
+        metadata={"user_id": "user_abc"},
+        messages=messages,
+    ) as stream:
+        final = await stream.get_final_message()
+    assert "what do you see" in text_of(final)
+    sent = upstream_log.last().body
+    if model == "claude-sonnet":
+        assert sent["messages"] == messages  # passed through as the SDK sent it
+        return
+    assert "cache_control" not in str(sent)
+    if model in {"gpt-4o", "azure-gpt-4o"}:
+        assert sent["user"] == "user_abc"
+        assert [m["role"] for m in sent["messages"]] == ["system", "user", "assistant", "tool", "user"]
+        assert sent["messages"][3]["content"] == "Error: partial capture"
+        assert sent["messages"][4]["content"][0]["image_url"]["url"] == f"data:image/png;base64,{png}"
