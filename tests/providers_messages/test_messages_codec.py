@@ -164,6 +164,13 @@ def test_tools_and_tool_choice(choice: dict[str, Any], expected: dict[str, Any])
     assert {key: sent[key] for key in expected} == expected
 
 
+@pytest.mark.parametrize("choice", [{"type": "auto"}, {"type": "none", "disable_parallel_tool_use": True}])
+def test_a_tool_choice_without_tools_that_changes_nothing_is_left_out(choice: dict[str, Any]) -> None:
+    sent = chat(tool_choice=choice)
+    assert "tool_choice" not in sent
+    assert "parallel_tool_calls" not in sent
+
+
 @pytest.mark.parametrize(
     ("thinking", "effort"),
     [

@@ -259,8 +259,8 @@ def tools_and_choice(body: JSONObject, chat: JSONObject, provider: str) -> None:
     if tools:
         chat["tools"] = [function_tool(tool, i, provider) for i, tool in enumerate(tools)]
     choice = body.get("tool_choice")
-    if choice is None:
-        return
+    if choice is None or (not tools and choice["type"] in ("auto", "none")):
+        return  # without tools these change nothing, and Chat refuses a tool_choice without tools
     kind = choice["type"]
     if kind == "tool":
         chat["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
