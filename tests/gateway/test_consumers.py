@@ -89,6 +89,9 @@ async def test_a_model_outside_the_list_is_refused_and_hidden_from_the_model_lis
         assert refused.value.code == "model_not_allowed"
         assert "default/search" in refused.value.message
         listed = {model.id async for model in client.models.list()}
+        with pytest.raises(openai.NotFoundError):  # as absent one by one as in the list
+            await client.models.retrieve("claude-sonnet")
+        assert (await client.models.retrieve("gemini-flash")).id == "gemini-flash"
     assert listed == {"gpt-4o", "gpt-4o-latest", "gemini-flash", "gemini-embedding"}  # an alias of a granted route
     async with sdk(gateway, DEMO_KEY) as plain:
         everything = {model.id async for model in plain.models.list()}

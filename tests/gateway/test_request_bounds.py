@@ -24,7 +24,11 @@ from tests.gateway.rawhttp import read_error
 from tests.harness import DEMO_KEY, GatewayFactory, audit_records
 
 AUTH = {"Authorization": f"Bearer {DEMO_KEY}"}
-SERVED = "POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, GET /healthz, GET /readyz"
+SERVED = (
+    "POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, GET /v1/models/{model}, "
+    "POST /openai/deployments/{deployment}/chat/completions, POST /openai/deployments/{deployment}/embeddings, "
+    "GET /healthz, GET /readyz"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -70,11 +74,11 @@ async def test_an_unknown_endpoint_is_404_naming_it_and_the_served_ones(
 ) -> None:
     async with sdk(gateway) as client:
         with pytest.raises(openai.NotFoundError) as caught:
-            await client.responses.create(model="gpt-4o", input="hi")
+            await client.images.generate(model="gpt-4o", prompt="hi")
     assert caught.value.code == "unsupported_endpoint"
-    assert caught.value.message.endswith(f"Invalid URL (POST /v1/responses): this gateway serves {SERVED}")
+    assert caught.value.message.endswith(f"Invalid URL (POST /v1/images/generations): this gateway serves {SERVED}")
     refusals = [r for r in audit_records(gateway.app, capsys) if r.get("code") == "unsupported_endpoint"]
-    assert [(r["status"], r["method"], r["path"]) for r in refusals] == [(404, "POST", "/v1/responses")]
+    assert [(r["status"], r["method"], r["path"]) for r in refusals] == [(404, "POST", "/v1/images/generations")]
 
 
 async def test_a_base_url_without_v1_gets_a_404_that_says_so(

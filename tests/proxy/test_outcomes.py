@@ -9,8 +9,9 @@ from pydantic import SecretStr
 
 from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.providers.base import CallContext
+from modelyard_proxy.providers.ingress.openai_chat import CHAT
 from modelyard_proxy.providers.registry import adapter_for
-from modelyard_proxy.relay.outcomes import translated, whole_answer
+from modelyard_proxy.relay.outcomes import read_embeddings, translated, whole_answer
 from modelyard_proxy.table.store import ResolvedTarget
 from modelyard_routing import Credential, Provider, Target
 
@@ -27,7 +28,7 @@ def read(provider: Provider, body: object) -> bytes:
     served = resolved(provider)
     ctx = CallContext(public_model="chat", upstream_model="m", credential=served.credential)
     payload = body if isinstance(body, bytes) else orjson.dumps(body)
-    return whole_answer(served, translated(served, served.adapter.chat_result, payload, ctx)).body
+    return whole_answer(served, translated(served, served.adapter.chat_result, payload, ctx), CHAT.read_answer).body
 
 
 @pytest.mark.parametrize(
@@ -60,6 +61,7 @@ def test_a_readable_answer_is_relayed() -> None:
 def test_embeddings_of_the_wrong_shape_are_malformed(provider: Provider) -> None:
     served = resolved(provider)
     ctx = CallContext(public_model="embed", upstream_model="m", credential=served.credential)
+    translate = served.adapter.embeddings_result
     with pytest.raises(GatewayError) as caught:
-        whole_answer(served, translated(served, served.adapter.embeddings_result, b'{"status": "ok"}', ctx), "data")
+        whole_answer(served, translated(served, translate, b'{"status": "ok"}', ctx), read_embeddings)
     assert (caught.value.code, caught.value.retryable) == ("upstream_malformed", True)

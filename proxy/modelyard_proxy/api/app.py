@@ -8,12 +8,14 @@ from aiohttp import web
 from opentelemetry import trace
 
 import modelyard_tracing
-from modelyard_proxy.api import handlers
+from modelyard_proxy.api import handlers, models
 from modelyard_proxy.api.middlewares import gateway_middleware
 from modelyard_proxy.base.settings import ProxySettings
 from modelyard_proxy.keys import AUDIT, COUNTERS, HEALTH, METRICS, SETTINGS, STORE, TRACER, UPSTREAM
 from modelyard_proxy.observability.auditlog import AuditLog
 from modelyard_proxy.observability.metrics import Metrics
+from modelyard_proxy.providers.ingress.openai_chat import CHAT
+from modelyard_proxy.providers.registry import PROTOCOLS
 from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.table.store import TableStore
 from modelyard_proxy.tenancy.counters import Counters, StoreCounters
@@ -30,7 +32,7 @@ def create_app(
     metrics: Metrics | None = None,
     audit: AuditLog | None = None,
 ) -> web.Application:
-    """The public OpenAI-compatible app serving whatever table ``store`` holds.
+    """The public app serving whatever table ``store`` holds, in every client protocol the registry lists.
 
     ``tracer_provider`` defaults to one built from the ``OTEL_*`` environment (owned, and shut down, by the
     app); a provider passed in stays the caller's.
@@ -57,9 +59,15 @@ def create_app(
     app.cleanup_ctx.append(_upstream_client)
     app[COUNTERS] = counters_for(settings)
     app.cleanup_ctx.append(_counters)
-    app.router.add_post("/v1/chat/completions", handlers.chat_completions)
+    for protocol in PROTOCOLS.values():
+        app.router.add_post(protocol.path, handlers.protocol_endpoint(protocol))
     app.router.add_post("/v1/embeddings", handlers.embeddings)
-    app.router.add_get("/v1/models", handlers.list_models)
+    app.router.add_get("/v1/models", models.list_models)
+    app.router.add_get("/v1/models/{model:.+}", models.retrieve_model)
+    # Azure OpenAI's addressing, so that AzureOpenAI(azure_endpoint=<gateway>) works unchanged.
+    azure = f"/openai/deployments/{{{handlers.DEPLOYMENT}}}"
+    app.router.add_post(f"{azure}/chat/completions", handlers.protocol_endpoint(CHAT))
+    app.router.add_post(f"{azure}/embeddings", handlers.embeddings)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     return app

@@ -1,4 +1,8 @@
-"""The OpenAI API surface and the health probes: thin handlers over parsing, lookup and the relay."""
+"""The API surface and the health probes: thin handlers over parsing, lookup and the relay.
+
+Every client protocol (Chat Completions, Messages, Responses) is served by the same handler, built per
+protocol: the protocol checks the body, the route is looked up by ``model``, and the relay does the rest.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,22 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Handler
 
 from modelyard_proxy.api.bodyshape import check_depth, check_values
 from modelyard_proxy.base.errors import GatewayError, bad_request
-from modelyard_proxy.keys import CALLER, SETTINGS, STORE
-from modelyard_proxy.providers import params
+from modelyard_proxy.keys import SETTINGS, STORE
 from modelyard_proxy.providers.base import Inbound
+from modelyard_proxy.providers.ingress.protocol import IngressProtocol
+from modelyard_proxy.providers.schemas import Schema
 from modelyard_proxy.relay.run import relay_chat, relay_embeddings
 from modelyard_proxy.table.store import ResolvedRoute
 
+#: The path segment naming the model on Azure-style paths (``/openai/deployments/{deployment}/...``).
+DEPLOYMENT = "deployment"
 
-async def read_inbound(request: web.Request) -> Inbound:
+
+async def read_inbound(request: web.Request, schema: Schema = Schema.OPENAI_CHAT) -> Inbound:
     """The body as a JSON object, within the settings' bounds on time, size, values and depth; 400, 408 or
     413 otherwise."""
     settings = request.app[SETTINGS]
@@ -31,7 +40,11 @@ async def read_inbound(request: web.Request) -> Inbound:
     if not isinstance(body, dict):
         raise bad_request("request body must be a JSON object")
     check_depth(raw, body, settings.max_json_depth)
-    return Inbound(body, raw)
+    if (deployment := request.match_info.get(DEPLOYMENT)) is not None:
+        # Azure's addressing: the deployment in the path is the model, whatever the body says.
+        body["model"] = deployment
+        raw = orjson.dumps(body)
+    return Inbound(body, raw, schema)
 
 
 async def read_body(request: web.Request, within: float) -> bytes:
@@ -70,23 +83,17 @@ def lookup_route(request: web.Request, body: dict[str, Any]) -> tuple[str, Resol
     return model, route
 
 
-async def chat_completions(request: web.Request) -> web.StreamResponse:
-    """``POST /v1/chat/completions``."""
-    inbound = await read_inbound(request)
-    body = inbound.body
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise bad_request("'messages' is required and must be a non-empty array", param="messages")
-    if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
-        raise bad_request("every message must be an object with a 'role'", param="messages")
-    if len(messages) > (limit := request.app[SETTINGS].max_messages):
-        message = f"'messages' holds {len(messages)} messages, more than this gateway's limit of {limit}"
-        raise bad_request(message, param="messages", code="array_above_max_length")
-    if "stream" in body and not isinstance(body["stream"], bool | None):
-        raise bad_request("'stream' must be a boolean", param="stream")
-    params.check_token_limits(body)
-    name, route = lookup_route(request, body)
-    return await relay_chat(request, inbound, name, route)
+def protocol_endpoint(protocol: IngressProtocol) -> Handler:
+    """``POST {protocol.path}``: the body checked by its protocol, then relayed like any other."""
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        inbound = await read_inbound(request, protocol.schema)
+        protocol.check_request(inbound.body, request.app[SETTINGS].max_messages)
+        name, route = lookup_route(request, inbound.body)
+        return await relay_chat(request, inbound, name, route)
+
+    serve.__name__ = serve.__qualname__ = f"serve_{protocol.schema.name.lower()}"
+    return serve
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:
@@ -97,13 +104,6 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
         raise bad_request("'input' is required and must not be empty", param="input")
     name, route = lookup_route(request, inbound.body)
     return await relay_embeddings(request, inbound, name, route)
-
-
-async def list_models(request: web.Request) -> web.Response:
-    """``GET /v1/models``: every public name and alias the caller may call, computed once per table."""
-    compiled = request.app[STORE].current
-    assert compiled is not None  # the auth middleware refuses requests until a table is loaded
-    return web.Response(body=compiled.models_for(request[CALLER]), content_type="application/json")
 
 
 async def healthz(_: web.Request) -> web.Response:

@@ -1,8 +1,11 @@
 """Which translator serves each provider, picked by the (ingress, egress) schema pair.
 
 Each provider's upstream speaks one egress schema; the translator for a pair builds that provider's adapter
-(vendor quirks and Azure addressing are the OpenAI family's per-provider part). Adapters are built once, at
-import, and shared: nothing here runs per request. A new ingress protocol is one row per egress schema.
+(vendor quirks and Azure addressing are the OpenAI family's per-provider part). A client protocol other than
+Chat Completions reaches a provider natively when the provider speaks it (:data:`NATIVE`), else through its
+codec to Chat and the provider's chat adapter (:data:`CODECS`). Adapters are built once, at import, and
+shared: nothing here runs per request. A new ingress protocol is a row in :data:`PROTOCOLS` and
+:data:`CODECS`, and one in :data:`NATIVE` per provider that speaks it.
 """
 
 from __future__ import annotations
@@ -10,6 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from modelyard_proxy.providers.base import ProviderAdapter
+from modelyard_proxy.providers.ingress.chain import ChainedAdapter, ChatCodec
+from modelyard_proxy.providers.ingress.openai_chat import CHAT
+from modelyard_proxy.providers.ingress.protocol import IngressProtocol
 from modelyard_proxy.providers.openai_chat_to_anthropic_messages.adapter import AnthropicAdapter
 from modelyard_proxy.providers.openai_chat_to_gemini.adapter import GeminiAdapter
 from modelyard_proxy.providers.openai_chat_to_openai_chat.adapter import OpenAIAdapter
@@ -61,11 +67,38 @@ def translator_for(pair: Pair) -> Translator:
         raise LookupError(msg) from None
 
 
-_ADAPTERS: dict[Provider, ProviderAdapter] = {
-    provider: translator_for(Pair(Schema.OPENAI_CHAT, egress))(provider) for provider, egress in EGRESS.items()
+#: The client protocols served, each on its own endpoint.
+PROTOCOLS: dict[Schema, IngressProtocol] = {
+    CHAT.schema: CHAT,
 }
 
+#: How each client protocol other than Chat Completions is converted to Chat and back.
+CODECS: dict[Schema, ChatCodec] = {}
 
-def adapter_for(provider: Provider) -> ProviderAdapter:
-    """The adapter for ``provider``; every :class:`Provider` has one."""
-    return _ADAPTERS[provider]
+#: Providers that speak a client protocol themselves: (provider, ingress) -> the pass-through translator.
+NATIVE: dict[tuple[Provider, Schema], Translator] = {}
+
+
+def _build(provider: Provider, ingress: Schema, chat: ProviderAdapter) -> ProviderAdapter:
+    if ingress is Schema.OPENAI_CHAT:
+        return chat
+    if (native := NATIVE.get((provider, ingress))) is not None:
+        return native(provider)
+    return ChainedAdapter(CODECS[ingress], chat)
+
+
+def _adapters() -> dict[tuple[Provider, Schema], ProviderAdapter]:
+    adapters: dict[tuple[Provider, Schema], ProviderAdapter] = {}
+    for provider, egress in EGRESS.items():
+        chat = translator_for(Pair(Schema.OPENAI_CHAT, egress))(provider)
+        for ingress in PROTOCOLS:
+            adapters[provider, ingress] = _build(provider, ingress, chat)
+    return adapters
+
+
+_ADAPTERS = _adapters()
+
+
+def adapter_for(provider: Provider, ingress: Schema = Schema.OPENAI_CHAT) -> ProviderAdapter:
+    """The adapter serving ``ingress`` clients from ``provider``; every pair of the two has one."""
+    return _ADAPTERS[provider, ingress]

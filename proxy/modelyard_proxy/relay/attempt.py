@@ -21,14 +21,17 @@ from modelyard_proxy.base.sse import SSEDecoder
 from modelyard_proxy.keys import REQUEST_ID, TRACE_PARENT, UPSTREAM
 from modelyard_proxy.observability.metrics import Metrics
 from modelyard_proxy.observability.telemetry import GENAI_PROVIDER, trace_headers
-from modelyard_proxy.providers.base import CallContext, Inbound, UpstreamStreamError
+from modelyard_proxy.providers.base import CallContext, Inbound, ProviderAdapter, UpstreamStreamError
+from modelyard_proxy.providers.ingress.openai_chat import CHAT
+from modelyard_proxy.providers.ingress.protocol import IngressProtocol
+from modelyard_proxy.providers.registry import adapter_for
+from modelyard_proxy.providers.schemas import Schema
 from modelyard_proxy.relay import estimate
 from modelyard_proxy.relay.attempt_spans import Attempt, AttemptSpans
 from modelyard_proxy.relay.outcomes import (
-    FILTERED,
     UNREADABLE,
     Prepared,
-    commits,
+    read_embeddings,
     timeout_error,
     translated,
     transport_error,
@@ -51,10 +54,13 @@ def call_context(
     resolved: ResolvedTarget,
     request_id: str,
     trace_headers: dict[str, str] | None = None,
+    *,
+    protocol: IngressProtocol = CHAT,
+    forwarded_headers: dict[str, str] | None = None,
 ) -> CallContext:
     """The per-attempt context adapters translate with."""
     body = inbound.body
-    stream = body.get("stream") is True
+    stream = protocol.wants_stream(body)
     options = body.get("stream_options")
     include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
     return CallContext(
@@ -64,10 +70,11 @@ def call_context(
         stream=stream,
         include_usage=include_usage,
         created=int(time.time()),
-        completion_id=f"chatcmpl-{request_id}",
+        completion_id=f"{protocol.id_prefix}{request_id}",
         encoding_format="base64" if body.get("encoding_format") == "base64" else "float",
         trace_headers=trace_headers or {},
         parallel_tool_calls=body.get("parallel_tool_calls") is not False,
+        forwarded_headers=forwarded_headers or {},
     )
 
 
@@ -91,14 +98,23 @@ class Attempts:
     health: HealthRegistry
     rng: random.Random
     operation: str
+    protocol: IngressProtocol
     policy: Policy = dataclasses.field(init=False)
     #: What an attempt asks the upstream for (a whole chat answer by default; see the ``prepare_*`` methods).
     prepare: Prepare = dataclasses.field(init=False)
     _prompt_tokens: int | None = dataclasses.field(init=False, default=None)
+    #: The client headers a native upstream receives (none for Chat Completions clients).
+    _forwarded: dict[str, str] = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         self.policy = self.route.route.policy
         self.prepare = Attempts.prepare_chat
+        self._forwarded = self.protocol.forwarded(self.request.headers) if self.protocol.forwarded_headers else {}
+
+    def adapter(self, resolved: ResolvedTarget) -> ProviderAdapter:
+        """The target's adapter for the client's protocol."""
+        schema = self.protocol.schema
+        return resolved.adapter if schema is Schema.OPENAI_CHAT else adapter_for(resolved.credential.provider, schema)
 
     def check_fits(self, resolved: ResolvedTarget) -> None:
         """Refuse a target whose context window the prompt cannot fit, before anything is sent to it."""
@@ -106,7 +122,7 @@ class Attempts:
         if window is None:
             return
         if self._prompt_tokens is None:
-            self._prompt_tokens = estimate.chat_tokens_at_least(self.inbound.body)
+            self._prompt_tokens = estimate.chat_tokens_at_least(self.protocol.estimate_view(self.inbound.body))
         if self._prompt_tokens > window:
             self.record.tried.append({"target": resolved.target.id, "code": "context_length_exceeded", "sent": False})
             raise GatewayError(
@@ -130,7 +146,15 @@ class Attempts:
         started = time.monotonic()
         attempt = self._begin(resolved, retry=retry, hedge=hedge)
         carrier = trace_headers(attempt.context_span(), self.request.get(TRACE_PARENT))
-        ctx = call_context(self.inbound, self.name, resolved, self.request[REQUEST_ID], carrier)
+        ctx = call_context(
+            self.inbound,
+            self.name,
+            resolved,
+            self.request[REQUEST_ID],
+            carrier,
+            protocol=self.protocol,
+            forwarded_headers=self._forwarded,
+        )
         budget, bounded_by_total = deadlines.attempt_budget()
         try:
             async with asyncio.timeout(budget):
@@ -208,12 +232,14 @@ class Attempts:
     # -- what an attempt asks the upstream for -------------------------------------------------------------
 
     async def prepare_chat(self, resolved: ResolvedTarget, ctx: CallContext, deadlines: Deadlines) -> Prepared:
-        """A whole chat answer, translated and checked to be complete JSON."""
-        call = resolved.adapter.chat_call(self.inbound, ctx)
+        """A whole chat answer, translated and checked to be one complete answer of the client's protocol."""
+        adapter = self.adapter(resolved)
+        call = adapter.chat_call(self.inbound, ctx)
         payload = await self._exchange(
-            resolved, call.method, call.url, call.body, with_trace(call.headers, ctx), ctx, deadlines
+            adapter, resolved, call.method, call.url, call.body, with_trace(call.headers, ctx), ctx, deadlines
         )
-        prepared = whole_answer(resolved, translated(resolved, resolved.adapter.chat_result, payload, ctx))
+        answer = translated(resolved, adapter.chat_result, payload, ctx)
+        prepared = whole_answer(resolved, answer, self.protocol.read_answer)
         if prepared.filtered:
             self._refuse(resolved)
         return prepared
@@ -229,14 +255,16 @@ class Attempts:
 
     async def prepare_embeddings(self, resolved: ResolvedTarget, ctx: CallContext, deadlines: Deadlines) -> Prepared:
         """A whole embeddings answer."""
-        call = resolved.adapter.embeddings_call(self.inbound, ctx)
+        adapter = resolved.adapter
+        call = adapter.embeddings_call(self.inbound, ctx)
         payload = await self._exchange(
-            resolved, call.method, call.url, call.body, with_trace(call.headers, ctx), ctx, deadlines
+            adapter, resolved, call.method, call.url, call.body, with_trace(call.headers, ctx), ctx, deadlines
         )
-        return whole_answer(resolved, translated(resolved, resolved.adapter.embeddings_result, payload, ctx), "data")
+        return whole_answer(resolved, translated(resolved, adapter.embeddings_result, payload, ctx), read_embeddings)
 
     async def _exchange(  # noqa: PLR0917
         self,
+        adapter: ProviderAdapter,
         resolved: ResolvedTarget,
         method: str,
         url: str,
@@ -254,13 +282,15 @@ class Attempts:
         except TRANSPORT_ERRORS as exc:
             raise transport_error(resolved, exc) from exc
         if response.status >= 300:
-            raise resolved.adapter.error_from(response.status, response.headers, payload, ctx)
+            raise adapter.error_from(response.status, response.headers, payload, ctx)
         return payload
 
     async def prepare_stream(self, resolved: ResolvedTarget, ctx: CallContext, deadlines: Deadlines) -> Prepared:
         """Open the upstream stream and read until the first content frame (the commit point) or its end."""
-        call = resolved.adapter.chat_call(self.inbound, ctx)
-        translator = resolved.adapter.chat_stream(ctx)
+        adapter = self.adapter(resolved)
+        protocol = self.protocol
+        call = adapter.chat_call(self.inbound, ctx)
+        translator = adapter.chat_stream(ctx)
         decoder = SSEDecoder()
         held: list[bytes] = []
         response = None
@@ -275,21 +305,21 @@ class Attempts:
             )
             if response.status >= 300:
                 payload = await response.read()
-                raise resolved.adapter.error_from(response.status, response.headers, payload, ctx)
+                raise adapter.error_from(response.status, response.headers, payload, ctx)
             while chunk := await response.readany():
                 out = translator.translate(decoder, chunk)
                 if out:
                     held.append(out)
-                    if commits(resolved, out):
-                        if any(FILTERED.search(frames) for frames in held):
+                    if protocol.commits(out):
+                        if any(protocol.refused(frames) for frames in held):
                             self._refuse(resolved)
                         prepared = Prepared(resolved, b"".join(held), True, False, response, translator, decoder)
                         response = None  # the stream's upstream is the Prepared's to close now
                         return prepared
             closing = translator.close(decoder)
             held.append(closing)
-            commits(resolved, closing)
-            if FILTERED.search(closing):
+            protocol.commits(closing)  # the last frames must be readable too
+            if protocol.refused(closing):
                 self._refuse(resolved)
         except TRANSPORT_ERRORS as exc:
             raise transport_error(resolved, exc) from exc

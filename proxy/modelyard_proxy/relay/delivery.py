@@ -1,8 +1,9 @@
 """Delivering an answer past its commit point: a whole body, or a stream relayed frame by frame.
 
-After the commit point nothing is retried. A stream that fails becomes an in-band ``data: {"error": …}``
-event with no ``[DONE]``, so the client never sees a clean-looking truncated answer; a client that leaves is
-a disconnect, never a success. Either way the answer's usage and cost are recorded, and its attempt ends.
+After the commit point nothing is retried. A stream that fails ends with the client protocol's in-band error
+event (OpenAI's ``data: {"error": …}`` with no ``[DONE]``, Anthropic's ``event: error``), so the client never
+sees a clean-looking truncated answer; a client that leaves is a disconnect, never a success. Either way the
+answer's usage and cost are recorded, and its attempt ends.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from modelyard_proxy.observability.accounting import Usage, cost_usd, usage_from
 from modelyard_proxy.providers.base import UpstreamStreamError
+from modelyard_proxy.providers.ingress.protocol import IngressProtocol
 from modelyard_proxy.relay.outcomes import (
     CLIENT_DISCONNECTED,
     UNREADABLE,
@@ -35,8 +37,13 @@ STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cach
 COST_HEADER = "x-modelyard-cost-usd"
 
 
-async def deliver(
-    request: web.Request, prepared: Prepared, deadlines: Deadlines, record: RunRecord, headers: dict[str, str]
+async def deliver(  # noqa: PLR0917
+    request: web.Request,
+    prepared: Prepared,
+    deadlines: Deadlines,
+    record: RunRecord,
+    headers: dict[str, str],
+    protocol: IngressProtocol,
 ) -> tuple[web.StreamResponse, str | None]:
     """Send ``prepared`` to the client with ``headers``; the response and the code it ended on (None: success)."""
     if not prepared.stream:
@@ -56,7 +63,7 @@ async def deliver(
         record.first_token_at = time.monotonic()
         await send(client, prepared.body)
         if not prepared.finished:
-            code = await _relay_rest(client, prepared, deadlines, record)
+            code = await _relay_rest(client, prepared, deadlines, record, protocol)
         await client.write_eof()
     except (ClientGone, ConnectionError):
         code = CLIENT_DISCONNECTED
@@ -93,7 +100,7 @@ def _end_attempt(record: RunRecord, prepared: Prepared, code: str | None) -> Non
 
 
 async def _relay_rest(
-    client: web.StreamResponse, prepared: Prepared, deadlines: Deadlines, record: RunRecord
+    client: web.StreamResponse, prepared: Prepared, deadlines: Deadlines, record: RunRecord, protocol: IngressProtocol
 ) -> str | None:
     """Relay the stream after its commit point; a failure ends it in-band (its code is returned)."""
     upstream = prepared.upstream
@@ -116,10 +123,10 @@ async def _relay_rest(
             # Per stream, not per chunk: the mean gap between writes after the first content frame.
             record.inter_token = (last - first) / frames
     except TRANSPORT_ERRORS as exc:
-        return await fail_in_band(client, transport_error(prepared.resolved, exc))
+        return await fail_in_band(client, transport_error(prepared.resolved, exc), protocol)
     except UpstreamStreamError as exc:
-        return await fail_in_band(client, exc)
+        return await fail_in_band(client, exc, protocol)
     except UNREADABLE as exc:
-        return await fail_in_band(client, unreadable(prepared.resolved, exc))
+        return await fail_in_band(client, unreadable(prepared.resolved, exc), protocol)
     await send(client, closing)
     return None

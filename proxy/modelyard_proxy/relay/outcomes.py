@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,10 +15,11 @@ import orjson
 from aiohttp import web
 
 from modelyard_proxy.base.errors import GatewayError
-from modelyard_proxy.base.sse import DONE_FRAME, SSEDecoder, frame
+from modelyard_proxy.base.sse import SSEDecoder
 from modelyard_proxy.failures.classify import MalformedAnswer
 from modelyard_proxy.observability.accounting import Usage, usage_from
-from modelyard_proxy.providers.base import CallContext, StreamTranslator
+from modelyard_proxy.providers.base import CallContext, JSONObject, StreamTranslator
+from modelyard_proxy.providers.ingress.protocol import IngressProtocol
 from modelyard_proxy.relay.attempt_spans import Attempt
 from modelyard_proxy.table.store import ResolvedTarget
 from modelyard_proxy.upstream import ProtocolError, UpstreamResponse, UpstreamTruncated
@@ -27,9 +27,9 @@ from modelyard_proxy.upstream import ProtocolError, UpstreamResponse, UpstreamTr
 log = logging.getLogger(__name__)
 
 PROFILE_HEADER = "x-modelyard-profile"
-#: A translated chunk that ends its choice on a content filter (OpenAI's word for every provider's refusal).
-FILTERED = re.compile(rb'"finish_reason":\s*"content_filter"')
-_CONTENT_KEYS = ("content", "tool_calls", "function_call", "refusal", "reasoning_content")
+#: Reads a whole translated answer: its usage (OpenAI's shape) and whether it was refused; raises when it is
+#: not one complete answer.
+AnswerReader = Callable[[bytes], tuple[JSONObject | None, bool]]
 
 
 @dataclasses.dataclass(slots=True)
@@ -69,30 +69,6 @@ def request_profile(request: web.Request, body: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def commits(resolved: ResolvedTarget, out: bytes) -> bool:
-    """Whether translated frames reach the commit point: a frame with content, or the end of the stream.
-
-    Role-only and empty frames do not commit. A frame that is not JSON fails the attempt (it would only
-    break the client's parser).
-    """
-    for block in out.split(b"\n\n"):
-        if not block:
-            continue
-        data = block.removeprefix(b"data: ")
-        if block + b"\n\n" == DONE_FRAME:
-            return True
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise malformed_answer(resolved) from None
-        choices = chunk.get("choices") if isinstance(chunk, dict) else None
-        for choice in choices if isinstance(choices, list) else ():
-            delta = choice.get("delta") if isinstance(choice, dict) else None
-            if isinstance(delta, dict) and any(delta.get(key) for key in _CONTENT_KEYS):
-                return True
-    return False
-
-
 #: What reading an upstream's 2xx answer or stream event raises when it is not what the dialect promises.
 UNREADABLE = (MalformedAnswer, ValueError, TypeError, KeyError, AttributeError, IndexError)
 
@@ -118,20 +94,23 @@ def unreadable(resolved: ResolvedTarget, exc: Exception) -> GatewayError:
     return error
 
 
-def whole_answer(resolved: ResolvedTarget, body: bytes, listing: str = "choices") -> Prepared:
-    """``body`` if it is one complete JSON object with its ``listing`` array (a cut, corrupted or foreign
-    answer is never relayed as a 200), with the usage read from the same parse."""
+def whole_answer(resolved: ResolvedTarget, body: bytes, read: AnswerReader) -> Prepared:
+    """``body`` if ``read`` finds it one complete answer (a cut, corrupted or foreign answer is never relayed
+    as a 200), with the usage and refusal read from the same parse."""
     try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        usage, filtered = read(body)
+    except UNREADABLE:
         raise malformed_answer(resolved) from None
-    if not isinstance(parsed, dict) or not isinstance(parsed.get(listing), list):
-        raise malformed_answer(resolved)
-    choices = parsed.get("choices")
-    filtered = isinstance(choices, list) and any(
-        isinstance(choice, dict) and choice.get("finish_reason") == "content_filter" for choice in choices
-    )
-    return Prepared(resolved, body, usage=usage_from(parsed.get("usage")), filtered=filtered)
+    return Prepared(resolved, body, usage=usage_from(usage), filtered=filtered)
+
+
+def read_embeddings(body: bytes) -> tuple[JSONObject | None, bool]:
+    """An embeddings answer's usage; it must be an object with its ``data`` array."""
+    parsed = orjson.loads(body)
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("data"), list):
+        raise MalformedAnswer("the answer has no data")
+    usage = parsed.get("usage")
+    return (usage if isinstance(usage, dict) else None), False
 
 
 def with_trace(headers: dict[str, str], ctx: CallContext) -> dict[str, str]:
@@ -180,10 +159,10 @@ def timeout_error(resolved: ResolvedTarget, what: str) -> GatewayError:
     return GatewayError(504, f"{where} {what}", type="upstream_error", code="upstream_timeout", retryable=True)
 
 
-async def fail_in_band(client: web.StreamResponse, error: GatewayError) -> str | None:
-    """End a started stream with an OpenAI error event (and no ``[DONE]``), as the SDKs expect."""
+async def fail_in_band(client: web.StreamResponse, error: GatewayError, protocol: IngressProtocol) -> str | None:
+    """End a started stream with the protocol's error event (never its clean end), as its SDKs expect."""
     log.warning("stream failed after the commit point: %s", error.code)
-    await send(client, frame(orjson.dumps(error.payload())))
+    await send(client, protocol.error_frame(error))
     return error.code
 
 

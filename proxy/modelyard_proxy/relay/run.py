@@ -3,11 +3,12 @@
 A request runs in two phases. Until the commit point, attempts are free to fail: the route's balancer
 orders the targets, each target may be retried with backoff, a failure the route's ``fallbackOn`` lists
 moves on to the next target, and a hedged route races two targets (:mod:`~modelyard_proxy.relay.plan`, each
-try being :mod:`~modelyard_proxy.relay.attempt`'s). For a stream the commit point is the first frame that
-carries content (role-only and empty frames are held back until then), for a whole answer it is the
-complete, valid body. After it nothing is retried (:mod:`~modelyard_proxy.relay.delivery`): a stream that
-fails becomes an in-band ``data: {"error": …}`` event with no ``[DONE]``, so the client never sees a
-clean-looking truncated answer. This module ties the three together and writes the one audit line.
+try being :mod:`~modelyard_proxy.relay.attempt`'s). For a stream the commit point is the first event that
+carries content (role-only, start and empty events are held back until then), for a whole answer it is the
+complete, valid body; the client's protocol says which is which. After it nothing is retried
+(:mod:`~modelyard_proxy.relay.delivery`): a stream that fails ends with the protocol's in-band error event,
+so the client never sees a clean-looking truncated answer. This module ties the three together and writes
+the one audit line. The run is the same whichever protocol the client speaks.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from opentelemetry import trace
 from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.keys import AUDIT, CALLER, COUNTERS, HEALTH, METRICS, REQUEST_ID, SETTINGS, SPAN, TRACER
 from modelyard_proxy.providers.base import Inbound
+from modelyard_proxy.providers.registry import PROTOCOLS
 from modelyard_proxy.relay import quota
 from modelyard_proxy.relay.attempt import Attempts
 from modelyard_proxy.relay.attempt_spans import AttemptSpans
@@ -41,7 +43,7 @@ _RNG = random.Random()  # noqa: S311
 async def relay_chat(request: web.Request, inbound: Inbound, name: str, route: ResolvedRoute) -> web.StreamResponse:
     """Serve one chat completion over the route's targets."""
     run = Run(request, inbound, name, route)
-    if inbound.body.get("stream") is True:
+    if run.protocol.wants_stream(inbound.body):
         run.tries.prepare = Attempts.prepare_stream
     return await run.serve()
 
@@ -65,6 +67,7 @@ class Run:
         "operation",
         "plan",
         "profile",
+        "protocol",
         "quota",
         "record",
         "request",
@@ -79,6 +82,7 @@ class Run:
         self.inbound = inbound
         self.name = name
         self.route = route
+        self.protocol = PROTOCOLS[inbound.schema]
         self.caller = request.get(CALLER, PLAIN_KEY)
         consumer = self.caller.consumer
         self.profile = request_profile(request, inbound.body) or (consumer.default_profile if consumer else None)
@@ -94,7 +98,18 @@ class Run:
             self.span.update_name(f"{self.operation} {name}")
         spans = AttemptSpans(app[TRACER], self.span)
         self.tries = Attempts(
-            request, inbound, name, route, self.record, metrics, self.span, spans, health, _RNG, self.operation
+            request,
+            inbound,
+            name,
+            route,
+            self.record,
+            metrics,
+            self.span,
+            spans,
+            health,
+            _RNG,
+            self.operation,
+            self.protocol,
         )
         self.plan = Plan(route, self.tries, self.record, metrics, health, _RNG)
 
@@ -111,7 +126,9 @@ class Run:
                 await self._admit(deadlines)
             prepared = await self.plan.find(self.profile, deadlines)
             served = prepared.resolved
-            response, code = await deliver(self.request, prepared, deadlines, self.record, self._headers(served))
+            response, code = await deliver(
+                self.request, prepared, deadlines, self.record, self._headers(served), self.protocol
+            )
             return response
         except GatewayError as exc:
             status, code = exc.status, exc.code
@@ -143,7 +160,7 @@ class Run:
             name=self.name,
             route=self.route,
             targets=self.route.targets_for(self.profile),
-            body=self.inbound.body,
+            body=self.protocol.estimate_view(self.inbound.body),
             embeddings=self.operation == "embeddings",
             total_seconds=deadlines.remaining(),
         )
@@ -172,7 +189,7 @@ class Run:
             route=self.route.route.id,
             profile=self.profile,
             operation=self.operation,
-            stream=self.inbound.body.get("stream") is True,
+            stream=self.protocol.wants_stream(self.inbound.body),
             status=status,
             code=code,
             attempts=record.attempts,
@@ -188,4 +205,6 @@ class Run:
 
     def _captured_messages(self) -> object:
         """The prompt, only when the user opted in to content capture on spans."""
-        return self.inbound.body.get("messages") if self.request.app[SETTINGS].capture_content else None
+        if not self.request.app[SETTINGS].capture_content:
+            return None
+        return self.inbound.body.get(self.protocol.prompt_field)

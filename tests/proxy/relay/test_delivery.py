@@ -14,6 +14,7 @@ from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.base.sse import DONE_FRAME, SSEDecoder, SSEEvent, frame
 from modelyard_proxy.observability.accounting import Usage
 from modelyard_proxy.providers.base import StreamTranslator, UpstreamStreamError
+from modelyard_proxy.providers.ingress.openai_chat import CHAT
 from modelyard_proxy.relay.delivery import COST_HEADER, deliver
 from modelyard_proxy.relay.outcomes import Prepared
 from modelyard_proxy.relay.reporting import RunRecord
@@ -82,7 +83,7 @@ async def serve() -> AsyncIterator[Serve]:
 
     async def handler(request: web.Request) -> web.StreamResponse:
         deadlines = Deadlines(1.0, 1.0, 1.0, None)
-        response, code = await deliver(request, pending.pop(), deadlines, record, {"x-served": "a"})
+        response, code = await deliver(request, pending.pop(), deadlines, record, {"x-served": "a"}, CHAT)
         codes.append(code)
         return response
 
@@ -153,5 +154,5 @@ async def test_a_whole_answer_whose_client_left_is_a_disconnect_not_a_success() 
     request = make_mocked_request("POST", "/v1/chat/completions", transport=transport)
     record = RunRecord()
     with pytest.raises(GatewayError) as raised:
-        await deliver(request, Prepared(target(), b"{}"), Deadlines(1.0, 1.0, 1.0, None), record, {})
+        await deliver(request, Prepared(target(), b"{}"), Deadlines(1.0, 1.0, 1.0, None), record, {}, CHAT)
     assert (raised.value.status, raised.value.code) == (499, "client_disconnected")
