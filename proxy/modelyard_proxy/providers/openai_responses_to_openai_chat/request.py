@@ -175,7 +175,7 @@ def _tool(tool: JSONObject, index: int) -> JSONObject:
 
 
 def _tool_choice(choice: Any) -> Any:
-    if choice in TOOL_CHOICES:
+    if isinstance(choice, str) and choice in TOOL_CHOICES:
         return choice
     if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
         return {"type": "function", "function": {"name": choice["name"]}}

@@ -72,10 +72,11 @@ def responses_usage(usage: Any) -> JSONObject | None:
     prompt = usage.get("prompt_tokens") or 0
     completion = usage.get("completion_tokens") or 0
     cached = _detail(usage, "prompt_tokens_details", "cached_tokens")
+    written = _detail(usage, "prompt_tokens_details", "cache_write_tokens")
     reasoning = _detail(usage, "completion_tokens_details", "reasoning_tokens")
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": cached},
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
         "output_tokens": completion,
         "output_tokens_details": {"reasoning_tokens": reasoning},
         "total_tokens": usage.get("total_tokens") or prompt + completion,
