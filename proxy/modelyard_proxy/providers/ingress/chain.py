@@ -121,6 +121,6 @@ class ChainedStream(StreamTranslator):
         out = []
         for block in frames.split(b"\n\n"):
             data = block.removeprefix(b"data: ")
-            if data and data != _DONE:
+            if data and block != _DONE:
                 out.append(self.converter.feed(orjson.loads(data)))
         return b"".join(out)
