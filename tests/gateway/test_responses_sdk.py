@@ -209,3 +209,25 @@ async def collect_text(manager: Any, into: list[str]) -> None:
         async for event in stream:
             if event.type == "response.output_text.delta":
                 into.append(event.delta)
+
+
+#: What each native upstream must find as ``model``: its own name (Azure: the deployment), never the public one.
+NATIVE_UPSTREAM_MODEL = {"gpt-4o": "gpt-4o-2024-08-06", "azure-gpt-4o": "gpt-4o-deployment"}
+
+
+@WAITS_FOR_SIMULATOR
+@pytest.mark.parametrize("model", NATIVE)
+async def test_a_native_upstream_gets_the_clients_body_with_its_model_and_store_false(
+    client: openai.AsyncOpenAI, upstream_log: RequestLog, model: str
+) -> None:
+    await client.responses.create(
+        model=model, input="hello", instructions="Be brief.", metadata={"team": "search"}, max_output_tokens=20
+    )
+    assert upstream_log.last().body == {
+        "model": NATIVE_UPSTREAM_MODEL[model],
+        "input": "hello",
+        "instructions": "Be brief.",
+        "metadata": {"team": "search"},
+        "max_output_tokens": 20,
+        "store": False,
+    }
