@@ -133,7 +133,7 @@ def test_parameters_map_to_their_chat_names() -> None:
     [
         ({"tools": [{"type": "web_search"}]}, "tools"),
         ({"tool_choice": {"type": "file_search"}}, "tool_choice"),
-        ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input"),
+        ({"input": [{"type": "computer_call_output", "call_id": "c"}]}, "input"),
         ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}, "input"),
         ({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]}, "input"),
         ({"include": ["message.output_text.logprobs"]}, "include"),

@@ -68,6 +68,7 @@ def test_a_malformed_request_is_a_400_naming_the_field(fields: dict[str, Any], p
         ({"conversation": "conv_1"}, "conversation"),
         ({"store": True}, "store"),
         ({"background": True}, "background"),
+        ({"input": [{"role": "user", "content": "hi"}, {"type": "item_reference", "id": "msg_1"}]}, "input"),
     ],
 )
 def test_stored_responses_are_refused_with_the_stateless_guidance(fields: dict[str, Any], param: str) -> None:

@@ -1,8 +1,9 @@
 """OpenAI Responses (``POST /v1/responses``) as the relay sees it: request checks, commit point, usage, errors.
 
 The gateway keeps no responses: a request that leans on a stored one (``previous_response_id``,
-``conversation``), asks for one to be stored (``store: true``) or to run detached (``background: true``) is
-refused with a 400 that says to send the whole history in ``input`` with ``store: false``.
+``conversation``, an ``item_reference``), asks for one to be stored (``store: true``) or to run detached
+(``background: true``) is refused with a 400 that says to send the whole history in ``input`` with
+``store: false``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "respo
 
 
 def stateful(body: JSONObject) -> GatewayError | None:
-    """The 400 for a request that needs the gateway (or the upstream) to keep responses, else None."""
+    """The 400 for a request that needs the gateway (or the upstream) to keep responses, else None.
+
+    Item references count too: the items a client could refer to were answered with ``store: false``."""
     for name in ("previous_response_id", "conversation"):
         if body.get(name) is not None:
             return _unsupported(name, f"{name!r} refers to a stored response; {STATELESS}")
@@ -46,6 +49,10 @@ def stateful(body: JSONObject) -> GatewayError | None:
         return _unsupported("store", f"'store': true asks for a stored response; {STATELESS}")
     if body.get("background") is True:
         return _unsupported("background", f"'background': true needs a stored response; {STATELESS}")
+    items = body.get("input")
+    for index, item in enumerate(items if isinstance(items, list) else ()):
+        if isinstance(item, dict) and item.get("type") == "item_reference":
+            return _unsupported("input", f"input[{index}] refers to a stored item; {STATELESS}")
     return None
 
 
