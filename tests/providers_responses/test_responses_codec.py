@@ -299,3 +299,65 @@ def test_an_empty_answer_still_completes() -> None:
     final = sdk_final(run([chunk({}, "stop")]))
     assert final.output == []
     assert final.status == "completed"
+
+
+# -- provider state carried across turns --------------------------------------------------------------------------
+
+BLOCK = {"type": "thinking", "thinking": "weather needs a tool", "signature": "sig-1"}
+SIGNED_CALL = {
+    "id": "call_1",
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": "{}"},
+    "extra_content": {"google": {"thought_signature": "c2ln"}},
+}
+
+
+def replayed(output: list[Any]) -> list[JSONObject]:
+    """The chat messages for a follow-up that sends ``output`` back, as the SDKs' clients do."""
+    items = [{"role": "user", "content": "weather?"}, *output]
+    items.append({"type": "function_call_output", "call_id": "call_1", "output": "21"})
+    messages: list[JSONObject] = chat(input=items)["messages"]
+    return messages
+
+
+def test_a_whole_answers_provider_state_comes_back_on_the_next_turn() -> None:
+    message = {
+        "content": None,
+        "reasoning_content": BLOCK["thinking"],
+        "extra_content": {"anthropic": {"thinking_blocks": [BLOCK]}},
+        "tool_calls": [SIGNED_CALL],
+    }
+    answer = orjson.loads(CODEC.answer(completion(message, "tool_calls"), CTX))
+    reasoning = answer["output"][0]
+    assert reasoning["type"] == "reasoning"
+    assert reasoning["encrypted_content"].startswith("modelyard.v1:")
+    assistant = replayed(answer["output"])[1]
+    assert assistant["extra_content"] == {"anthropic": {"thinking_blocks": [BLOCK]}}
+    assert assistant["tool_calls"][0]["extra_content"] == {"google": {"thought_signature": "c2ln"}}
+
+
+def test_a_streamed_answers_provider_state_comes_back_on_the_next_turn() -> None:
+    call_delta = {k: v for k, v in SIGNED_CALL.items() if k != "type"} | {"index": 0}
+    events = run(
+        [
+            chunk({"reasoning_content": BLOCK["thinking"]}),
+            chunk({"extra_content": {"anthropic": {"thinking_blocks": [{"index": 0, **BLOCK}]}}}),
+            chunk({"content": "Checking."}),
+            chunk({"tool_calls": [call_delta]}),
+            chunk({}, "tool_calls"),
+        ]
+    )
+    final = sdk_final(events)
+    assert [item.type for item in final.output] == ["reasoning", "message", "function_call", "reasoning"]
+    assistant = replayed([item.model_dump(exclude_none=True) for item in final.output])[1]
+    assert assistant["content"] == "Checking."
+    assert assistant["extra_content"] == {"anthropic": {"thinking_blocks": [BLOCK]}}
+    assert assistant["tool_calls"][0]["extra_content"] == {"google": {"thought_signature": "c2ln"}}
+
+
+def test_reasoning_from_another_upstream_is_dropped() -> None:
+    foreign = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAAAB-openai-opaque"}
+    call = {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"}
+    assistant = replayed([foreign, call])[1]
+    assert "extra_content" not in assistant
+    assert "extra_content" not in assistant["tool_calls"][0]

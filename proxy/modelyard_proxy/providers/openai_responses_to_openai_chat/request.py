@@ -13,6 +13,7 @@ from typing import Any
 from modelyard_proxy.base.errors import GatewayError, bad_request
 from modelyard_proxy.providers.base import JSONObject
 from modelyard_proxy.providers.ingress.openai_responses import item_type
+from modelyard_proxy.providers.openai_responses_to_openai_chat import carry
 
 #: Fields copied as they are: Chat Completions has them under the same name and meaning.
 SAME_NAME = ("temperature", "top_p", "parallel_tool_calls", "user", "safety_identifier", "service_tier")
@@ -78,25 +79,64 @@ def messages(body: JSONObject) -> list[JSONObject]:
     if isinstance(value, str):
         out.append({"role": "user", "content": value})
         return out
+    state = _State()
     for index, item in enumerate(value):
         where = f"input[{index}]"
         kind = item_type(item)
         if kind == "message":
-            out.append(_message(item, where))
+            out.append(state.adopt(_message(item, where)))
         elif kind == "function_call":
-            _call_turn(out)["tool_calls"].append(_tool_call(item))
+            _call_turn(out, state)["tool_calls"].append(_tool_call(item))
         elif kind == "function_call_output":
             out.append({"role": "tool", "tool_call_id": item["call_id"], "content": _output(item, where)})
-        elif kind != "reasoning":
+        elif kind == "reasoning":
+            state.carry(carry.decode(item.get("encrypted_content")), out)
+        else:
             raise _unsupported("input", f"{where} is a {kind!r} item: {WHY_NATIVE}")
+    state.sign_calls(out)
     return out
 
 
-def _call_turn(out: list[JSONObject]) -> JSONObject:
+class _State:
+    """Provider state earlier answers carried in reasoning items, put back where the chat adapters read it:
+    ``extra_content`` on the assistant turn and on each tool call (see :mod:`.carry`)."""
+
+    def __init__(self) -> None:
+        self.pending: JSONObject | None = None
+        self.calls: dict[str, JSONObject] = {}
+
+    def carry(self, carried: carry.Carried | None, out: list[JSONObject]) -> None:
+        """A reasoning item's state: for the assistant turn it closes (it came after the turn's items), else
+        for the next one (it came first, as in a whole answer)."""
+        if carried is None:
+            return
+        self.calls.update(carried.calls)
+        if not carried.message:
+            return
+        last = out[-1] if out else None
+        if last is not None and last["role"] == "assistant" and "extra_content" not in last:
+            last["extra_content"] = carried.message
+        else:
+            self.pending = carried.message
+
+    def adopt(self, message: JSONObject) -> JSONObject:
+        """``message`` with the state waiting for the next assistant turn, if it is one."""
+        if message["role"] == "assistant" and self.pending is not None:
+            message["extra_content"], self.pending = self.pending, None
+        return message
+
+    def sign_calls(self, out: list[JSONObject]) -> None:
+        for message in out:
+            for call in message.get("tool_calls") or ():
+                if (extra := self.calls.get(call["id"])) is not None:
+                    call["extra_content"] = extra
+
+
+def _call_turn(out: list[JSONObject], state: _State) -> JSONObject:
     """The assistant turn a ``function_call`` item joins: the one just before it, else a new one."""
     last = out[-1] if out else None
     if last is None or last["role"] != "assistant":
-        last = {"role": "assistant", "content": None}
+        last = state.adopt({"role": "assistant", "content": None})
         out.append(last)
     last.setdefault("tool_calls", [])
     return last

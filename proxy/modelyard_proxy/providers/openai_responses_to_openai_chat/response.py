@@ -13,25 +13,25 @@ import orjson
 
 from modelyard_proxy.failures.classify import MalformedAnswer
 from modelyard_proxy.providers.base import CallContext, JSONObject
+from modelyard_proxy.providers.openai_responses_to_openai_chat.carry import Carried
 
 #: Chat finish reasons that leave a response incomplete, and the reason Responses gives.
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
 class ItemIds:
-    """Output item ids from the response's own (``resp_<id>`` gives ``msg_<id>``, ``fc_<id>_1``, ...)."""
+    """Output item ids from the response's own: ``resp_<id>`` gives ``msg_<id>``, then ``msg_<id>_2``, ...
+
+    The SDKs tell items apart by id, so a second item of a kind (thinking between tool calls) needs its own.
+    """
 
     def __init__(self, ctx: CallContext) -> None:
         self.suffix = ctx.completion_id.removeprefix("resp_")
+        self._counts: dict[str, int] = {}
 
-    def message(self) -> str:
-        return f"msg_{self.suffix}"
-
-    def reasoning(self) -> str:
-        return f"rs_{self.suffix}"
-
-    def call(self, number: int) -> str:
-        return f"fc_{self.suffix}_{number}"
+    def next(self, prefix: str) -> str:
+        number = self._counts[prefix] = self._counts.get(prefix, 0) + 1
+        return f"{prefix}_{self.suffix}" if number == 1 else f"{prefix}_{self.suffix}_{number}"
 
 
 def envelope(ctx: CallContext, model: str | None, status: str) -> JSONObject:
@@ -89,9 +89,14 @@ def _detail(usage: JSONObject, block: str, key: str) -> int:
     return value if isinstance(value, int) else 0
 
 
-def reasoning_item(item_id: str, text: str) -> JSONObject:
-    """The model's reasoning text (Anthropic thinking, Gemini thoughts) as a reasoning item."""
-    return {"type": "reasoning", "id": item_id, "summary": [], "content": [{"type": "reasoning_text", "text": text}]}
+def reasoning_item(item_id: str, text: str, carried: str | None = None) -> JSONObject:
+    """The model's reasoning text (Anthropic thinking, Gemini thoughts) as a reasoning item, with the provider
+    state for the next turn when there is some (see :mod:`.carry`)."""
+    content = [{"type": "reasoning_text", "text": text}] if text else []
+    item: JSONObject = {"type": "reasoning", "id": item_id, "summary": [], "content": content}
+    if carried is not None:
+        item["encrypted_content"] = carried
+    return item
 
 
 def message_item(item_id: str, parts: list[JSONObject], status: str = "completed") -> JSONObject:
@@ -129,19 +134,25 @@ def answer(chat: JSONObject, ctx: CallContext) -> bytes:
         msg = "a chat completion choice without a message"
         raise MalformedAnswer(msg)
     ids = ItemIds(ctx)
+    calls = message.get("tool_calls")
+    calls = calls if isinstance(calls, list) else []
+    carried = Carried(extra if isinstance(extra := message.get("extra_content"), dict) else {})
+    for call in calls:
+        carried.add_call(call["id"], call.get("extra_content"))
     output: list[JSONObject] = []
-    if isinstance(thoughts := message.get("reasoning_content"), str) and thoughts:
-        output.append(reasoning_item(ids.reasoning(), thoughts))
+    thoughts = message.get("reasoning_content")
+    thoughts = thoughts if isinstance(thoughts, str) else ""
+    if thoughts or carried:
+        output.append(reasoning_item(ids.next("rs"), thoughts, carried.encode() if carried else None))
     parts = []
-    if isinstance(text := message.get("content"), str) and text:
-        parts.append(text_part(text))
+    if isinstance(content := message.get("content"), str) and content:
+        parts.append(text_part(content))
     if isinstance(refusal := message.get("refusal"), str) and refusal:
         parts.append(refusal_part(refusal))
     if parts:
-        output.append(message_item(ids.message(), parts))
-    calls = message.get("tool_calls")
-    for number, call in enumerate(calls if isinstance(calls, list) else (), start=1):
+        output.append(message_item(ids.next("msg"), parts))
+    for call in calls:
         function = call["function"]
-        output.append(call_item(ids.call(number), call["id"], function["name"], function.get("arguments") or ""))
+        output.append(call_item(ids.next("fc"), call["id"], function["name"], function.get("arguments") or ""))
     response = envelope(ctx, chat.get("model"), "completed")
     return orjson.dumps(finished(response, choice.get("finish_reason"), output, chat.get("usage")))

@@ -16,6 +16,7 @@ import orjson
 from modelyard_proxy.providers.base import CallContext, JSONObject
 from modelyard_proxy.providers.ingress.chain import ChunkConverter
 from modelyard_proxy.providers.openai_responses_to_openai_chat import response as items
+from modelyard_proxy.providers.openai_responses_to_openai_chat.carry import Carried
 
 
 @dataclasses.dataclass(slots=True)
@@ -42,6 +43,8 @@ class ResponsesEvents(ChunkConverter):
         self._calls: dict[int, _Open] = {}
         self._finish_reason: Any = None
         self._usage: Any = None
+        #: Provider state for the next turn not yet put on a reasoning item (see :mod:`.carry`).
+        self._carried = Carried()
 
     def feed(self, chunk: JSONObject) -> bytes:
         out = self._start(chunk)
@@ -60,6 +63,10 @@ class ResponsesEvents(ChunkConverter):
 
     def finish(self) -> bytes:
         out = self._start({}) + self._close_all()
+        if self._carried:  # state that came after the reasoning (a tool call's signature): an item of its own
+            carrier, added = self._add(items.reasoning_item(self._ids.next("rs"), ""))
+            carrier.texts.append("")
+            out += added + self._close(carrier)
         assert self._response is not None
         response = items.finished(self._response, self._finish_reason, self._output, self._usage)
         kind = "response.completed" if response["status"] == "completed" else "response.incomplete"
@@ -84,6 +91,7 @@ class ResponsesEvents(ChunkConverter):
             out += self._text("output_text", text)
         if isinstance(refusal := delta.get("refusal"), str) and refusal:
             out += self._text("refusal", refusal)
+        self._carried.add_message_delta(delta.get("extra_content"))
         calls = delta.get("tool_calls")
         for call in calls if isinstance(calls, list) else ():
             if isinstance(call, dict):
@@ -94,7 +102,7 @@ class ResponsesEvents(ChunkConverter):
         out = b""
         if self._open is None or self._open.item["type"] != "reasoning":
             out += self._close_all()
-            self._open, added = self._add(items.reasoning_item(self._ids.reasoning(), "") | {"content": []})
+            self._open, added = self._add(items.reasoning_item(self._ids.next("rs"), ""))
             self._open.texts.append("")
             out += added
         self._open.texts[0] += text
@@ -107,7 +115,7 @@ class ResponsesEvents(ChunkConverter):
         out = b""
         if self._open is None or self._open.item["type"] != "message":
             out += self._close_all()
-            self._open, added = self._add(items.message_item(self._ids.message(), [], "in_progress"))
+            self._open, added = self._add(items.message_item(self._ids.next("msg"), [], "in_progress"))
             out += added
         current = self._open
         parts: list[JSONObject] = current.item["content"]
@@ -134,7 +142,7 @@ class ResponsesEvents(ChunkConverter):
                 out += self._close(self._open)
                 self._open = None
             item = items.call_item(
-                self._ids.call(len(self._calls) + 1),
+                self._ids.next("fc"),
                 str(call.get("id") or ""),
                 str(function.get("name") or ""),
                 "",
@@ -144,10 +152,18 @@ class ResponsesEvents(ChunkConverter):
             self._calls[index] = current
             current.texts.append("")
             out += added
+        self._carried.add_call(current.item["call_id"], call.get("extra_content"))
         if isinstance(arguments := function.get("arguments"), str) and arguments:
             current.texts[0] += arguments
             out += self._event("response.function_call_arguments.delta", **self._where(current), delta=arguments)
         return out
+
+    def _take_carried(self) -> str | None:
+        """The state gathered so far, encoded for the reasoning item being closed (then gathered afresh)."""
+        if not self._carried:
+            return None
+        carried, self._carried = self._carried, Carried()
+        return carried.encode()
 
     def _add(self, item: JSONObject) -> tuple[_Open, bytes]:
         """``item`` opened at the next output index, and its announcement."""
@@ -171,8 +187,9 @@ class ResponsesEvents(ChunkConverter):
         out = b""
         if item["type"] == "reasoning":
             text = current.texts[0]
-            out += self._event("response.reasoning_text.done", **self._where(current), content_index=0, text=text)
-            final = items.reasoning_item(item["id"], text)
+            if text:
+                out += self._event("response.reasoning_text.done", **self._where(current), content_index=0, text=text)
+            final = items.reasoning_item(item["id"], text, self._take_carried())
         elif item["type"] == "message":
             parts = []
             for number, (part, text) in enumerate(zip(item["content"], current.texts, strict=True)):
