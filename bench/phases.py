@@ -17,11 +17,15 @@ from bench.procs import LOAD_CPU, PROXY_CPU, Service, ensure_tools, free_port, p
 from bench.results import (
     DIRECT,
     DIRECT_ANTHROPIC,
+    MESSAGES_PASSTHROUGH,
+    MESSAGES_TO_OPENAI,
     MODELYARD,
     MODELYARD_ANTHROPIC,
     MODELYARD_CONSUMER,
     P99_BOUND_MS,
     PASSTHROUGH,
+    RESPONSES_PASSTHROUGH,
+    RESPONSES_TO_ANTHROPIC,
     StoreUse,
 )
 from bench.upstreams import start_nginx
@@ -142,7 +146,21 @@ class Bench:
             self._add(MODELYARD_CONSUMER, f"{gw.url}/v1/chat/completions", chat, gw.service, gateway.CONSUMER_KEY)
         self._add(DIRECT_ANTHROPIC, f"{nginx_url}/v1/messages", native, nginx)
         self._add(MODELYARD_ANTHROPIC, f"{gw.url}/v1/chat/completions", claude, gw.service, gateway.BENCH_KEY)
+        self._add_protocols(gw)
         return Systems(passthrough, pt_sse, gw, sse_port, pt_sse_port, counters)
+
+    def _add_protocols(self, gw: gateway.Gateway) -> None:
+        """Anthropic Messages and OpenAI Responses clients, each to its native provider and to the other one."""
+        system, turns = MESSAGES[0]["content"], MESSAGES[1:]
+        for name, model in ((MESSAGES_PASSTHROUGH, gateway.ANTHROPIC_MODEL), (MESSAGES_TO_OPENAI, gateway.CHAT_MODEL)):
+            body = json_body(model=model, system=system, messages=turns, max_tokens=64)
+            self._add(name, f"{gw.url}/v1/messages", body, gw.service, gateway.BENCH_KEY)
+        for name, model in (
+            (RESPONSES_PASSTHROUGH, gateway.CHAT_MODEL),
+            (RESPONSES_TO_ANTHROPIC, gateway.ANTHROPIC_MODEL),
+        ):
+            body = json_body(model=model, instructions=system, input=turns, max_output_tokens=64, store=False)
+            self._add(name, f"{gw.url}/v1/responses", body, gw.service, gateway.BENCH_KEY)
 
     def _service(self, name: str, cpu: int, module: str, *args: str) -> Service:
         service = Service(name, pinned(cpu, python_module(module, *args)), self.folder)
@@ -168,7 +186,7 @@ class Bench:
                     limited = RATE_HEADER in response.headers
             except OSError as exc:
                 raise SystemExit(f"{name}: {target.url} failed: {exc}\n{self.cpu_of[name].tail()}") from exc
-            if "choices" not in answer and "content" not in answer:
+            if not {"choices", "content", "output"} & answer.keys():
                 raise SystemExit(f"{name}: unexpected answer {answer}")
             if name == MODELYARD_CONSUMER and not limited:
                 raise SystemExit(f"{name}: no {RATE_HEADER} header: the key was not served as the consumer's")
@@ -180,7 +198,7 @@ class Bench:
         before = service.cpu_seconds()
         result = wrk.run(self.targets[name], connections, seconds)
         cpu = service.cpu_seconds() - before
-        if name in (MODELYARD, MODELYARD_CONSUMER, MODELYARD_ANTHROPIC):
+        if service is self.cpu_of[MODELYARD]:  # every Modelyard target is the same process
             self.gateway_requests += result.requests
         elif name == PASSTHROUGH:
             self.passthrough_requests += result.requests

@@ -23,11 +23,16 @@ from bench.results import (
     DIRECT,
     DIRECT_ANTHROPIC,
     FLAT_MB,
+    MESSAGES_PASSTHROUGH,
+    MESSAGES_TO_OPENAI,
     MODELYARD,
     MODELYARD_ANTHROPIC,
     MODELYARD_CONSUMER,
     P99_BOUND_MS,
     PASSTHROUGH,
+    RESPONSES_PASSTHROUGH,
+    RESPONSES_TO_ANTHROPIC,
+    TRANSLATION_CPU_SHARE,
     Case,
     Run,
     StoreUse,
@@ -40,6 +45,10 @@ COLUMNS = (
     (MODELYARD_CONSUMER, "Modelyard, consumer with limits and budgets"),
     (DIRECT_ANTHROPIC, "direct Anthropic (nginx)"),
     (MODELYARD_ANTHROPIC, "Modelyard → Anthropic"),
+    (MESSAGES_PASSTHROUGH, "Messages → Anthropic (pass-through)"),
+    (MESSAGES_TO_OPENAI, "Messages → OpenAI"),
+    (RESPONSES_PASSTHROUGH, "Responses → OpenAI (pass-through)"),
+    (RESPONSES_TO_ANTHROPIC, "Responses → Anthropic"),
 )
 
 
@@ -247,6 +256,8 @@ def _targets(run: Run) -> list[str]:
             f" OpenAI passthrough route) | {_us(claude.cpu_us_per_request)} vs {_us(my.cpu_us_per_request)}"
             f" = {ratio:.2f}x | {_verdict(ratio <= 1.5)} |"
         )
+    if my:
+        rows += _protocol_targets(my, cases)
     mem = run.memory.get(MODELYARD)
     if mem:
         steady = mem.final_mb <= 100 and mem.growth_mb <= FLAT_MB
@@ -258,6 +269,34 @@ def _targets(run: Run) -> list[str]:
         rows.append(f"| compile {cp.routes:,} routes < 1 s | {cp.compile_s:.2f} s | {_verdict(cp.compile_s < 1)} |")
         rows.append(
             f"| push them ({cp.wire_bytes / 1e6:.1f} MB) to {cp.proxies} proxies < 2 s | {cp.push_all_s:.2f} s (one proxy alone: {cp.push_one_s:.2f} s) | {_verdict(cp.push_all_s < 2)} |"
+        )
+    return rows
+
+
+def _protocol_targets(my: Case, cases: dict[str, Case]) -> list[str]:
+    """Messages and Responses: each pass-through against Chat's, each translation against its pass-through."""
+    rows = []
+    for name, label in ((MESSAGES_PASSTHROUGH, "Messages"), (RESPONSES_PASSTHROUGH, "Responses")):
+        if (case := cases.get(name)) is not None:
+            ratio = case.cpu_us_per_request / my.cpu_us_per_request
+            rows.append(
+                f"| {label} pass-through CPU per request ≤ Chat Completions pass-through's"
+                f" | {_us(case.cpu_us_per_request)} vs {_us(my.cpu_us_per_request)} = {ratio:.2f}x"
+                f" | {_verdict(ratio <= 1)} |"
+            )
+    for name, native, label in (
+        (MESSAGES_TO_OPENAI, MESSAGES_PASSTHROUGH, "Messages → OpenAI"),
+        (RESPONSES_TO_ANTHROPIC, RESPONSES_PASSTHROUGH, "Responses → Anthropic"),
+    ):
+        translated, passed = cases.get(name), cases.get(native)
+        if translated is None or passed is None:
+            continue
+        ratio = translated.cpu_us_per_request / passed.cpu_us_per_request
+        chat = translated.cpu_us_per_request / my.cpu_us_per_request
+        rows.append(
+            f"| {label} translation ≤ {TRANSLATION_CPU_SHARE:g}x pass-through CPU per request (vs the same protocol's"
+            f" pass-through; vs Chat's: {chat:.2f}x) | {_us(translated.cpu_us_per_request)} vs"
+            f" {_us(passed.cpu_us_per_request)} = {ratio:.2f}x | {_verdict(ratio <= TRANSLATION_CPU_SHARE)} |"
         )
     return rows
 

@@ -13,6 +13,11 @@ MODELYARD = "modelyard"
 MODELYARD_CONSUMER = "modelyard-consumer"
 DIRECT_ANTHROPIC = "direct-anthropic"
 MODELYARD_ANTHROPIC = "modelyard-anthropic"
+#: The other client protocols: each native pass-through, and each translated to the other family.
+MESSAGES_PASSTHROUGH = "messages-anthropic"
+MESSAGES_TO_OPENAI = "messages-openai"
+RESPONSES_PASSTHROUGH = "responses-openai"
+RESPONSES_TO_ANTHROPIC = "responses-anthropic"
 #: Which direct run is each case's floor (the same upstream endpoint, called without a proxy).
 FLOOR = {
     DIRECT: DIRECT,
@@ -21,7 +26,13 @@ FLOOR = {
     MODELYARD_CONSUMER: DIRECT,
     DIRECT_ANTHROPIC: DIRECT_ANTHROPIC,
     MODELYARD_ANTHROPIC: DIRECT_ANTHROPIC,
+    MESSAGES_PASSTHROUGH: DIRECT_ANTHROPIC,
+    MESSAGES_TO_OPENAI: DIRECT,
+    RESPONSES_PASSTHROUGH: DIRECT,
+    RESPONSES_TO_ANTHROPIC: DIRECT_ANTHROPIC,
 }
+#: What translating a client protocol may cost over passing it through, in CPU per request.
+TRANSLATION_CPU_SHARE = 1.5
 #: Throughput is the best rate whose p99 stays under this.
 P99_BOUND_MS = 50.0
 #: What limits and budgets (admit and settle against the counter store) may add over a plain gateway key.

@@ -53,6 +53,33 @@ ANTHROPIC_MESSAGE = orjson.dumps(
     }
 )
 
+#: The same answer as an OpenAI Responses API response, relayed untouched by the Responses pass-through.
+RESPONSES_ANSWER = orjson.dumps(
+    {
+        "id": "resp_bench",
+        "object": "response",
+        "created_at": 1700000000,
+        "status": "completed",
+        "model": "bench-model",
+        "output": [
+            {
+                "type": "message",
+                "id": "msg_bench",
+                "status": "completed",
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "output_text",
+                        "text": "Packets drift downstream, a quiet hop between, nothing lost, just passed.",
+                        "annotations": [],
+                    }
+                ],
+            }
+        ],
+        "usage": {"input_tokens": 27, "output_tokens": 17, "total_tokens": 44},
+    }
+)
+
 NGINX_CONF = """\
 {user}
 worker_processes 1;
@@ -76,6 +103,7 @@ http {{
         listen 127.0.0.1:{port} backlog=4096;
         location = /v1/chat/completions {{ default_type application/json; return 200 '{openai}'; }}
         location = /v1/messages {{ default_type application/json; return 200 '{anthropic}'; }}
+        location = /v1/responses {{ default_type application/json; return 200 '{responses}'; }}
         location = /healthz {{ return 200 'ok'; }}
         location /v1/traces {{ return 200 ''; }}
     }}
@@ -102,6 +130,7 @@ def start_nginx(root: Path, port: int, running: list[Service]) -> Service:
             port=port,
             openai=_nginx_string(OPENAI_COMPLETION),
             anthropic=_nginx_string(ANTHROPIC_MESSAGE),
+            responses=_nginx_string(RESPONSES_ANSWER),
         )
     )
     argv = [tool("nginx"), "-p", str(root), "-e", str(root / "nginx-error.log"), "-c", str(conf)]

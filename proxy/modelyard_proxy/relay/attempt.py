@@ -130,7 +130,7 @@ class Attempts:
                 f"the prompt (about {self._prompt_tokens} tokens) does not fit the context window of "
                 f"{resolved.target.model} ({window} tokens)",
                 code="context_length_exceeded",
-                param="messages",
+                param=self.protocol.prompt_field,
             )
 
     async def run(self, resolved: ResolvedTarget, deadlines: Deadlines, *, retry: int, hedge: bool) -> Prepared:
