@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import orjson
 
-from modelyard_simulator.behaviour import Behaviour, parse_directives
+from modelyard_simulator.behaviour import Behaviour, ToolCall, parse_directives
 from modelyard_simulator.schema_sample import sample_json
 from modelyard_simulator.tokens import count_tokens, tokenize
 
@@ -79,6 +79,19 @@ class Answer:
 def sign(thinking: str) -> str:
     """A thinking block's signature: deterministic and tied to the text, so replays can be verified."""
     return base64.b64encode(hashlib.sha256(thinking.encode()).digest()).decode()
+
+
+def force_call(behaviour: Behaviour, name: str, schema: object, user_text: str) -> Behaviour:
+    """A request that forces a tool (``tool_choice``) gets a call, as the real models' do.
+
+    A scripted ``tool_call`` wins; otherwise the arguments are an instance of the tool's parameter schema.
+    """
+    if behaviour.tool_call is not None:
+        return behaviour
+    clean, _ = parse_directives(user_text)
+    has_fields = isinstance(schema, Mapping) and bool(schema.get("properties"))
+    arguments = sample_json(schema, clean) if isinstance(schema, Mapping) and has_fields else {"echo": clean}
+    return behaviour.model_copy(update={"tool_call": ToolCall(name=name, arguments=arguments)})
 
 
 def compose(prompt: Prompt, behaviour: Behaviour) -> Answer:

@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from aiohttp import web
 
-from modelyard_simulator.answer import Answer, Prompt, compose, new_id, sign
-from modelyard_simulator.behaviour import Behaviour, ToolCall, parse_directives
+from modelyard_simulator.answer import Answer, Prompt, compose, force_call, new_id, sign
+from modelyard_simulator.behaviour import Behaviour
 from modelyard_simulator.engine import (
     SCENARIOS,
     Dialect,
@@ -33,7 +33,6 @@ from modelyard_simulator.engine import (
     serve_exchange,
 )
 from modelyard_simulator.errors import Failure, error_kind
-from modelyard_simulator.schema_sample import sample_json
 from modelyard_simulator.streaming import SseEvent
 from modelyard_simulator.tokens import count_prompt_tokens, tokenize
 
@@ -223,16 +222,13 @@ def _redacted_valid(data: object) -> bool:
 def _forced_tool(body: JsonObject, behaviour: Behaviour, user_text: str) -> Behaviour:
     """A ``tool_choice`` of ``any`` or a named tool gets a call, its input an instance of the tool's schema."""
     choice = body.get("tool_choice")
-    if behaviour.tool_call is not None or not isinstance(choice, dict) or choice.get("type") not in FORCED_CHOICES:
+    if not isinstance(choice, dict) or choice.get("type") not in FORCED_CHOICES:
         return behaviour
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict)]
     tool = next((t for t in tools if choice["type"] == "any" or t.get("name") == choice.get("name")), None)
     if tool is None:
         return behaviour
-    schema = tool.get("input_schema") or {}
-    clean, _ = parse_directives(user_text)
-    arguments = sample_json(schema, clean) if schema.get("properties") else {"echo": clean}
-    return behaviour.model_copy(update={"tool_call": ToolCall(name=str(tool.get("name")), arguments=arguments)})
+    return force_call(behaviour, str(tool.get("name")), tool.get("input_schema"), user_text)
 
 
 def messages_prompt(body: JsonObject) -> Prompt:

@@ -7,10 +7,11 @@ import logging
 
 from aiohttp import web
 
-from modelyard_simulator import anthropic_dialect, azure_dialect, gemini_dialect, openai_dialect
+from modelyard_simulator import anthropic_dialect, azure_dialect, gemini_dialect, openai_dialect, responses_dialect
 from modelyard_simulator.behaviour import ScenarioBook
 from modelyard_simulator.engine import SCENARIOS
 from modelyard_simulator.log import REQUEST_LOG, RequestLog, clear_requests, list_requests, record_requests
+from modelyard_simulator.response_store import RESPONSES, ResponseStore
 
 logger = logging.getLogger(__name__)
 
@@ -31,16 +32,20 @@ def create_app(scenarios: ScenarioBook | None = None) -> web.Application:
     app = web.Application(middlewares=[record_requests], client_max_size=MAX_REQUEST_BYTES)
     app[SCENARIOS] = book
     app[REQUEST_LOG] = RequestLog(book.record_limit)
+    app[RESPONSES] = ResponseStore()
 
     router = app.router
     router.add_post("/v1/chat/completions", openai_dialect.chat_completions)
     router.add_post("/v1/embeddings", openai_dialect.embeddings)
+    router.add_post("/v1/responses", responses_dialect.responses)
     router.add_get("/v1/models", _models)
 
     router.add_post("/openai/deployments/{deployment}/chat/completions", azure_dialect.deployment_chat)
     router.add_post("/openai/deployments/{deployment}/embeddings", azure_dialect.deployment_embeddings)
     router.add_post("/openai/v1/chat/completions", azure_dialect.v1_chat)
     router.add_post("/openai/v1/embeddings", azure_dialect.v1_embeddings)
+    router.add_post("/openai/v1/responses", azure_dialect.v1_responses)
+    router.add_post("/openai/responses", azure_dialect.responses)
     router.add_get("/openai/v1/models", azure_dialect.v1_models)
 
     router.add_post("/v1/messages", anthropic_dialect.messages)

@@ -2,6 +2,8 @@
 
 Classic paths ``/openai/deployments/{deployment}/...`` require ``?api-version=`` and a
 known deployment (when the book lists them); the v1 paths ``/openai/v1/...`` need neither.
+Responses live at ``/openai/v1/responses`` and, in the dated API, ``/openai/responses?api-version=``,
+where the body's ``model`` names the deployment.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from modelyard_simulator.openai_dialect import (
     respond_embeddings,
     respond_models,
 )
+from modelyard_simulator.responses_dialect import respond_responses
+from modelyard_simulator.responses_request import responses_target
 
 _ACCESS_DENIED = (
     "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid "
@@ -65,24 +69,28 @@ class AzureDialect(OpenAIDialect):
 AZURE = AzureDialect()
 
 
-def _deployment_target(inner: Target) -> Target:
-    """Wrap a target with Azure's classic-path checks: api-version present, deployment known."""
+def _classic_target(inner: Target) -> Target:
+    """Wrap a target with Azure's classic-path checks: api-version present, deployment known.
+
+    The deployment is the path's, or the body's ``model`` on paths without one (``/openai/responses``).
+    """
 
     def target(body: JsonObject, request: web.Request) -> tuple[str, str]:
         if "api-version" not in request.query:
             raise Failure(404, "Resource not found", code="404")
-        deployment = request.match_info["deployment"]
+        model, text = inner(body, request)
+        deployment = request.match_info.get("deployment", model)
         known = request.app[SCENARIOS].deployments
         if known is not None and deployment not in known:
             raise Failure(404, _NO_DEPLOYMENT, code="DeploymentNotFound")
-        _, text = inner(body, request)
         return deployment, text
 
     return target
 
 
-_CHAT = _deployment_target(chat_target)
-_EMBEDDINGS = _deployment_target(embeddings_target)
+_CHAT = _classic_target(chat_target)
+_EMBEDDINGS = _classic_target(embeddings_target)
+_RESPONSES = _classic_target(responses_target)
 
 
 async def deployment_chat(request: web.Request) -> web.StreamResponse:
@@ -99,6 +107,15 @@ async def v1_chat(request: web.Request) -> web.StreamResponse:
 
 async def v1_embeddings(request: web.Request) -> web.StreamResponse:
     return await serve_exchange(request, AZURE, embeddings_target, respond_embeddings)
+
+
+async def responses(request: web.Request) -> web.StreamResponse:
+    """``POST /openai/responses?api-version=...``."""
+    return await serve_exchange(request, AZURE, _RESPONSES, respond_responses)
+
+
+async def v1_responses(request: web.Request) -> web.StreamResponse:
+    return await serve_exchange(request, AZURE, responses_target, respond_responses)
 
 
 async def v1_models(request: web.Request) -> web.StreamResponse:

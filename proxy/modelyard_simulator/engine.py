@@ -18,7 +18,7 @@ from aiohttp import web
 
 from modelyard_simulator.behaviour import Behaviour, OverrideError, ScenarioBook, resolve
 from modelyard_simulator.errors import Failure, format_seconds
-from modelyard_simulator.streaming import SseEvent, send_body, send_stream, sleep_ms
+from modelyard_simulator.streaming import FailureEvent, SseEvent, same_everywhere, send_body, send_stream, sleep_ms
 
 SCENARIOS = web.AppKey("modelyard_simulator.scenarios", ScenarioBook)
 
@@ -97,13 +97,18 @@ class Exchange:
     async def send_json(self, payload: object) -> web.StreamResponse:
         return await send_body(self.request, self.behaviour, orjson.dumps(payload), headers=self.headers())
 
-    async def send_events(self, events: Sequence[SseEvent], *, newline: bytes = b"\n") -> web.StreamResponse:
+    async def send_events(
+        self, events: Sequence[SseEvent], *, newline: bytes = b"\n", failure_event: FailureEvent | None = None
+    ) -> web.StreamResponse:
+        """Stream ``events``; a scripted mid-stream failure sends ``failure_event``, else the dialect's error."""
+        if failure_event is None:
+            failure_event = same_everywhere(self.dialect.stream_error(ResponseMeta(self.request_id)))
         return await send_stream(
             self.request,
             self.behaviour,
             events,
             headers=self.headers(),
-            error_event=self.dialect.stream_error(ResponseMeta(self.request_id)),
+            failure_event=failure_event,
             newline=newline,
         )
 

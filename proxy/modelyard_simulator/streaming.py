@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from aiohttp import web
@@ -28,6 +28,15 @@ class SseEvent:
     def encode(self, newline: bytes) -> bytes:
         head = b"event: " + self.event.encode() + newline if self.event else b""
         return head + b"data: " + self.data + newline + newline
+
+
+FailureEvent = Callable[[int], SseEvent]
+"""Builds the in-band error for a failure that takes the place of the stream's event at this index."""
+
+
+def same_everywhere(event: SseEvent) -> FailureEvent:
+    """A failure event that does not depend on where the stream fails."""
+    return lambda _position: event
 
 
 #: Valid JSON that is no provider's answer: what a health endpoint or a misrouted proxy answers with 200.
@@ -88,22 +97,23 @@ async def send_stream(
     events: Sequence[SseEvent],
     *,
     headers: Mapping[str, str],
-    error_event: SseEvent,
+    failure_event: FailureEvent,
     newline: bytes = b"\n",
 ) -> web.StreamResponse:
     """Stream ``events`` as SSE with the scripted pacing and failure.
 
     A failure (``cut_after_chunks`` or ``mid_stream_error``) fires before the (N+1)-th
     content event, or right after the last one if the answer is shorter, so it always
-    happens before the dialect's terminator. A mid-stream error is sent as
-    ``error_event`` and the stream then ends cleanly; a cut closes the socket.
+    happens before the dialect's terminator. A mid-stream error is sent as the
+    ``failure_event`` built for that position (dialects that number their events need it)
+    and the stream then ends cleanly; a cut closes the socket.
     """
     response = web.StreamResponse(status=200, headers=headers)
     response.content_type = "text/event-stream"
     response.headers["Cache-Control"] = "no-cache"
     await response.prepare(request)
 
-    writer = _EventWriter(request, response, behaviour, error_event, newline)
+    writer = _EventWriter(request, response, behaviour, failure_event, newline)
     with contextlib.suppress(ConnectionError):  # the client went away; nothing left to simulate
         await writer.run(events)
     return response
@@ -114,7 +124,7 @@ class _EventWriter:
     request: web.Request
     response: web.StreamResponse
     behaviour: Behaviour
-    error_event: SseEvent
+    failure_event: FailureEvent
     newline: bytes
 
     async def run(self, events: Sequence[SseEvent]) -> None:
@@ -125,7 +135,7 @@ class _EventWriter:
         corrupted = False
         for position, event in enumerate(events):
             if position == stop_at:
-                await self._fail()
+                await self._fail(position)
                 return
             outgoing = event
             if event.content:
@@ -135,7 +145,7 @@ class _EventWriter:
                     outgoing, corrupted = replace(event, data=corrupt(event.data)), True
             await self.response.write(outgoing.encode(self.newline))
         if stop_at == len(events):
-            await self._fail()
+            await self._fail(stop_at)
         else:
             await self.response.write_eof()
 
@@ -150,9 +160,9 @@ class _EventWriter:
             return content[after]
         return content[-1] + 1 if content else len(events)
 
-    async def _fail(self) -> None:
+    async def _fail(self, position: int) -> None:
         if self.behaviour.mid_stream_error:
-            await self.response.write(self.error_event.encode(self.newline))
+            await self.response.write(self.failure_event(position).encode(self.newline))
             await self.response.write_eof()
         else:
             cut_connection(self.request)

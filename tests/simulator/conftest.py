@@ -14,6 +14,7 @@ from google.genai import types
 from modelyard_simulator import REQUEST_LOG, SCENARIOS, RequestLog, ScenarioBook, create_app
 
 KEY = "sk-sim-test-key"
+API_VERSION = "2024-10-21"
 
 
 @pytest.fixture
@@ -59,3 +60,12 @@ async def gemini(sim: test_utils.TestServer) -> AsyncIterator[genai.Client]:
     client = genai.Client(api_key=KEY, http_options=options)
     yield client
     await client.aio.aclose()
+
+
+@pytest.fixture
+async def azure(sim: test_utils.TestServer) -> AsyncIterator[openai.AsyncAzureOpenAI]:
+    """Azure's client on its dated API: ``/openai/deployments/...`` and ``/openai/responses``."""
+    async with openai.AsyncAzureOpenAI(
+        azure_endpoint=str(sim.make_url("")).rstrip("/"), api_key=KEY, api_version=API_VERSION, max_retries=0
+    ) as client:
+        yield client

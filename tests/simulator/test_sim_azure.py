@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import openai
 import pytest
@@ -11,17 +9,9 @@ from aiohttp import test_utils
 from openai.types.chat import ChatCompletionMessageParam
 
 from modelyard_simulator import Behaviour, RequestLog, ScenarioBook
+from tests.simulator.conftest import API_VERSION
 
-API_VERSION = "2024-10-21"
 USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello azure"}]
-
-
-@pytest.fixture
-async def azure(sim: test_utils.TestServer, api_key: str) -> AsyncIterator[openai.AsyncAzureOpenAI]:
-    async with openai.AsyncAzureOpenAI(
-        azure_endpoint=str(sim.make_url("")).rstrip("/"), api_key=api_key, api_version=API_VERSION, max_retries=0
-    ) as client:
-        yield client
 
 
 async def test_deployment_chat_records_deployment_key_and_version(

@@ -9,6 +9,8 @@ from pathlib import Path
 from modelyard_proxy.base.cpus import default_workers
 
 MiB = 1024 * 1024
+#: What turns a switch off in the environment.
+_OFF = ("0", "off", "false", "no")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -89,6 +91,33 @@ class ProxySettings:
     #: Prefix of every key in the store, so several gateways can share one.
     store_prefix: str = dataclasses.field(
         default_factory=lambda: os.environ.get("MODELYARD_STORE_PREFIX", "modelyard:")
+    )
+    #: Keep ``POST /v1/responses`` conversations in the gateway (``previous_response_id``, ``item_reference``):
+    #: on unless MODELYARD_RESPONSES_STORE is 0/off/false. Off, requests naming a stored response are refused.
+    responses_store: bool = dataclasses.field(
+        default_factory=lambda: os.environ.get("MODELYARD_RESPONSES_STORE", "on").lower() not in _OFF
+    )
+    #: Seconds a stored response can be continued. A day: a conversation left open over a working day still
+    #: continues, while every conversation a busy gateway answers (prompts and completions, kept in the clear)
+    #: does not pile up in the store for OpenAI's 30 days, which serve a retrieval API the gateway does not offer.
+    responses_ttl: int = dataclasses.field(default_factory=lambda: _env_int("MODELYARD_RESPONSES_TTL", 86_400))
+    #: Largest stored conversation (input and output items, as JSON); a larger one is answered but not kept.
+    #: Each turn stores the whole conversation, so this bounds the store per turn as the body limit bounds a request.
+    responses_max_bytes: int = dataclasses.field(
+        default_factory=lambda: _env_int("MODELYARD_RESPONSES_MAX_BYTES", 8 * MiB)
+    )
+    #: Without a shared store, each process keeps at most this many entries (responses and their output items)
+    #: and bytes, the least recently used dropped first.
+    responses_memory_entries: int = dataclasses.field(
+        default_factory=lambda: _env_int("MODELYARD_RESPONSES_MEMORY_ENTRIES", 20_000)
+    )
+    responses_memory_bytes: int = dataclasses.field(
+        default_factory=lambda: _env_int("MODELYARD_RESPONSES_MEMORY_BYTES", 64 * MiB)
+    )
+    #: Milliseconds one conversation read or write in the shared store may take before the request is answered
+    #: 503: longer than a counter's bound, since a conversation may be megabytes and is read once per request.
+    responses_store_timeout_ms: float = dataclasses.field(
+        default_factory=lambda: _env_float("MODELYARD_RESPONSES_STORE_TIMEOUT_MS", 500.0)
     )
     #: Processes serving the public port (SO_REUSEPORT); more than one adds a supervisor that owns the admin
     #: port. 0 or unset: the container's CPU limit (cgroup quota, capped by the CPUs it may run on).
