@@ -3,7 +3,6 @@ provider family the simulator plays: native for OpenAI and Azure OpenAI, through
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -39,13 +38,7 @@ CHAINED = {
     "gemini-flash": "/v1beta/models/gemini-2.5-flash:generateContent",
 }
 NATIVE = {"gpt-4o": "/v1/responses", "azure-gpt-4o": "/openai/v1/responses"}
-#: The native pass-through needs an upstream that speaks Responses: the simulator's Responses dialect.
-SPEAKS_RESPONSES = importlib.util.find_spec("modelyard_simulator.responses_dialect") is not None
-WAITS_FOR_SIMULATOR = pytest.mark.skipif(
-    not SPEAKS_RESPONSES, reason="waits for the simulator's /v1/responses and /openai/v1/responses dialect"
-)
 PROVIDERS = {**CHAINED, **NATIVE}
-MODELS = [*CHAINED, *(pytest.param(model, marks=WAITS_FOR_SIMULATOR) for model in NATIVE)]
 WEATHER: FunctionToolParam = {
     "type": "function",
     "name": "get_weather",
@@ -68,7 +61,7 @@ def upstream_path(log: RequestLog) -> str:
     return log.last().path.replace(":streamGenerateContent", ":generateContent")
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", PROVIDERS)
 async def test_text(client: openai.AsyncOpenAI, upstream_log: RequestLog, model: str) -> None:
     response = await client.responses.create(
         model=model, instructions="Be brief.", input="hello there", max_output_tokens=50, store=False
@@ -81,7 +74,7 @@ async def test_text(client: openai.AsyncOpenAI, upstream_log: RequestLog, model:
     assert upstream_path(upstream_log) == PROVIDERS[model]
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", PROVIDERS)
 async def test_streamed_text_accumulates_into_the_final_response(
     client: openai.AsyncOpenAI, upstream_log: RequestLog, model: str
 ) -> None:
@@ -105,7 +98,7 @@ def function_call(response: Response) -> Any:
     return calls[0]
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", PROVIDERS)
 async def test_function_tool_round_trip(client: openai.AsyncOpenAI, model: str) -> None:
     history: ResponseInputParam = [{"role": "user", "content": "weather in Oslo? [simulate tool-call=get_weather]"}]
     first = await client.responses.create(model=model, input=history, tools=[WEATHER], store=False)
@@ -122,7 +115,7 @@ async def test_function_tool_round_trip(client: openai.AsyncOpenAI, model: str) 
     assert second.output_text
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", PROVIDERS)
 async def test_streamed_function_call(client: openai.AsyncOpenAI, model: str) -> None:
     arguments = ""
     async with client.responses.stream(
@@ -149,7 +142,7 @@ class Trip(BaseModel):
     stops: list[Stop]
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", PROVIDERS)
 async def test_structured_output_json_schema(client: openai.AsyncOpenAI, model: str) -> None:
     prompt = "plan a trip"
     stop = Stop(city=prompt, nights=1)
@@ -161,7 +154,7 @@ async def test_structured_output_json_schema(client: openai.AsyncOpenAI, model: 
     assert final.output_parsed == expected
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", PROVIDERS)
 async def test_upstream_rate_limit_is_a_rate_limit_error(client: openai.AsyncOpenAI, model: str) -> None:
     with pytest.raises(openai.RateLimitError) as caught:
         await client.responses.create(model=model, input="hi [simulate status=429 retry-after=7]")
@@ -175,7 +168,7 @@ async def test_a_malformed_body_is_a_bad_request(client: openai.AsyncOpenAI) -> 
     assert caught.value.param == "input"
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", PROVIDERS)
 async def test_previous_response_id_is_refused_with_the_guidance(client: openai.AsyncOpenAI, model: str) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         await client.responses.create(model=model, input="and then?", previous_response_id="resp_earlier")
@@ -191,7 +184,7 @@ async def test_a_hosted_tool_is_refused_where_chat_serves_the_route(client: open
     assert "'web_search'" in caught.value.message
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", PROVIDERS)
 async def test_a_stream_cut_after_the_commit_point_ends_with_the_failure_event(
     client: openai.AsyncOpenAI, model: str
 ) -> None:
@@ -215,7 +208,6 @@ async def collect_text(manager: Any, into: list[str]) -> None:
 NATIVE_UPSTREAM_MODEL = {"gpt-4o": "gpt-4o-2024-08-06", "azure-gpt-4o": "gpt-4o-deployment"}
 
 
-@WAITS_FOR_SIMULATOR
 @pytest.mark.parametrize("model", NATIVE)
 async def test_a_native_upstream_gets_the_clients_body_with_its_model_and_store_false(
     client: openai.AsyncOpenAI, upstream_log: RequestLog, model: str
