@@ -168,14 +168,6 @@ async def test_a_malformed_body_is_a_bad_request(client: openai.AsyncOpenAI) -> 
     assert caught.value.param == "input"
 
 
-@pytest.mark.parametrize("model", PROVIDERS)
-async def test_previous_response_id_is_refused_with_the_guidance(client: openai.AsyncOpenAI, model: str) -> None:
-    with pytest.raises(openai.BadRequestError) as caught:
-        await client.responses.create(model=model, input="and then?", previous_response_id="resp_earlier")
-    assert (caught.value.code, caught.value.param) == ("unsupported_parameter", "previous_response_id")
-    assert "send the whole conversation in 'input' with 'store': false" in caught.value.message
-
-
 @pytest.mark.parametrize("model", CHAINED)
 async def test_a_hosted_tool_is_refused_where_chat_serves_the_route(client: openai.AsyncOpenAI, model: str) -> None:
     with pytest.raises(openai.BadRequestError) as caught:

@@ -64,18 +64,27 @@ def test_a_malformed_request_is_a_400_naming_the_field(fields: dict[str, Any], p
 @pytest.mark.parametrize(
     ("fields", "param"),
     [
-        ({"previous_response_id": "resp_123"}, "previous_response_id"),
         ({"conversation": "conv_1"}, "conversation"),
-        ({"store": True}, "store"),
         ({"background": True}, "background"),
-        ({"input": [{"role": "user", "content": "hi"}, {"type": "item_reference", "id": "msg_1"}]}, "input"),
     ],
 )
-def test_stored_responses_are_refused_with_the_stateless_guidance(fields: dict[str, Any], param: str) -> None:
+def test_state_the_gateway_does_not_keep_is_refused_with_guidance(fields: dict[str, Any], param: str) -> None:
     error = refusal_of(body(**fields))
     assert (error.status, error.code, error.param) == (400, "unsupported_parameter", param)
     assert "whole conversation in 'input'" in error.message
     assert "'store': false" in error.message
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"previous_response_id": "resp_123"},
+        {"store": True},
+        {"input": [{"role": "user", "content": "hi"}, {"type": "item_reference", "id": "msg_1"}]},
+    ],
+)
+def test_conversations_the_gateway_keeps_pass_the_protocol_checks(fields: dict[str, Any]) -> None:
+    RESPONSES.check_request(body(**fields), max_messages=100)
 
 
 def test_store_false_is_accepted() -> None:

@@ -33,6 +33,9 @@ _DONE = DONE_FRAME.removesuffix(b"\n\n")
 class ChunkConverter(abc.ABC):
     """Turns one answer's ``chat.completion.chunk`` objects into the client protocol's stream events."""
 
+    #: The whole answer the closing frames carry, where the protocol sends one (see ``StreamTranslator``).
+    answer: JSONObject | None = None
+
     @abc.abstractmethod
     def feed(self, chunk: JSONObject) -> bytes:
         """The protocol's frames for one chunk (``b""`` for none)."""
@@ -113,7 +116,9 @@ class ChainedStream(StreamTranslator):
     def finish(self) -> bytes:
         out = self._convert(self.inner.finish())
         self.usage = self.inner.usage
-        return out + self.converter.finish()
+        closing = self.converter.finish()
+        self.answer = self.converter.answer
+        return out + closing
 
     def _convert(self, frames: bytes) -> bytes:
         if not frames:

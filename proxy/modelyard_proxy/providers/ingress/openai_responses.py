@@ -1,9 +1,9 @@
 """OpenAI Responses (``POST /v1/responses``) as the relay sees it: request checks, commit point, usage, errors.
 
-The gateway keeps no responses: a request that leans on a stored one (``previous_response_id``,
-``conversation``, an ``item_reference``), asks for one to be stored (``store: true``) or to run detached
-(``background: true``) is refused with a 400 that says to send the whole history in ``input`` with
-``store: false``.
+The gateway keeps conversations itself (``previous_response_id``, ``item_reference``, ``store``; see
+:mod:`~modelyard_proxy.relay.conversation`), so they survive a fallback to another provider. OpenAI's
+``conversation`` objects and detached ``background`` runs are refused with a 400 that says what to send
+instead.
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ from modelyard_proxy.providers.schemas import Schema
 ITEM_TYPES = frozenset({"message", "function_call", "function_call_output", "reasoning"})
 MESSAGE_ROLES = frozenset({"user", "assistant", "system", "developer"})
 TEXT_FORMATS = frozenset({"text", "json_object", "json_schema"})
-STATELESS = "the gateway keeps no responses: send the whole conversation in 'input' with 'store': false"
+STATELESS = (
+    "this gateway keeps conversations by 'previous_response_id' only: send the earlier turns that way, or the "
+    "whole conversation in 'input' with 'store': false"
+)
 #: Stream events that carry content: the first of them commits the answer to the client.
 _CONTENT_EVENTS = frozenset(
     {
@@ -39,20 +42,15 @@ TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "respo
 
 
 def stateful(body: JSONObject) -> GatewayError | None:
-    """The 400 for a request that needs the gateway (or the upstream) to keep responses, else None.
+    """The 400 for a request that needs state the gateway does not keep, else None.
 
-    Item references count too: the items a client could refer to were answered with ``store: false``."""
-    for name in ("previous_response_id", "conversation"):
-        if body.get(name) is not None:
-            return _unsupported(name, f"{name!r} refers to a stored response; {STATELESS}")
-    if body.get("store") is True:
-        return _unsupported("store", f"'store': true asks for a stored response; {STATELESS}")
+    ``previous_response_id``, ``store`` and ``item_reference`` inputs are the gateway's to serve (it keeps
+    conversations: :mod:`~modelyard_proxy.relay.conversation`); OpenAI's ``conversation`` objects and
+    detached ``background`` runs are not."""
+    if body.get("conversation") is not None:
+        return _unsupported("conversation", f"'conversation' refers to a stored conversation object; {STATELESS}")
     if body.get("background") is True:
-        return _unsupported("background", f"'background': true needs a stored response; {STATELESS}")
-    items = body.get("input")
-    for index, item in enumerate(items if isinstance(items, list) else ()):
-        if isinstance(item, dict) and item.get("type") == "item_reference":
-            return _unsupported("input", f"input[{index}] refers to a stored item; {STATELESS}")
+        return _unsupported("background", f"'background': true needs a response kept to be polled; {STATELESS}")
     return None
 
 
@@ -113,10 +111,11 @@ def events(frames: bytes) -> Iterator[tuple[str, JSONObject]]:
 
 
 class ResponsesProtocol(IngressProtocol):
-    """``POST /v1/responses``, stateless (see the module docstring)."""
+    """``POST /v1/responses`` (see the module docstring)."""
 
     schema = Schema.OPENAI_RESPONSES
     path = "/v1/responses"
+    keeps_conversations = True
     id_prefix = "resp_"
     prompt_field = "input"
 

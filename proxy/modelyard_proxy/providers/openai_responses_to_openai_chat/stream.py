@@ -69,6 +69,7 @@ class ResponsesEvents(ChunkConverter):
             out += added + self._close(carrier)
         assert self._response is not None
         response = items.finished(self._response, self._finish_reason, self._output, self._usage)
+        self.answer = response
         kind = "response.completed" if response["status"] == "completed" else "response.incomplete"
         return out + self._event(kind, response=response)
 

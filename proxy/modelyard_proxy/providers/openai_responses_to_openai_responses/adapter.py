@@ -97,7 +97,8 @@ class ResponsesPassthroughStream(StreamTranslator):
                 raise self._adapter.in_band_error(_fields(payload), self._ctx, UpstreamStreamError)
             if kind in TERMINAL_EVENTS:
                 self._ended = True
-                self.usage = chat_usage(payload["response"].get("usage"))
+                self.answer = payload["response"]
+                self.usage = chat_usage(self.answer.get("usage"))
         name = b"event: " + kind.encode() + b"\n" if isinstance(kind, str) and kind else b""
         return name + b"data: " + data.replace(b"\n", b"\ndata: ") + b"\n\n"
 
