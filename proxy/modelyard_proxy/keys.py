@@ -6,6 +6,7 @@ from aiohttp import web
 from opentelemetry import context, trace
 
 from modelyard_proxy.base.settings import ProxySettings
+from modelyard_proxy.conversations import ConversationStore
 from modelyard_proxy.observability.auditlog import AuditLog
 from modelyard_proxy.observability.metrics import Metrics
 from modelyard_proxy.routing.health import HealthRegistry
@@ -32,3 +33,7 @@ TRACE_PARENT = web.RequestKey("trace_parent", context.Context)
 CALLER = web.RequestKey("caller", Caller)
 #: Limits and budgets: the shared store's counters, or this process's own without one.
 COUNTERS = web.AppKey("counters", Counters)
+#: Where ``POST /v1/responses`` conversations are kept; None when the gateway keeps none.
+CONVERSATIONS: web.AppKey[ConversationStore | None] = web.AppKey("conversations")
+#: The gateway key the request presented: the owner of the conversations it keeps (only ever hashed).
+API_KEY = web.RequestKey("api_key", str)

@@ -25,7 +25,8 @@ from tests.harness import DEMO_KEY, GatewayFactory, audit_records
 
 AUTH = {"Authorization": f"Bearer {DEMO_KEY}"}
 SERVED = (
-    "POST /v1/chat/completions, POST /v1/messages, POST /v1/messages/count_tokens, POST /v1/embeddings, GET /v1/models, GET /v1/models/{model}, "
+    "POST /v1/chat/completions, POST /v1/messages, POST /v1/responses, POST /v1/messages/count_tokens, "
+    "POST /v1/embeddings, GET /v1/models, GET /v1/models/{model}, "
     "POST /openai/deployments/{deployment}/chat/completions, POST /openai/deployments/{deployment}/embeddings, "
     "GET /healthz, GET /readyz"
 )

@@ -17,6 +17,7 @@ import orjson
 import pytest
 from aiohttp import test_utils
 
+from modelyard_simulator import RequestLog
 from tests.harness import DEMO_KEY
 
 NODE_CLIENTS = Path(__file__).resolve().parents[1] / "node"
@@ -65,3 +66,14 @@ async def test_a_tool_round_trip(gateway: test_utils.TestServer, mode: str, mode
     assert result["usage"]["output"] > 0
     if mode == "stream":
         assert result["streamed"] == result["text"]
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "claude-sonnet"])
+async def test_a_second_turn_refers_to_the_first_answer_by_id(
+    gateway: test_utils.TestServer, upstream_log: RequestLog, model: str
+) -> None:
+    """The SDK sends the first answer back as an ``item_reference`` (it assumes ``store``): the gateway kept it."""
+    result = await run_sdk(gateway, "conversation", model)
+    assert "Remember the word kiwi." in result["first"]
+    assert "Which word was it?" in result["second"]
+    assert result["first"] in str(upstream_log.last().body)

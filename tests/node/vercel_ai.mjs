@@ -1,6 +1,8 @@
 // The Vercel AI SDK's default OpenAI provider against the gateway: `openai(model)` speaks the Responses API.
-// Usage: node vercel_ai.mjs <generate|stream> <model>   (MODELYARD_URL, MODELYARD_KEY from the environment)
-// Prints one JSON object: the final text, the tool calls and results of every step, the finish reason, usage.
+// Usage: node vercel_ai.mjs <generate|stream|conversation> <model>   (MODELYARD_URL, MODELYARD_KEY from the
+// environment). Prints one JSON object: the final text, the tool calls and results of every step, the finish
+// reason, usage; for a conversation, both turns' texts (the second turn refers to the first answer by id, as
+// the SDK does by default).
 import { createOpenAI } from "@ai-sdk/openai";
 import { generateText, stepCountIs, streamText, tool } from "ai";
 import { z } from "zod";
@@ -35,9 +37,21 @@ function summary(steps, text, finishReason, usage) {
   };
 }
 
+async function conversation() {
+  const opening = { role: "user", content: "Remember the word kiwi." };
+  const first = await generateText({ model: provider(model), messages: [opening] });
+  const second = await generateText({
+    model: provider(model),
+    messages: [opening, ...first.response.messages, { role: "user", content: "Which word was it?" }],
+  });
+  return { first: first.text, second: second.text, finishReason: second.finishReason };
+}
+
 try {
   let result;
-  if (mode === "stream") {
+  if (mode === "conversation") {
+    result = await conversation();
+  } else if (mode === "stream") {
     const stream = streamText({ ...request, onError: ({ error }) => { throw error; } });
     let streamed = "";
     for await (const delta of stream.textStream) streamed += delta;

@@ -11,7 +11,8 @@ import modelyard_tracing
 from modelyard_proxy.api import count_tokens, handlers, models
 from modelyard_proxy.api.middlewares import gateway_middleware
 from modelyard_proxy.base.settings import ProxySettings
-from modelyard_proxy.keys import AUDIT, COUNTERS, HEALTH, METRICS, SETTINGS, STORE, TRACER, UPSTREAM
+from modelyard_proxy.conversations import open_conversations
+from modelyard_proxy.keys import AUDIT, CONVERSATIONS, COUNTERS, HEALTH, METRICS, SETTINGS, STORE, TRACER, UPSTREAM
 from modelyard_proxy.observability.auditlog import AuditLog
 from modelyard_proxy.observability.metrics import Metrics
 from modelyard_proxy.providers.ingress.openai_chat import CHAT
@@ -59,6 +60,8 @@ def create_app(
     app.cleanup_ctx.append(_upstream_client)
     app[COUNTERS] = counters_for(settings)
     app.cleanup_ctx.append(_counters)
+    app[CONVERSATIONS] = open_conversations(settings)
+    app.cleanup_ctx.append(_conversations)
     for protocol in PROTOCOLS.values():
         app.router.add_post(protocol.path, handlers.protocol_endpoint(protocol))
     app.router.add_post("/v1/messages/count_tokens", count_tokens.count_tokens)
@@ -90,6 +93,15 @@ async def _counters(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await counters.close()
+
+
+async def _conversations(app: web.Application) -> AsyncIterator[None]:
+    """Close the conversation store's connections on shutdown."""
+    try:
+        yield
+    finally:
+        if (conversations := app[CONVERSATIONS]) is not None:
+            await conversations.close()
 
 
 async def _upstream_client(app: web.Application) -> AsyncIterator[None]:

@@ -18,7 +18,18 @@ from opentelemetry import trace
 from modelyard_proxy.api import endpoints
 from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.base.ids import UniqueIds
-from modelyard_proxy.keys import AUDIT, CALLER, METRICS, REQUEST_ID, SETTINGS, SPAN, STORE, TRACE_PARENT, TRACER
+from modelyard_proxy.keys import (
+    API_KEY,
+    AUDIT,
+    CALLER,
+    METRICS,
+    REQUEST_ID,
+    SETTINGS,
+    SPAN,
+    STORE,
+    TRACE_PARENT,
+    TRACER,
+)
 from modelyard_proxy.observability.telemetry import PROPAGATOR
 from modelyard_proxy.providers.ingress.openai_chat import CHAT
 from modelyard_proxy.providers.ingress.protocol import IngressProtocol
@@ -156,6 +167,7 @@ def _authenticate(request: web.Request) -> None:
     if caller is None:
         raise GatewayError(401, "invalid gateway API key", type="authentication_error", code="invalid_api_key")
     request[CALLER] = caller
+    request[API_KEY] = key
 
 
 def _presented_key(request: web.Request) -> str:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import orjson
 
-from modelyard_proxy.base.errors import GatewayError, bad_request, unsupported_parameter
+from modelyard_proxy.base.errors import GatewayError, bad_request
 from modelyard_proxy.conversations.store import ConversationStore, ConversationStoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -195,4 +195,9 @@ def _needs_the_upstream_store(item: dict[str, Any]) -> bool:
 
 def _not_kept(param: str) -> GatewayError:
     """A request that continues a stored conversation, while the gateway keeps none."""
-    return unsupported_parameter(param, "gateway", "stored responses are off (MODELYARD_RESPONSES_STORE)")
+    what = "'previous_response_id'" if param == "previous_response_id" else "an 'item_reference' in 'input'"
+    message = (
+        f"{what} continues a kept conversation, and this gateway keeps none (MODELYARD_RESPONSES_STORE is off): "
+        "send the whole conversation in 'input' with 'store': false"
+    )
+    return GatewayError(400, message, param=param, code="unsupported_parameter")

@@ -72,6 +72,9 @@ class StreamTranslator(abc.ABC):
     """
 
     usage: JSONObject | None = None
+    #: The whole answer the stream ended with, where the protocol sends one (Responses' final ``response``):
+    #: what the gateway keeps of a conversation.
+    answer: JSONObject | None = None
 
     @abc.abstractmethod
     def feed(self, event: SSEEvent) -> bytes:

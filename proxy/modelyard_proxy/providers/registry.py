@@ -18,12 +18,18 @@ from modelyard_proxy.providers.base import ProviderAdapter
 from modelyard_proxy.providers.ingress.anthropic_messages import MESSAGES
 from modelyard_proxy.providers.ingress.chain import ChainedAdapter, ChatCodec
 from modelyard_proxy.providers.ingress.openai_chat import CHAT
+from modelyard_proxy.providers.ingress.openai_responses import RESPONSES
 from modelyard_proxy.providers.ingress.protocol import IngressProtocol
 from modelyard_proxy.providers.openai_chat_to_anthropic_messages.adapter import AnthropicAdapter
 from modelyard_proxy.providers.openai_chat_to_gemini.adapter import GeminiAdapter
 from modelyard_proxy.providers.openai_chat_to_openai_chat.adapter import OpenAIAdapter
 from modelyard_proxy.providers.openai_chat_to_openai_chat.azure import AzureOpenAIAdapter
 from modelyard_proxy.providers.openai_chat_to_openai_chat.quirks import QUIRKS
+from modelyard_proxy.providers.openai_responses_to_openai_chat.codec import ResponsesCodec
+from modelyard_proxy.providers.openai_responses_to_openai_responses.adapter import (
+    AzureResponsesAdapter,
+    ResponsesPassthroughAdapter,
+)
 from modelyard_proxy.providers.schemas import Pair, Schema
 from modelyard_routing import Provider
 
@@ -78,16 +84,20 @@ def translator_for(pair: Pair) -> Translator:
 PROTOCOLS: dict[Schema, IngressProtocol] = {
     CHAT.schema: CHAT,
     MESSAGES.schema: MESSAGES,
+    RESPONSES.schema: RESPONSES,
 }
 
 #: How each client protocol other than Chat Completions is converted to Chat and back.
 CODECS: dict[Schema, ChatCodec] = {
     MESSAGES_CODEC.schema: MESSAGES_CODEC,
+    Schema.OPENAI_RESPONSES: ResponsesCodec(),
 }
 
 #: Providers that speak a client protocol themselves: (provider, ingress) -> the pass-through translator.
 NATIVE: dict[tuple[Provider, Schema], Translator] = {
     (Provider.ANTHROPIC, Schema.ANTHROPIC_MESSAGES): _anthropic_passthrough,
+    (Provider.OPENAI, Schema.OPENAI_RESPONSES): lambda provider: ResponsesPassthroughAdapter(QUIRKS[provider]),
+    (Provider.AZURE_OPENAI, Schema.OPENAI_RESPONSES): lambda _: AzureResponsesAdapter(),
 }
 
 

@@ -14,8 +14,9 @@ import time
 from aiohttp import web
 
 from modelyard_proxy.observability.accounting import Usage, cost_usd, usage_from
-from modelyard_proxy.providers.base import UpstreamStreamError
+from modelyard_proxy.providers.base import StreamTranslator, UpstreamStreamError
 from modelyard_proxy.providers.ingress.protocol import IngressProtocol
+from modelyard_proxy.relay.conversation import Turn
 from modelyard_proxy.relay.outcomes import (
     CLIENT_DISCONNECTED,
     UNREADABLE,
@@ -44,9 +45,15 @@ async def deliver(  # noqa: PLR0917
     record: RunRecord,
     headers: dict[str, str],
     protocol: IngressProtocol,
+    turn: Turn | None = None,
 ) -> tuple[web.StreamResponse, str | None]:
-    """Send ``prepared`` to the client with ``headers``; the response and the code it ended on (None: success)."""
+    """Send ``prepared`` to the client with ``headers``; the response and the code it ended on (None: success).
+
+    A ``turn``'s answer is kept before the client sees it end, so the client's next turn finds it.
+    """
     if not prepared.stream:
+        if turn is not None:
+            await turn.keep_body(prepared.body)
         account(record, prepared.resolved, prepared.usage)
         if record.cost is not None:
             headers[COST_HEADER] = f"{record.cost:.8f}"
@@ -61,9 +68,10 @@ async def deliver(  # noqa: PLR0917
     try:
         await client.prepare(request)
         record.first_token_at = time.monotonic()
+        await _keep(turn, prepared.translator)
         await send(client, prepared.body)
         if not prepared.finished:
-            code = await _relay_rest(client, prepared, deadlines, record, protocol)
+            code = await _relay_rest(client, prepared, deadlines, record, protocol, turn)
         await client.write_eof()
     except (ClientGone, ConnectionError):
         code = CLIENT_DISCONNECTED
@@ -99,8 +107,19 @@ def _end_attempt(record: RunRecord, prepared: Prepared, code: str | None) -> Non
     prepared.attempt.finish(attributes, error=code is not None)
 
 
-async def _relay_rest(
-    client: web.StreamResponse, prepared: Prepared, deadlines: Deadlines, record: RunRecord, protocol: IngressProtocol
+async def _keep(turn: Turn | None, translator: StreamTranslator | None) -> None:
+    """Keep a stream's answer in its conversation once its closing frames are translated."""
+    if turn is not None and translator is not None and translator.answer is not None:
+        await turn.keep(translator.answer)
+
+
+async def _relay_rest(  # noqa: PLR0917
+    client: web.StreamResponse,
+    prepared: Prepared,
+    deadlines: Deadlines,
+    record: RunRecord,
+    protocol: IngressProtocol,
+    turn: Turn | None,
 ) -> str | None:
     """Relay the stream after its commit point; a failure ends it in-band (its code is returned)."""
     upstream = prepared.upstream
@@ -115,10 +134,12 @@ async def _relay_rest(
             while chunk := await upstream.readany():
                 out = translator.translate(decoder, chunk)
                 if out:
+                    await _keep(turn, translator)
                     await send(client, out)
                     frames += 1
                     last = time.monotonic()
             closing = translator.close(decoder)
+            await _keep(turn, translator)
         if frames and last is not None and first is not None:
             # Per stream, not per chunk: the mean gap between writes after the first content frame.
             record.inter_token = (last - first) / frames

@@ -24,9 +24,10 @@ from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.keys import AUDIT, CALLER, COUNTERS, HEALTH, METRICS, REQUEST_ID, SETTINGS, SPAN, TRACER
 from modelyard_proxy.providers.base import Inbound
 from modelyard_proxy.providers.registry import PROTOCOLS
-from modelyard_proxy.relay import quota
+from modelyard_proxy.relay import conversation, quota
 from modelyard_proxy.relay.attempt import Attempts
 from modelyard_proxy.relay.attempt_spans import AttemptSpans
+from modelyard_proxy.relay.conversation import Turn
 from modelyard_proxy.relay.delivery import deliver
 from modelyard_proxy.relay.outcomes import CLIENT_CLOSED_REQUEST, CLIENT_DISCONNECTED, request_profile
 from modelyard_proxy.relay.plan import Plan
@@ -41,8 +42,12 @@ _RNG = random.Random()  # noqa: S311
 
 
 async def relay_chat(request: web.Request, inbound: Inbound, name: str, route: ResolvedRoute) -> web.StreamResponse:
-    """Serve one chat completion over the route's targets."""
+    """Serve one chat completion (in any client protocol) over the route's targets."""
+    turn = None
+    if PROTOCOLS[inbound.schema].keeps_conversations:
+        inbound, turn = await conversation.begin(request, inbound)
     run = Run(request, inbound, name, route)
+    run.turn = turn
     if run.protocol.wants_stream(inbound.body):
         run.tries.prepare = Attempts.prepare_stream
     return await run.serve()
@@ -75,6 +80,7 @@ class Run:
         "span",
         "started",
         "tries",
+        "turn",
     )
 
     def __init__(self, request: web.Request, inbound: Inbound, name: str, route: ResolvedRoute) -> None:
@@ -87,6 +93,8 @@ class Run:
         consumer = self.caller.consumer
         self.profile = request_profile(request, inbound.body) or (consumer.default_profile if consumer else None)
         self.quota: Quota | None = None
+        #: The conversation the answer is kept in, for protocols whose requests may continue one.
+        self.turn: Turn | None = None
         self.started = time.monotonic()
         self.record = RunRecord()
         app = request.app
@@ -127,7 +135,7 @@ class Run:
             prepared = await self.plan.find(self.profile, deadlines)
             served = prepared.resolved
             response, code = await deliver(
-                self.request, prepared, deadlines, self.record, self._headers(served), self.protocol
+                self.request, prepared, deadlines, self.record, self._headers(served), self.protocol, self.turn
             )
             return response
         except GatewayError as exc:

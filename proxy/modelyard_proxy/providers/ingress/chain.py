@@ -27,11 +27,14 @@ from modelyard_proxy.providers.base import (
 )
 from modelyard_proxy.providers.schemas import Schema
 
-_DONE = DONE_FRAME.removeprefix(b"data: ").removesuffix(b"\n\n")  # what a frame holds after its "data: "
+_DONE = DONE_FRAME.removesuffix(b"\n\n")
 
 
 class ChunkConverter(abc.ABC):
     """Turns one answer's ``chat.completion.chunk`` objects into the client protocol's stream events."""
+
+    #: The whole answer the closing frames carry, where the protocol sends one (see ``StreamTranslator``).
+    answer: JSONObject | None = None
 
     @abc.abstractmethod
     def feed(self, chunk: JSONObject) -> bytes:
@@ -113,7 +116,9 @@ class ChainedStream(StreamTranslator):
     def finish(self) -> bytes:
         out = self._convert(self.inner.finish())
         self.usage = self.inner.usage
-        return out + self.converter.finish()
+        closing = self.converter.finish()
+        self.answer = self.converter.answer
+        return out + closing
 
     def _convert(self, frames: bytes) -> bytes:
         if not frames:
@@ -121,6 +126,6 @@ class ChainedStream(StreamTranslator):
         out = []
         for block in frames.split(b"\n\n"):
             data = block.removeprefix(b"data: ")
-            if data and data != _DONE:
+            if data and block != _DONE:
                 out.append(self.converter.feed(orjson.loads(data)))
         return b"".join(out)

@@ -29,6 +29,8 @@ class IngressProtocol(abc.ABC):
     prompt_field: ClassVar[str] = "messages"
     #: Client headers a native upstream of this protocol receives as sent (lower case), e.g. ``anthropic-beta``.
     forwarded_headers: ClassVar[tuple[str, ...]] = ()
+    #: Requests may continue earlier answers, which the gateway keeps (``previous_response_id``).
+    keeps_conversations: ClassVar[bool] = False
 
     @abc.abstractmethod
     def check_request(self, body: JSONObject, max_messages: int) -> None:
