@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anthropic
 import openai
 import orjson
 import pytest
@@ -132,3 +133,18 @@ async def test_langchain_structured_output_request_is_served(
     assert [call.function.name for call in calls if call.type == "function"] == ["get_weather"]
     config = upstream_log.last().body["toolConfig"]["functionCallingConfig"]
     assert config == {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}
+
+
+@pytest.mark.parametrize("disabled", [False, True])
+async def test_a_messages_client_may_disable_parallel_tool_use(sdk: openai.AsyncOpenAI, *, disabled: bool) -> None:
+    """Anthropic's ``tool_choice.disable_parallel_tool_use`` means what ``parallel_tool_calls: false`` does."""
+    async with anthropic.AsyncAnthropic(base_url=str(sdk.base_url).removesuffix("/v1/"), api_key=DEMO_KEY) as claude:
+        message = await claude.messages.create(
+            model="parallel-gemini",
+            max_tokens=100,
+            messages=[{"role": "user", "content": "Weather in Oslo and Bergen?"}],
+            tools=[{"name": "get_weather", "input_schema": WEATHER["function"]["parameters"]}],
+            tool_choice={"type": "auto", "disable_parallel_tool_use": disabled},
+        )
+    cities = [block.input["city"] for block in message.content if block.type == "tool_use"]
+    assert cities == (CITIES[:1] if disabled else CITIES)

@@ -204,14 +204,16 @@ NATIVE_UPSTREAM_MODEL = {"gpt-4o": "gpt-4o-2024-08-06", "azure-gpt-4o": "gpt-4o-
 async def test_a_native_upstream_gets_the_clients_body_with_its_model_and_store_false(
     client: openai.AsyncOpenAI, upstream_log: RequestLog, model: str
 ) -> None:
-    await client.responses.create(
-        model=model, input="hello", instructions="Be brief.", metadata={"team": "search"}, max_output_tokens=20
-    )
+    fields: dict[str, Any] = {"instructions": "Be brief.", "metadata": {"team": "search"}, "max_output_tokens": 20}
+    await client.responses.create(model=model, input="hello", store=False, **fields)
+    assert upstream_log.last().body == {
+        "model": NATIVE_UPSTREAM_MODEL[model], "input": "hello", **fields, "store": False
+    }  # fmt: skip
+    # A conversation the gateway keeps: the same, with the input as the items it keeps.
+    await client.responses.create(model=model, input="hello", **fields)
     assert upstream_log.last().body == {
         "model": NATIVE_UPSTREAM_MODEL[model],
-        "input": "hello",
-        "instructions": "Be brief.",
-        "metadata": {"team": "search"},
-        "max_output_tokens": 20,
+        "input": [{"type": "message", "role": "user", "content": "hello"}],
+        **fields,
         "store": False,
     }

@@ -73,7 +73,7 @@ def call_context(
         completion_id=f"{protocol.id_prefix}{request_id}",
         encoding_format="base64" if body.get("encoding_format") == "base64" else "float",
         trace_headers=trace_headers or {},
-        parallel_tool_calls=body.get("parallel_tool_calls") is not False,
+        parallel_tool_calls=protocol.parallel_tool_calls(body),
         forwarded_headers=forwarded_headers or {},
     )
 

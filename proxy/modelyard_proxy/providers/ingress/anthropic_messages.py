@@ -73,6 +73,11 @@ class MessagesProtocol(IngressProtocol):
         if stops is not None and not (isinstance(stops, list) and all(isinstance(s, str) for s in stops)):
             raise bad_request("'stop_sequences' must be a list of strings", param="stop_sequences")
 
+    def parallel_tool_calls(self, body: JSONObject) -> bool:
+        """Messages says it in ``tool_choice.disable_parallel_tool_use``."""
+        choice = body.get("tool_choice")
+        return not (isinstance(choice, dict) and choice.get("disable_parallel_tool_use") is True)
+
     def estimate_view(self, body: JSONObject) -> JSONObject:
         """System text as a system message, blocks as Chat parts (an image as an image, not its base64)."""
         messages: list[JSONObject] = []

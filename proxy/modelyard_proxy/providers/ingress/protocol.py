@@ -41,6 +41,11 @@ class IngressProtocol(abc.ABC):
         """Whether the client asked for a stream."""
         return body.get("stream") is True
 
+    def parallel_tool_calls(self, body: JSONObject) -> bool:
+        """False when the client asked for at most one tool call per answer (adapters whose upstream cannot be
+        told so keep only the first)."""
+        return body.get("parallel_tool_calls") is not False
+
     @abc.abstractmethod
     def estimate_view(self, body: JSONObject) -> JSONObject:
         """The request as Chat Completions sees it, for the prompt and output estimates of context windows and
