@@ -6,13 +6,11 @@ redis-py's asyncio client costs a process 20-26 MB.
 
 from __future__ import annotations
 
-import urllib.parse
-
 from modelyard_proxy.base.settings import ProxySettings
+from modelyard_proxy.base.storeurl import store_address
 from modelyard_proxy.conversations.memory import MemoryStore
 from modelyard_proxy.conversations.store import ConversationStore
 
-STORE_SCHEMES = ("redis", "rediss")
 #: How long connecting may take, at least (a call's own bound applies when it is longer).
 CONNECT_TIMEOUT_S = 2.0
 
@@ -33,12 +31,8 @@ def open_conversations(settings: ProxySettings) -> ConversationStore | None:
 
 def open_shared(url: str, password: str | None, *, prefix: str, timeout_s: float) -> ConversationStore:
     """``redis://`` or ``rediss://`` (TLS); the password is passed apart from the URL and never logged."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in STORE_SCHEMES:
-        msg = f"the store URL must start with redis:// or rediss:// (TLS), not {parts.scheme or 'nothing'}"
-        raise ValueError(msg)
+    secrets = store_address(url, password, "the store URL")
     from modelyard_proxy.conversations.shared import SharedStore, connect  # noqa: PLC0415 - see the module's docstring
 
     client = connect(url, password, connect_timeout_s=max(CONNECT_TIMEOUT_S, timeout_s))
-    secrets = [secret for secret in (password, parts.password) if secret]
     return SharedStore(client, prefix=prefix, timeout_s=timeout_s, secrets=secrets)

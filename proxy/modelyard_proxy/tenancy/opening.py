@@ -6,12 +6,10 @@ importing redis-py's asyncio client costs a process 20-26 MB.
 
 from __future__ import annotations
 
-import urllib.parse
-
+from modelyard_proxy.base.storeurl import store_address
 from modelyard_proxy.tenancy.counters import DEFAULT_PREFIX, StoreCounters
 from modelyard_proxy.tenancy.local import LocalCounters
 
-STORE_SCHEMES = ("redis", "rediss")
 #: How long connecting may take (request calls have ``timeout_s``, probes and reports their own).
 CONNECT_TIMEOUT_S = 2.0
 
@@ -25,13 +23,9 @@ def open_counters(
     """
     if not url:
         return LocalCounters()
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in STORE_SCHEMES:
-        msg = f"the counter store URL must start with redis:// or rediss:// (TLS), not {parts.scheme or 'nothing'}"
-        raise ValueError(msg)
+    secrets = store_address(url, password, "the counter store URL")
     from modelyard_proxy.tenancy.guarded import GuardedCounters  # noqa: PLC0415 - see the module's docstring
     from modelyard_proxy.tenancy.shared import SharedCounters, connect  # noqa: PLC0415
 
     client = connect(url, password, connect_timeout_s=max(CONNECT_TIMEOUT_S, timeout_s))
-    secrets = [secret for secret in (password, parts.password) if secret]
     return GuardedCounters(SharedCounters(client, prefix=prefix), LocalCounters(), timeout_s=timeout_s, secrets=secrets)

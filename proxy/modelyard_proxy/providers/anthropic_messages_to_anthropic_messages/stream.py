@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from modelyard_proxy.base.sse import SSEEvent
-from modelyard_proxy.failures.classify import MalformedAnswer
 from modelyard_proxy.providers.base import CallContext, JSONObject, StreamTranslator, UpstreamStreamError
 from modelyard_proxy.providers.openai_chat_to_anthropic_messages.response import openai_usage, stream_error
-from modelyard_proxy.providers.openai_chat_to_anthropic_messages.stream import USAGE_FIELDS
+from modelyard_proxy.providers.openai_chat_to_anthropic_messages.stream import USAGE_FIELDS, read_event
 
 
 class PassthroughStream(StreamTranslator):
@@ -40,13 +37,7 @@ class PassthroughStream(StreamTranslator):
         return b""
 
     def _watch(self, event: SSEEvent) -> None:
-        try:
-            data: Any = orjson.loads(event.data)
-        except orjson.JSONDecodeError:
-            data = None
-        if not isinstance(data, dict):
-            raise MalformedAnswer("not an Anthropic stream event")
-        kind = event.event or data.get("type")
+        kind, data = read_event(event)
         if kind == "error":
             raise stream_error(data, self._ctx)
         if kind == "message_start":

@@ -34,6 +34,18 @@ USAGE_FIELDS = (
 )
 
 
+def read_event(event: SSEEvent) -> tuple[Any, JSONObject]:
+    """An Anthropic stream event's type (its ``event:`` name, else its ``type``) and payload; ``MalformedAnswer``
+    when the payload is not a JSON object."""
+    try:
+        data = orjson.loads(event.data)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        raise MalformedAnswer("not an Anthropic stream event")
+    return event.event or data.get("type"), data
+
+
 class AnthropicStreamTranslator(StreamTranslator):
     """One streamed Anthropic message, translated event by event."""
 
@@ -52,13 +64,7 @@ class AnthropicStreamTranslator(StreamTranslator):
     def feed(self, event: SSEEvent) -> bytes:
         if self._stopped or event.event == "ping":
             return b""
-        try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError:
-            data = None
-        if not isinstance(data, dict):
-            raise MalformedAnswer("not an Anthropic stream event")
-        kind = event.event or data.get("type")
+        kind, data = read_event(event)
         if kind == "content_block_delta":
             return self._delta(data)
         if kind == "content_block_start":
