@@ -28,7 +28,16 @@ import orjson
 from bench import gateway, wrk
 from bench.phases import MESSAGES, Bench, Settings, ensure_bench_tools
 from bench.procs import LOAD_CPU, REPO, pin_self, pinned, services
-from bench.results import MODELYARD, MODELYARD_ANTHROPIC, MODELYARD_CONSUMER, PASSTHROUGH
+from bench.results import (
+    MESSAGES_PASSTHROUGH,
+    MESSAGES_TO_OPENAI,
+    MODELYARD,
+    MODELYARD_ANTHROPIC,
+    MODELYARD_CONSUMER,
+    PASSTHROUGH,
+    RESPONSES_PASSTHROUGH,
+    RESPONSES_TO_ANTHROPIC,
+)
 
 OUT = REPO / "bench" / "profiles"
 #: Frames every sample has (interpreter start-up and the event loop itself): not informative.
@@ -39,6 +48,10 @@ CASES = {
     "openai": (MODELYARD, 8),
     "consumer": (MODELYARD_CONSUMER, 8),
     "anthropic": (MODELYARD_ANTHROPIC, 8),
+    "messages": (MESSAGES_PASSTHROUGH, 8),
+    "messages-openai": (MESSAGES_TO_OPENAI, 8),
+    "responses": (RESPONSES_PASSTHROUGH, 8),
+    "responses-anthropic": (RESPONSES_TO_ANTHROPIC, 8),
     "stream-openai": (gateway.STREAM_MODEL, 32),
     "stream-anthropic": (gateway.STREAM_ANTHROPIC_MODEL, 32),
 }

@@ -42,10 +42,13 @@ class ResponsesPassthroughAdapter(OpenAIAdapter):
     pairs = frozenset({Pair(Schema.OPENAI_RESPONSES, Schema.OPENAI_RESPONSES)})
 
     def chat_call(self, inbound: Inbound, ctx: CallContext) -> UpstreamCall:
-        body = {**inbound.body, "model": self._body_model(ctx)}
-        body.setdefault("store", False)
+        model, body = self._body_model(ctx), inbound.body
+        if body.get("model") == model and body.get("store") is False:
+            raw = inbound.raw  # already what the upstream must get: its bytes go as they came
+        else:
+            raw = orjson.dumps({**body, "model": model, "store": False})
         headers = {**ctx.forwarded_headers, **self._headers(ctx.credential)}
-        return UpstreamCall(self._url(ctx, "responses"), headers, orjson.dumps(body))
+        return UpstreamCall(self._url(ctx, "responses"), headers, raw)
 
     def chat_result(self, payload: bytes, ctx: CallContext) -> bytes:
         """The answer untouched, unless it is an error or a failed response inside a 200."""
