@@ -178,15 +178,30 @@ async def test_count_tokens_is_anthropics_own_for_an_anthropic_target(
     assert counted.input_tokens > 0
 
 
-@pytest.mark.parametrize("model", ["gpt-4o", "azure-gpt-4o", "gemini-flash"])
-async def test_count_tokens_is_an_estimate_for_other_targets(
+async def test_count_tokens_is_geminis_own_for_a_gemini_target(
+    claude: anthropic.AsyncAnthropic, upstream_log: RequestLog
+) -> None:
+    counted = await claude.messages.count_tokens(
+        model="gemini-flash", system="Be brief.", messages=[{"role": "user", "content": "count these words"}]
+    )
+    entry = upstream_log.last()
+    assert entry.path == "/v1beta/models/gemini-2.5-flash:countTokens"
+    request = entry.body["generateContentRequest"]
+    assert request["model"] == "models/gemini-2.5-flash"
+    assert "Be brief." in str(request["systemInstruction"])
+    assert "count these words" in str(request["contents"])
+    assert counted.input_tokens > 0
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "azure-gpt-4o"])
+async def test_count_tokens_is_an_estimate_for_the_openai_family(
     claude: anthropic.AsyncAnthropic, upstream_log: RequestLog, model: str
 ) -> None:
     short = await claude.messages.count_tokens(model=model, messages=[{"role": "user", "content": "hi"}])
     long = await claude.messages.count_tokens(model=model, messages=[{"role": "user", "content": "word " * 400}])
     assert 0 < short.input_tokens < long.input_tokens
     assert 400 <= long.input_tokens <= 1000  # 2,000 characters at about four a token, plus framing
-    assert len(upstream_log) == 0  # nothing upstream can count for these
+    assert len(upstream_log) == 0  # Chat Completions has no counting endpoint
 
 
 async def test_count_tokens_for_an_unknown_model_is_not_found(claude: anthropic.AsyncAnthropic) -> None:
