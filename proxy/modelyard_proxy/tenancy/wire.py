@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import redis.asyncio
@@ -39,13 +40,15 @@ class _ErrorReply(str):
         return NoScriptError(self) if self.startswith("NOSCRIPT") else ResponseError(self)
 
 
+def bulk(text: str) -> bytes:
+    """One argument as a RESP bulk string."""
+    data = text.encode()
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
 def pack(command: Command) -> bytes:
     """A command in RESP: ``*<n>`` then each argument as a bulk string."""
-    parts = [b"*%d\r\n" % len(command)]
-    for arg in command:
-        data = str(arg).encode()
-        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
-    return b"".join(parts)
+    return b"*%d\r\n" % len(command) + b"".join(bulk(str(arg)) for arg in command)
 
 
 def parse(buffer: bytearray, pos: int) -> tuple[Any, int]:
@@ -81,21 +84,24 @@ def parse(buffer: bytearray, pos: int) -> tuple[Any, int]:
 
 
 class _Waiter:
-    """The caller of ``count`` pipelined commands: their replies, resolved once the last one is read."""
+    """The caller of ``count`` pipelined commands: their replies, resolved once the last one is read, or a
+    ``TimeoutError`` at ``deadline`` (loop time)."""
 
-    __slots__ = ("count", "future", "replies")
+    __slots__ = ("count", "deadline", "future", "replies")
 
-    def __init__(self, future: asyncio.Future[list[Any]], count: int) -> None:
+    def __init__(self, future: asyncio.Future[list[Any]], count: int, deadline: float) -> None:
         self.future = future
         self.count = count
+        self.deadline = deadline
         self.replies: list[Any] = []
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, answered: Callable[[_Protocol], None]) -> None:
         self.waiting: collections.deque[_Waiter] = collections.deque()
         self.buffer = bytearray()
         self.lost: Exception | None = None
+        self._answered = answered
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -112,6 +118,7 @@ class _Protocol(asyncio.Protocol):
         except _Incomplete:
             pass
         del self.buffer[:pos]
+        self._answered(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = ConnectionError(f"the counter store closed the connection ({exc or 'end of stream'})")
@@ -122,7 +129,14 @@ class _Protocol(asyncio.Protocol):
 
 
 class Channel:
-    """The pipelined connection, opened on first use and again after it is lost."""
+    """The pipelined connection, opened on first use and again after it is lost.
+
+    Each call may carry a timeout: the channel keeps one timer for all of them (armed for the nearest
+    deadline) instead of an ``asyncio.timeout`` per call, which cost more than the rest of the call's client
+    work. Calls that are not urgent (settlements) never cost a write of their own while other calls are in
+    flight: they leave with the next urgent call's write, or as soon as every reply written for has been
+    read (Nagle's rule, for a pipeline).
+    """
 
     def __init__(self, client: redis.asyncio.Redis) -> None:
         self._pool = client.connection_pool
@@ -132,37 +146,89 @@ class Channel:
         self._protocol: _Protocol | None = None
         self._opening: asyncio.Future[None] | None = None
         self._out: list[bytes] = []
+        #: Calls in ``_out``: the last ones of the protocol's queue, not written yet.
+        self._unwritten = 0
+        self._flush_soon = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
 
-    async def call(self, command: Command) -> Any:
+    async def call(self, command: Command, *, timeout_s: float | None = None) -> Any:
         """One command's reply; an error reply raises (``NoScriptError``, ``ResponseError``)."""
-        (reply,) = await self._send([command])
+        return await self.request(pack(command), timeout_s=timeout_s)
+
+    async def call_many(self, commands: Sequence[Command], *, timeout_s: float | None = None) -> list[Any]:
+        """Each command's reply, or its error reply as an exception (not raised)."""
+        return await self.request_many(
+            b"".join(pack(command) for command in commands), len(commands), timeout_s=timeout_s
+        )
+
+    async def request(self, data: bytes, *, timeout_s: float | None = None) -> Any:
+        """``call`` for a command packed already (``pack``, ``bulk``)."""
+        (reply,) = await self._send(data, 1, timeout_s, urgent=True)
         if isinstance(reply, _ErrorReply):
             raise reply.exception()
         return reply
 
-    async def call_many(self, commands: Sequence[Command]) -> list[Any]:
-        """Each command's reply, or its error reply as an exception (not raised)."""
-        replies = await self._send(commands)
+    async def request_many(
+        self, data: bytes, count: int, *, timeout_s: float | None = None, urgent: bool = True
+    ) -> list[Any]:
+        """``call_many`` for ``count`` commands packed already; ``urgent=False`` waits for company (above)."""
+        replies = await self._send(data, count, timeout_s, urgent=urgent)
         return [reply.exception() if isinstance(reply, _ErrorReply) else reply for reply in replies]
 
-    async def _send(self, commands: Sequence[Command]) -> list[Any]:
+    async def _send(self, data: bytes, count: int, timeout_s: float | None, *, urgent: bool) -> list[Any]:
         protocol = self._protocol
         if protocol is None or protocol.lost is not None:
-            await self._open()
+            async with asyncio.timeout(timeout_s):
+                await self._open()
             protocol = self._protocol
             assert protocol is not None
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        protocol.waiting.append(_Waiter(future, len(commands)))
-        self._out += [pack(command) for command in commands]
-        if len(self._out) == len(commands):
-            asyncio.get_running_loop().call_soon(self._flush)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        deadline = math.inf if timeout_s is None else loop.time() + timeout_s
+        protocol.waiting.append(_Waiter(future, count, deadline))
+        if deadline < self._timer_at:
+            self._arm(deadline)
+        self._out.append(data)
+        self._unwritten += 1
+        if not self._flush_soon and (urgent or len(protocol.waiting) == self._unwritten):
+            self._flush_soon = True
+            loop.call_soon(self._flush)
         return await future
 
     def _flush(self) -> None:
-        """This loop iteration's commands, in one write."""
-        data, self._out = b"".join(self._out), []
-        if self._transport is not None and not self._transport.is_closing():
+        """Every call queued so far, in one write."""
+        data, self._out, self._unwritten, self._flush_soon = b"".join(self._out), [], 0, False
+        if data and self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
+
+    def _answered(self, protocol: _Protocol) -> None:
+        """Replies were read: calls held back leave once no written call awaits its reply."""
+        if self._unwritten and not self._flush_soon and len(protocol.waiting) == self._unwritten:
+            self._flush()
+
+    def _arm(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = asyncio.get_running_loop().call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        """Give up the calls past their deadline (their replies are still read, and dropped), and wait for the
+        next deadline."""
+        self._timer, self._timer_at = None, math.inf
+        if self._protocol is None:
+            return
+        now, following = asyncio.get_running_loop().time(), math.inf
+        for waiter in self._protocol.waiting:
+            if waiter.future.done():
+                continue
+            if waiter.deadline <= now:
+                waiter.future.set_exception(TimeoutError())
+            else:
+                following = min(following, waiter.deadline)
+        if following < math.inf:
+            self._arm(following)
 
     async def _open(self) -> None:
         """Connect (once, however many callers wait for it): redis-py's handshake, then its transport is ours."""
@@ -176,15 +242,19 @@ class Channel:
         writer = connection._writer
         assert writer is not None
         transport = writer.transport
-        protocol = _Protocol()
+        protocol = _Protocol(self._answered)
         transport.set_protocol(protocol)
         # redis-py's object lets go of it (it would close it when collected); the stream writer is kept, as
         # asyncio closes a collected writer's transport. The channel closes it.
         connection._reader = connection._writer = None
         self.close()
-        self._out = []  # anything queued for a lost connection failed with it
+        # Anything queued for a lost connection failed with it.
+        self._out, self._unwritten = [], 0
         self._writer, self._transport, self._protocol = writer, cast("asyncio.Transport", transport), protocol
 
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timer_at = None, math.inf
