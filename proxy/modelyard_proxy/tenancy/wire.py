@@ -164,7 +164,9 @@ class Channel:
 
     async def request(self, data: bytes, *, timeout_s: float | None = None) -> Any:
         """``call`` for a command packed already (``pack``, ``bulk``)."""
-        (reply,) = await self._send(data, 1, timeout_s, urgent=True)
+        if self._protocol is None or self._protocol.lost is not None:
+            await self._open(timeout_s)
+        (reply,) = await self._queue(data, 1, timeout_s, urgent=True)
         if isinstance(reply, _ErrorReply):
             raise reply.exception()
         return reply
@@ -173,16 +175,15 @@ class Channel:
         self, data: bytes, count: int, *, timeout_s: float | None = None, urgent: bool = True
     ) -> list[Any]:
         """``call_many`` for ``count`` commands packed already; ``urgent=False`` waits for company (above)."""
-        replies = await self._send(data, count, timeout_s, urgent=urgent)
+        if self._protocol is None or self._protocol.lost is not None:
+            await self._open(timeout_s)
+        replies = await self._queue(data, count, timeout_s, urgent=urgent)
         return [reply.exception() if isinstance(reply, _ErrorReply) else reply for reply in replies]
 
-    async def _send(self, data: bytes, count: int, timeout_s: float | None, *, urgent: bool) -> list[Any]:
+    def _queue(self, data: bytes, count: int, timeout_s: float | None, *, urgent: bool) -> asyncio.Future[list[Any]]:
+        """The future of ``count`` commands' replies, their bytes queued for this iteration's write (or held)."""
         protocol = self._protocol
-        if protocol is None or protocol.lost is not None:
-            async with asyncio.timeout(timeout_s):
-                await self._open()
-            protocol = self._protocol
-            assert protocol is not None
+        assert protocol is not None
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
         deadline = math.inf if timeout_s is None else loop.time() + timeout_s
@@ -194,7 +195,7 @@ class Channel:
         if not self._flush_soon and (urgent or len(protocol.waiting) == self._unwritten):
             self._flush_soon = True
             loop.call_soon(self._flush)
-        return await future
+        return future
 
     def _flush(self) -> None:
         """Every call queued so far, in one write."""
@@ -230,11 +231,12 @@ class Channel:
         if following < math.inf:
             self._arm(following)
 
-    async def _open(self) -> None:
+    async def _open(self, timeout_s: float | None) -> None:
         """Connect (once, however many callers wait for it): redis-py's handshake, then its transport is ours."""
         if self._opening is None or self._opening.done():
             self._opening = asyncio.ensure_future(self._connect())
-        await asyncio.shield(self._opening)
+        async with asyncio.timeout(timeout_s):
+            await asyncio.shield(self._opening)
 
     async def _connect(self) -> None:
         connection: redis.asyncio.Connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
