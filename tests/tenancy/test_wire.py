@@ -10,7 +10,7 @@ from redis.exceptions import ConnectionError as StoreConnectionError
 from redis.exceptions import ResponseError
 
 from modelyard_proxy.tenancy.shared import connect
-from modelyard_proxy.tenancy.wire import Channel, pack
+from modelyard_proxy.tenancy.wire import Channel
 from tests.storeserver import StoreServer
 
 
@@ -75,21 +75,3 @@ async def test_the_channels_own_timeout_gives_up_a_call_and_stays_in_step(
     finally:
         store_server.resume()
     assert await channel.call(("ECHO", "next"), timeout_s=1) == "next"
-
-
-async def test_a_call_that_is_not_urgent_leaves_once_the_calls_in_flight_are_answered(
-    channel: Channel, store_server: StoreServer
-) -> None:
-    assert await channel.call(("ECHO", "warm")) == "warm"
-    store_server.pause()
-    try:
-        first = asyncio.ensure_future(channel.call(("SET", "order", "first")))
-        await asyncio.sleep(0.05)  # written, and waiting for its reply
-        held = asyncio.ensure_future(channel.request_many(pack(("SET", "order", "held")), 1, urgent=False))
-        await asyncio.sleep(0.05)
-    finally:
-        store_server.resume()
-    async with asyncio.timeout(2):  # no other call comes to carry it: it must leave on its own
-        assert await held == ["OK"]
-    assert await first == "OK"
-    assert await channel.call(("GET", "order")) == "held"

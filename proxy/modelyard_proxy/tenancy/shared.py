@@ -262,15 +262,13 @@ class SharedCounters:
         return str(await self._run(self._finish_command(lease, spend), None))
 
     async def finish_many(self, finishes: Sequence[Finish], *, timeout_s: float | None = None) -> list[Any]:
-        """Many finishes in one pipelined round trip: each one's answer, or the error it met. They are not urgent:
-        while other calls are in flight they wait to leave with the next write (``wire.Channel``)."""
-        commands = [self._finish_command(lease, spend) for lease, spend in finishes]
-        return await self._pipelined(commands, timeout_s, urgent=False)
+        """Many finishes in one pipelined round trip: each one's answer, or the error it met."""
+        return await self._pipelined([self._finish_command(lease, spend) for lease, spend in finishes], timeout_s)
 
-    async def _pipelined(self, commands: Sequence[bytes], timeout_s: float | None, *, urgent: bool = True) -> list[Any]:
+    async def _pipelined(self, commands: Sequence[bytes], timeout_s: float | None) -> list[Any]:
         """Each call's answer or error; a store that lost the scripts gets them and the calls it refused again."""
         channel = self._channel
-        answers = await channel.request_many(b"".join(commands), len(commands), timeout_s=timeout_s, urgent=urgent)
+        answers = await channel.request_many(b"".join(commands), len(commands), timeout_s=timeout_s)
         if any(isinstance(answer, NoScriptError) for answer in answers):
             await self.ready(timeout_s=timeout_s)
             again = [call for call, answer in zip(commands, answers, strict=True) if isinstance(answer, NoScriptError)]

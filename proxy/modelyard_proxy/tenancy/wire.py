@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 import redis.asyncio
@@ -97,11 +97,10 @@ class _Waiter:
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self, answered: Callable[[_Protocol], None]) -> None:
+    def __init__(self) -> None:
         self.waiting: collections.deque[_Waiter] = collections.deque()
         self.buffer = bytearray()
         self.lost: Exception | None = None
-        self._answered = answered
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -118,7 +117,6 @@ class _Protocol(asyncio.Protocol):
         except _Incomplete:
             pass
         del self.buffer[:pos]
-        self._answered(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = ConnectionError(f"the counter store closed the connection ({exc or 'end of stream'})")
@@ -133,9 +131,7 @@ class Channel:
 
     Each call may carry a timeout: the channel keeps one timer for all of them (armed for the nearest
     deadline) instead of an ``asyncio.timeout`` per call, which cost more than the rest of the call's client
-    work. Calls that are not urgent (settlements) never cost a write of their own while other calls are in
-    flight: they leave with the next urgent call's write, or as soon as every reply written for has been
-    read (Nagle's rule, for a pipeline).
+    work.
     """
 
     def __init__(self, client: redis.asyncio.Redis) -> None:
@@ -146,9 +142,6 @@ class Channel:
         self._protocol: _Protocol | None = None
         self._opening: asyncio.Future[None] | None = None
         self._out: list[bytes] = []
-        #: Calls in ``_out``: the last ones of the protocol's queue, not written yet.
-        self._unwritten = 0
-        self._flush_soon = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
 
@@ -166,22 +159,20 @@ class Channel:
         """``call`` for a command packed already (``pack``, ``bulk``)."""
         if self._protocol is None or self._protocol.lost is not None:
             await self._open(timeout_s)
-        (reply,) = await self._queue(data, 1, timeout_s, urgent=True)
+        (reply,) = await self._queue(data, 1, timeout_s)
         if isinstance(reply, _ErrorReply):
             raise reply.exception()
         return reply
 
-    async def request_many(
-        self, data: bytes, count: int, *, timeout_s: float | None = None, urgent: bool = True
-    ) -> list[Any]:
-        """``call_many`` for ``count`` commands packed already; ``urgent=False`` waits for company (above)."""
+    async def request_many(self, data: bytes, count: int, *, timeout_s: float | None = None) -> list[Any]:
+        """``call_many`` for ``count`` commands packed already."""
         if self._protocol is None or self._protocol.lost is not None:
             await self._open(timeout_s)
-        replies = await self._queue(data, count, timeout_s, urgent=urgent)
+        replies = await self._queue(data, count, timeout_s)
         return [reply.exception() if isinstance(reply, _ErrorReply) else reply for reply in replies]
 
-    def _queue(self, data: bytes, count: int, timeout_s: float | None, *, urgent: bool) -> asyncio.Future[list[Any]]:
-        """The future of ``count`` commands' replies, their bytes queued for this iteration's write (or held)."""
+    def _queue(self, data: bytes, count: int, timeout_s: float | None) -> asyncio.Future[list[Any]]:
+        """The future of ``count`` commands' replies, their bytes queued for this loop iteration's write."""
         protocol = self._protocol
         assert protocol is not None
         loop = asyncio.get_running_loop()
@@ -191,22 +182,15 @@ class Channel:
         if deadline < self._timer_at:
             self._arm(deadline)
         self._out.append(data)
-        self._unwritten += 1
-        if not self._flush_soon and (urgent or len(protocol.waiting) == self._unwritten):
-            self._flush_soon = True
+        if len(self._out) == 1:
             loop.call_soon(self._flush)
         return future
 
     def _flush(self) -> None:
         """Every call queued so far, in one write."""
-        data, self._out, self._unwritten, self._flush_soon = b"".join(self._out), [], 0, False
+        data, self._out = b"".join(self._out), []
         if data and self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
-
-    def _answered(self, protocol: _Protocol) -> None:
-        """Replies were read: calls held back leave once no written call awaits its reply."""
-        if self._unwritten and not self._flush_soon and len(protocol.waiting) == self._unwritten:
-            self._flush()
 
     def _arm(self, deadline: float) -> None:
         if self._timer is not None:
@@ -244,14 +228,13 @@ class Channel:
         writer = connection._writer
         assert writer is not None
         transport = writer.transport
-        protocol = _Protocol(self._answered)
+        protocol = _Protocol()
         transport.set_protocol(protocol)
         # redis-py's object lets go of it (it would close it when collected); the stream writer is kept, as
         # asyncio closes a collected writer's transport. The channel closes it.
         connection._reader = connection._writer = None
         self.close()
-        # Anything queued for a lost connection failed with it.
-        self._out, self._unwritten = [], 0
+        self._out = []  # anything queued for a lost connection failed with it
         self._writer, self._transport, self._protocol = writer, cast("asyncio.Transport", transport), protocol
 
     def close(self) -> None:
