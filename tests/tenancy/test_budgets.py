@@ -167,3 +167,16 @@ async def test_a_new_period_starts_from_nothing(counters: Counters, clock: Clock
     assert (await counters.admit(ask(team, cost=0.01))).refusal is not None  # hour 18: 1.0 held
     await counters.release(after.lease)
     assert (await counters.admit(ask(team, cost=1.0))).lease is not None
+
+
+async def test_a_lease_settles_in_the_periods_it_held_in_after_its_consumer_changed(counters: Counters) -> None:
+    """A table push that drops a budget mid-request: the old lease still gives its hold back where it held it."""
+    budgets = {BudgetPeriod.DAY: 1.0, BudgetPeriod.MONTH: 5.0}
+    before = await counters.admit(ask(consumer(budgets=budgets), cost=0.5))
+    assert before.lease is not None
+    assert (await counters.admit(ask(consumer(budgets={BudgetPeriod.MONTH: 5.0}), cost=0.25))).lease is not None
+    await counters.settle(before.lease, model="gpt", input_tokens=1, output_tokens=1, cost_usd=0.125)
+    day = await period_usage(counters, budgets, BudgetPeriod.DAY)
+    month = await period_usage(counters, budgets, BudgetPeriod.MONTH)
+    assert (day.spent_usd, day.held_usd) == (0.125, 0.0)
+    assert (month.spent_usd, month.held_usd) == (0.125, 0.25)

@@ -93,7 +93,7 @@ async def test_a_password_in_the_url_is_kept_out_of_the_log(
 class _QuotingStore(SharedCounters):
     """A store whose error quotes the password, as a careless client library or proxy might."""
 
-    async def admit(self, ask: Ask) -> Admission:
+    async def admit(self, ask: Ask, *, timeout_s: float | None = None) -> Admission:
         raise redis.ConnectionError(f"AUTH {WRONG} refused by 127.0.0.1:1")
 
 

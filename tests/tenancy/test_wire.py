@@ -57,3 +57,21 @@ async def test_a_lost_connection_fails_its_calls_and_the_next_one_reconnects(
         await channel.call(("ECHO", "lost"))
     store_server.start()
     assert await channel.call(("ECHO", "after")) == "after"
+
+
+async def test_the_channels_own_timeout_gives_up_a_call_and_stays_in_step(
+    channel: Channel, store_server: StoreServer
+) -> None:
+    assert await channel.call(("ECHO", "warm")) == "warm"
+    store_server.pause()
+    try:
+        async with asyncio.timeout(2):  # only so that a call the channel never gives up fails the test
+            with pytest.raises(TimeoutError):
+                await channel.call(("ECHO", "late"), timeout_s=0.1)
+            with pytest.raises(TimeoutError):  # one timer serves deadlines set in any order
+                await asyncio.gather(
+                    channel.call(("ECHO", "slow"), timeout_s=5), channel.call(("ECHO", "soon"), timeout_s=0.1)
+                )
+    finally:
+        store_server.resume()
+    assert await channel.call(("ECHO", "next"), timeout_s=1) == "next"

@@ -152,18 +152,26 @@ def refused(refusal: Refusal, rates: RateState) -> GatewayError:
 def rate_headers(rates: RateState) -> dict[str, str]:
     """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` for the limits the consumer has."""
     headers: dict[str, str] = {}
-    for kind, limit, remaining, reset in (
-        ("requests", rates.limit_requests, rates.remaining_requests, rates.reset_requests_s),
-        ("tokens", rates.limit_tokens, rates.remaining_tokens, rates.reset_tokens_s),
-    ):
-        if limit is None:
-            continue
-        headers[f"x-ratelimit-limit-{kind}"] = str(limit)
-        if remaining is not None:
-            headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, remaining))
-        if reset is not None:
-            headers[f"x-ratelimit-reset-{kind}"] = duration(reset)
+    if rates.limit_requests is not None:
+        _rate_headers(headers, _REQUESTS, rates.limit_requests, rates.remaining_requests, rates.reset_requests_s)
+    if rates.limit_tokens is not None:
+        _rate_headers(headers, _TOKENS, rates.limit_tokens, rates.remaining_tokens, rates.reset_tokens_s)
     return headers
+
+
+#: Each limit's header names: limit, remaining, reset.
+_REQUESTS = ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests")
+_TOKENS = ("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens")
+
+
+def _rate_headers(
+    headers: dict[str, str], names: tuple[str, ...], limit: int, remaining: int | None, reset: float | None
+) -> None:
+    headers[names[0]] = str(limit)
+    if remaining is not None:
+        headers[names[1]] = str(max(0, remaining))
+    if reset is not None:
+        headers[names[2]] = duration(reset)
 
 
 def duration(seconds: float) -> str:

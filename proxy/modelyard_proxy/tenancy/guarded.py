@@ -90,8 +90,7 @@ class GuardedCounters:
         if self.state.up:
             sent_at = asyncio.get_running_loop().time()
             try:
-                async with asyncio.timeout(self._timeout_s):
-                    admitted = await self._shared.admit(ask)
+                admitted = await self._shared.admit(ask, timeout_s=self._timeout_s)
             except STORE_ERRORS as error:
                 self._failed(error, sent_at)
             else:
@@ -138,8 +137,7 @@ class GuardedCounters:
                 continue
             sent_at = asyncio.get_running_loop().time()
             try:
-                async with asyncio.timeout(self._probe_timeout_s):
-                    answers = await self._shared.finish_many(batch)
+                answers = await self._shared.finish_many(batch, timeout_s=self._probe_timeout_s)
             except STORE_ERRORS as error:
                 self._failed(error, sent_at)
                 # Sent again (a marker in the store makes a repeat count once), or queued if it is down now.

@@ -43,7 +43,7 @@ from modelyard_proxy.tenancy.periods import (
 )
 from modelyard_proxy.tenancy.report import DayCounts, PeriodCounts, consumer_usage
 from modelyard_proxy.tenancy.verdict import Outcome, Shortfall, Verdict, admission
-from modelyard_proxy.tenancy.wire import Channel
+from modelyard_proxy.tenancy.wire import Channel, bulk, pack
 from modelyard_routing.consumer_spec import BudgetPeriod
 from modelyard_routing.table import Consumer
 from modelyard_routing.usage import UsageReport
@@ -53,18 +53,21 @@ from modelyard_routing.usage import UsageReport
 MARKER_S = 120
 _DAY_FIELDS = {"requests", "input", "output", "cost"}
 _PLACES = {period: str(place) for place, period in enumerate(PERIODS, start=1)}
+#: The finish script's numbers after a settlement's own.
+_FINISH_CONSTANTS = f"{MARKER_S} {USAGE_RETENTION_S} "
 #: A finished lease: its spend when it settles, None when it is released.
 Finish = tuple[Lease, Spend | None]
 
 
-def lease_member(lease_id: str, micro_usd: int, periods: Sequence[PeriodHold], held_in: Sequence[BudgetPeriod]) -> str:
-    """The lease in the leases zset: its id, and the cost it holds with the spend hashes it holds it in (so an
-    expired lease gives its hold back with no other key per request)."""
-    if not micro_usd or not held_in:
-        return lease_id
-    return f"{lease_id}|{micro_usd}" + "".join(
-        f"|{hold.period}:{hold.label}" for hold in periods if hold.period in held_in
-    )
+def hold_suffix(periods: Sequence[PeriodHold], held_in: Sequence[BudgetPeriod]) -> str:
+    """The spend hashes a lease holds its cost in, as its member names them: ``|day:2026-12-06|month:2026-12``."""
+    return "".join(f"|{hold.period}:{hold.label}" for hold in periods if hold.period in held_in)
+
+
+def lease_member(lease_id: str, micro_usd: int, suffix: str) -> str:
+    """The lease in the leases zset: its id, and the cost it holds with the spend hashes it holds it in
+    (``hold_suffix``), so an expired lease gives its hold back with no other key per request."""
+    return f"{lease_id}|{micro_usd}{suffix}" if micro_usd and suffix else lease_id
 
 
 class _Script:
@@ -80,6 +83,65 @@ class _Script:
 
 _ADMIT, _FINISH, _REPORT = _Script("admit"), _Script("finish"), _Script("report")
 _SCRIPTS = (_ADMIT, _FINISH, _REPORT)
+
+
+def _head(script: _Script, keys: Sequence[str], args: int) -> bytes:
+    """An ``EVALSHA`` of ``script`` in RESP up to its last key, for a call with ``args`` arguments after them."""
+    fields = ("EVALSHA", script.sha, str(len(keys)), *keys)
+    return b"*%d\r\n" % (len(fields) + args) + b"".join(map(bulk, fields))
+
+
+def _finish_frame(
+    base: str, periods: Sequence[PeriodHold], held_in: Sequence[BudgetPeriod], day: str, now_s: float
+) -> tuple[bytes, bytes]:
+    """The finish script's call around its three per-request arguments (member, numbers, model)."""
+    keys = [base + "rate", base + "leases", base + "finished", f"{base}usage:{day}"]
+    keys += [f"{base}budget:{hold.period}:{hold.label}" for hold in periods]
+    tail = [bulk("".join(_PLACES[period] for period in held_in))]
+    tail += [bulk(str(int(max(hold.ends_at, now_s)) + PERIOD_MARGIN_S)) for hold in periods]
+    return _head(_FINISH, keys, 4 + len(periods)), b"".join(tail)
+
+
+class _Shape:
+    """A consumer's admit and finish calls for one hour in RESP, but for each request's own arguments: built
+    once an hour (or when the consumer changes), not as some twenty strings and encodings per request."""
+
+    __slots__ = (
+        "admit_head",
+        "admit_tail",
+        "budgets",
+        "consumer",
+        "finish_head",
+        "finish_tail",
+        "held",
+        "held_in",
+        "hour",
+        "limits",
+        "periods",
+        "suffix",
+    )
+
+    def __init__(self, base: str, consumer: Consumer, hour: int) -> None:
+        self.consumer, self.hour = consumer, hour
+        self.periods = current_periods(hour * 3600)
+        self.budgets = {budget.period: budget.usd for budget in consumer.budgets}
+        self.held = [hold for hold in self.periods if hold.period in self.budgets]
+        self.held_in = tuple(hold.period for hold in self.held)
+        self.suffix = hold_suffix(self.periods, self.held_in)
+        limits = consumer.limits
+        self.limits = (
+            f"{limits.requests_per_minute or 0} {limits.tokens_per_minute or 0} {limits.concurrent_requests or 0} "
+        )
+        keys = [base + "rate", base + "leases", *(f"{base}budget:{hold.period}:{hold.label}" for hold in self.held)]
+        self.admit_head = _head(_ADMIT, keys, 2 + 2 * len(self.held))
+        self.admit_tail = b"".join(
+            bulk(str(value))
+            for hold in self.held
+            for value in (to_micro_usd(self.budgets[hold.period]), hold.ends_at + PERIOD_MARGIN_S)
+        )
+        self.finish_head, self.finish_tail = _finish_frame(
+            base, self.periods, self.held_in, self.periods[1].label, hour * 3600
+        )
 
 
 def connect(url: str, password: str | None, *, connect_timeout_s: float) -> redis.asyncio.Redis:
@@ -112,6 +174,8 @@ class SharedCounters:
         self._clock = clock
         self._channel = Channel(client)
         self._background: set[asyncio.Task[Any]] = set()
+        #: Per consumer name, its calls' shape for the current hour.
+        self._shapes: dict[str, _Shape] = {}
 
     def base(self, consumer: str) -> str:
         """The start of every key of ``consumer``, hash tag included."""
@@ -124,39 +188,38 @@ class SharedCounters:
         now = self._clock()
         return now, str(int(now * 1_000_000))
 
-    async def ready(self) -> None:
+    def _shape(self, consumer: Consumer, now_s: float) -> _Shape:
+        hour = int(now_s // 3600)
+        shape = self._shapes.get(consumer.name)
+        if shape is None or shape.hour != hour or shape.consumer is not consumer:
+            shape = self._shapes[consumer.name] = _Shape(self.base(consumer.name), consumer, hour)
+        return shape
+
+    async def ready(self, *, timeout_s: float | None = None) -> None:
         """One round trip: the store answers and holds the scripts (a restarted store has lost them)."""
-        for answer in await self._channel.call_many([("SCRIPT", "LOAD", script.source) for script in _SCRIPTS]):
+        loads = [("SCRIPT", "LOAD", script.source) for script in _SCRIPTS]
+        for answer in await self._channel.call_many(loads, timeout_s=timeout_s):
             if isinstance(answer, BaseException):
                 raise answer
 
-    async def _run(self, script: _Script, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+    async def _run(self, command: bytes, timeout_s: float | None) -> Any:
         try:
-            return await self._channel.call(("EVALSHA", script.sha, len(keys), *keys, *args))
+            return await self._channel.request(command, timeout_s=timeout_s)
         except NoScriptError:
-            await self.ready()
-            return await self._channel.call(("EVALSHA", script.sha, len(keys), *keys, *args))
+            await self.ready(timeout_s=timeout_s)
+            return await self._channel.request(command, timeout_s=timeout_s)
 
-    async def admit(self, ask: Ask) -> Admission:
+    async def admit(self, ask: Ask, *, timeout_s: float | None = None) -> Admission:
+        """``Counters.admit``; the store's answer is awaited ``timeout_s`` at most (then ``TimeoutError``)."""
         consumer, limits = ask.consumer, ask.consumer.limits
         now_s, override = self._now()
-        periods = current_periods(now_s)
-        base = self.base(consumer.name)
+        shape = self._shape(consumer, now_s)
+        periods, held, held_in, budgets = shape.periods, shape.held, shape.held_in, shape.budgets
         ask_micro = to_micro_usd(ask.cost_usd)
         lease_id = LEASE_IDS.next()
-        budgets = {budget.period: budget.usd for budget in consumer.budgets}
-        held = [hold for hold in periods if hold.period in budgets]
-        held_in = tuple(hold.period for hold in held)
-        keys = [base + "rate", base + "leases"]
-        args: list[str | int] = [
-            lease_member(lease_id, ask_micro, periods, held_in),
-            f"{ask.tokens} {ask_micro} {int(ask.hold_seconds * 1_000_000)} {limits.requests_per_minute or 0} "
-            f"{limits.tokens_per_minute or 0} {limits.concurrent_requests or 0} {override}",
-        ]
-        for hold in held:
-            keys.append(f"{base}budget:{hold.period}:{hold.label}")
-            args += (to_micro_usd(budgets[hold.period]), hold.ends_at + PERIOD_MARGIN_S)
-        raw = await self._run(_ADMIT, keys, args)
+        member = lease_member(lease_id, ask_micro, shape.suffix)
+        numbers = f"{ask.tokens} {ask_micro} {int(ask.hold_seconds * 1_000_000)} {shape.limits}{override}"
+        raw = await self._run(shape.admit_head + bulk(member) + bulk(numbers) + shape.admit_tail, timeout_s)
         outcome: Outcome = raw[0]
         now_us, request_level, token_level = int(raw[1]), int(raw[2]) / 1e6, int(raw[3]) / 1e6
         if outcome == "ok":
@@ -196,65 +259,61 @@ class SharedCounters:
 
     async def finish(self, lease: Lease, spend: Spend | None) -> str:
         """Settle (``spend`` given) or release: ``settled``, ``late`` (after expiry) or ``duplicate``."""
-        keys, args = self._finish_call(lease, spend)
-        return str(await self._run(_FINISH, keys, args))
+        return str(await self._run(self._finish_command(lease, spend), None))
 
-    async def finish_many(self, finishes: Sequence[Finish]) -> list[Any]:
+    async def finish_many(self, finishes: Sequence[Finish], *, timeout_s: float | None = None) -> list[Any]:
         """Many finishes in one pipelined round trip: each one's answer, or the error it met."""
-        return await self._pipelined(_FINISH, [self._finish_call(lease, spend) for lease, spend in finishes])
+        return await self._pipelined([self._finish_command(lease, spend) for lease, spend in finishes], timeout_s)
 
-    async def _pipelined(self, script: _Script, calls: Sequence[tuple[list[str], list[str | int]]]) -> list[Any]:
+    async def _pipelined(self, commands: Sequence[bytes], timeout_s: float | None) -> list[Any]:
         """Each call's answer or error; a store that lost the scripts gets them and the calls it refused again."""
-        answers = await self._send(script, calls)
+        channel = self._channel
+        answers = await channel.request_many(b"".join(commands), len(commands), timeout_s=timeout_s)
         if any(isinstance(answer, NoScriptError) for answer in answers):
-            await self.ready()
-            again = [call for call, answer in zip(calls, answers, strict=True) if isinstance(answer, NoScriptError)]
-            retried = iter(await self._send(script, again))
+            await self.ready(timeout_s=timeout_s)
+            again = [call for call, answer in zip(commands, answers, strict=True) if isinstance(answer, NoScriptError)]
+            retried = iter(await channel.request_many(b"".join(again), len(again), timeout_s=timeout_s))
             answers = [next(retried) if isinstance(answer, NoScriptError) else answer for answer in answers]
         return answers
 
-    async def _send(self, script: _Script, calls: Sequence[tuple[list[str], list[str | int]]]) -> list[Any]:
-        return await self._channel.call_many([("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls])
-
-    def _finish_call(self, lease: Lease, spend: Spend | None) -> tuple[list[str], list[str | int]]:
+    def _finish_command(self, lease: Lease, spend: Spend | None) -> bytes:
         now_s, override = self._now()
-        base = self.base(lease.consumer)
-        model, input_tokens, output_tokens, cost_usd = (
-            ("", 0, 0, 0.0)
-            if spend is None
-            else (
-                spend.model,
-                spend.input_tokens,
-                spend.output_tokens,
-                spend.cost_usd,
+        shape = self._shapes.get(lease.consumer)
+        if (
+            shape is not None
+            and shape.hour == int(now_s // 3600)
+            and lease.periods is shape.periods
+            and lease.held_in == shape.held_in
+        ):
+            head, suffix, tail = shape.finish_head, shape.suffix, shape.finish_tail
+        else:  # admitted in an hour before this one, or before the consumer changed
+            day = current_periods(now_s)[1].label
+            head, tail = _finish_frame(self.base(lease.consumer), lease.periods, lease.held_in, day, now_s)
+            suffix = hold_suffix(lease.periods, lease.held_in)
+        if spend is None:
+            model, numbers = "", f"0 0 0 0 0 {_FINISH_CONSTANTS}"
+        else:
+            model, input_tokens, output_tokens = spend.model, spend.input_tokens, spend.output_tokens
+            numbers = (
+                f"{input_tokens + output_tokens} {to_micro_usd(spend.cost_usd)} 1 {input_tokens} {output_tokens} "
+                f"{_FINISH_CONSTANTS}"
             )
-        )
-        used = input_tokens + output_tokens
-        budget_keys = [f"{base}budget:{hold.period}:{hold.label}" for hold in lease.periods]
-        day = current_periods(now_s)[1].label
-        keys = [base + "rate", base + "leases", base + "finished", f"{base}usage:{day}", *budget_keys]
-        args: list[str | int] = [
-            lease_member(lease.lease_id, lease.held_micro_usd, lease.periods, lease.held_in),
-            f"{lease.tokens} {lease.held_micro_usd} {lease.tokens_per_minute or 0} {used} "
-            f"{to_micro_usd(cost_usd)} {0 if spend is None else 1} {input_tokens} {output_tokens} {MARKER_S} "
-            f"{USAGE_RETENTION_S} {override}",
-            model,
-            "".join(_PLACES[period] for period in lease.held_in),
-            *(int(max(hold.ends_at, now_s)) + PERIOD_MARGIN_S for hold in lease.periods),
-        ]
-        return keys, args
+        member = lease_member(lease.lease_id, lease.held_micro_usd, suffix)
+        numbers = f"{lease.tokens} {lease.held_micro_usd} {lease.tokens_per_minute or 0} {numbers}{override}"
+        return head + bulk(member) + bulk(numbers) + bulk(model) + tail
 
     async def usage(self, consumers: Sequence[Consumer], days: int) -> UsageReport:
         now_s, override = self._now()
         periods = current_periods(now_s)
         labels = past_days(now_s, days)
-        calls: list[tuple[list[str], list[str | int]]] = []
+        calls: list[bytes] = []
         for consumer in consumers:
             base = self.base(consumer.name)
             keys = [base + "leases", *(f"{base}budget:{hold.period}:{hold.label}" for hold in periods)]
             keys += [f"{base}usage:{label}" for label in labels]
-            calls.append((keys, [override, *(f"{hold.period}:{hold.label}" for hold in periods)]))
-        answers = await self._pipelined(_REPORT, calls)
+            args = [override, *(f"{hold.period}:{hold.label}" for hold in periods)]
+            calls.append(pack(("EVALSHA", _REPORT.sha, len(keys), *keys, *args)))
+        answers = await self._pipelined(calls, None)
         for answer in answers:
             if isinstance(answer, BaseException):
                 raise answer

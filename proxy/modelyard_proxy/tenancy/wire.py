@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -39,13 +40,15 @@ class _ErrorReply(str):
         return NoScriptError(self) if self.startswith("NOSCRIPT") else ResponseError(self)
 
 
+def bulk(text: str) -> bytes:
+    """One argument as a RESP bulk string."""
+    data = text.encode()
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
 def pack(command: Command) -> bytes:
     """A command in RESP: ``*<n>`` then each argument as a bulk string."""
-    parts = [b"*%d\r\n" % len(command)]
-    for arg in command:
-        data = str(arg).encode()
-        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
-    return b"".join(parts)
+    return b"*%d\r\n" % len(command) + b"".join(bulk(str(arg)) for arg in command)
 
 
 def parse(buffer: bytearray, pos: int) -> tuple[Any, int]:
@@ -81,13 +84,15 @@ def parse(buffer: bytearray, pos: int) -> tuple[Any, int]:
 
 
 class _Waiter:
-    """The caller of ``count`` pipelined commands: their replies, resolved once the last one is read."""
+    """The caller of ``count`` pipelined commands: their replies, resolved once the last one is read, or a
+    ``TimeoutError`` at ``deadline`` (loop time)."""
 
-    __slots__ = ("count", "future", "replies")
+    __slots__ = ("count", "deadline", "future", "replies")
 
-    def __init__(self, future: asyncio.Future[list[Any]], count: int) -> None:
+    def __init__(self, future: asyncio.Future[list[Any]], count: int, deadline: float) -> None:
         self.future = future
         self.count = count
+        self.deadline = deadline
         self.replies: list[Any] = []
 
 
@@ -122,7 +127,12 @@ class _Protocol(asyncio.Protocol):
 
 
 class Channel:
-    """The pipelined connection, opened on first use and again after it is lost."""
+    """The pipelined connection, opened on first use and again after it is lost.
+
+    Each call may carry a timeout: the channel keeps one timer for all of them (armed for the nearest
+    deadline) instead of an ``asyncio.timeout`` per call, which cost more than the rest of the call's client
+    work.
+    """
 
     def __init__(self, client: redis.asyncio.Redis) -> None:
         self._pool = client.connection_pool
@@ -132,43 +142,85 @@ class Channel:
         self._protocol: _Protocol | None = None
         self._opening: asyncio.Future[None] | None = None
         self._out: list[bytes] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
 
-    async def call(self, command: Command) -> Any:
+    async def call(self, command: Command, *, timeout_s: float | None = None) -> Any:
         """One command's reply; an error reply raises (``NoScriptError``, ``ResponseError``)."""
-        (reply,) = await self._send([command])
+        return await self.request(pack(command), timeout_s=timeout_s)
+
+    async def call_many(self, commands: Sequence[Command], *, timeout_s: float | None = None) -> list[Any]:
+        """Each command's reply, or its error reply as an exception (not raised)."""
+        return await self.request_many(
+            b"".join(pack(command) for command in commands), len(commands), timeout_s=timeout_s
+        )
+
+    async def request(self, data: bytes, *, timeout_s: float | None = None) -> Any:
+        """``call`` for a command packed already (``pack``, ``bulk``)."""
+        if self._protocol is None or self._protocol.lost is not None:
+            await self._open(timeout_s)
+        (reply,) = await self._queue(data, 1, timeout_s)
         if isinstance(reply, _ErrorReply):
             raise reply.exception()
         return reply
 
-    async def call_many(self, commands: Sequence[Command]) -> list[Any]:
-        """Each command's reply, or its error reply as an exception (not raised)."""
-        replies = await self._send(commands)
+    async def request_many(self, data: bytes, count: int, *, timeout_s: float | None = None) -> list[Any]:
+        """``call_many`` for ``count`` commands packed already."""
+        if self._protocol is None or self._protocol.lost is not None:
+            await self._open(timeout_s)
+        replies = await self._queue(data, count, timeout_s)
         return [reply.exception() if isinstance(reply, _ErrorReply) else reply for reply in replies]
 
-    async def _send(self, commands: Sequence[Command]) -> list[Any]:
+    def _queue(self, data: bytes, count: int, timeout_s: float | None) -> asyncio.Future[list[Any]]:
+        """The future of ``count`` commands' replies, their bytes queued for this loop iteration's write."""
         protocol = self._protocol
-        if protocol is None or protocol.lost is not None:
-            await self._open()
-            protocol = self._protocol
-            assert protocol is not None
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        protocol.waiting.append(_Waiter(future, len(commands)))
-        self._out += [pack(command) for command in commands]
-        if len(self._out) == len(commands):
-            asyncio.get_running_loop().call_soon(self._flush)
-        return await future
+        assert protocol is not None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        deadline = math.inf if timeout_s is None else loop.time() + timeout_s
+        protocol.waiting.append(_Waiter(future, count, deadline))
+        if deadline < self._timer_at:
+            self._arm(deadline)
+        self._out.append(data)
+        if len(self._out) == 1:
+            loop.call_soon(self._flush)
+        return future
 
     def _flush(self) -> None:
-        """This loop iteration's commands, in one write."""
+        """Every call queued so far, in one write."""
         data, self._out = b"".join(self._out), []
-        if self._transport is not None and not self._transport.is_closing():
+        if data and self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
 
-    async def _open(self) -> None:
+    def _arm(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = asyncio.get_running_loop().call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        """Give up the calls past their deadline (their replies are still read, and dropped), and wait for the
+        next deadline."""
+        self._timer, self._timer_at = None, math.inf
+        if self._protocol is None:
+            return
+        now, following = asyncio.get_running_loop().time(), math.inf
+        for waiter in self._protocol.waiting:
+            if waiter.future.done():
+                continue
+            if waiter.deadline <= now:
+                waiter.future.set_exception(TimeoutError())
+            else:
+                following = min(following, waiter.deadline)
+        if following < math.inf:
+            self._arm(following)
+
+    async def _open(self, timeout_s: float | None) -> None:
         """Connect (once, however many callers wait for it): redis-py's handshake, then its transport is ours."""
         if self._opening is None or self._opening.done():
             self._opening = asyncio.ensure_future(self._connect())
-        await asyncio.shield(self._opening)
+        async with asyncio.timeout(timeout_s):
+            await asyncio.shield(self._opening)
 
     async def _connect(self) -> None:
         connection: redis.asyncio.Connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
@@ -188,3 +240,6 @@ class Channel:
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timer_at = None, math.inf
