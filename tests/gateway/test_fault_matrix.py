@@ -22,7 +22,9 @@ from modelyard_simulator.behaviour import Behaviour
 from modelyard_simulator.engine import SCENARIOS
 from tests.harness import DEMO_KEY, GatewayFactory
 
-SLACK = 0.1
+#: What a case may take beyond its budget: the SDK, the loopback and a busy shared test machine (a 0.1 s slack
+#: failed a case about once a run there). Still an order of magnitude below the 5 s an unbounded fault takes.
+SLACK = 0.4
 FIRST_TOKEN = 0.3
 IDLE = 0.2
 BACKOFF_MAX = 0.05
