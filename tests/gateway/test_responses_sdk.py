@@ -14,6 +14,9 @@ from openai.types.responses import FunctionToolParam, Response, ResponseInputPar
 from pydantic import BaseModel
 
 from modelyard_simulator import RequestLog
+from modelyard_simulator.behaviour import Behaviour
+from modelyard_simulator.engine import SCENARIOS
+from tests.gateway.test_messages_failures import MANIFESTS as FALLOVER_ROUTES
 from tests.harness import DEMO_KEY
 
 #: A route to an OpenAI-compatible server (vLLM and the like): served through its chat adapter.
@@ -217,3 +220,25 @@ async def test_a_native_upstream_gets_the_clients_body_with_its_model_and_store_
         **fields,
         "store": False,
     }
+
+
+@pytest.mark.parametrize(
+    ("model", "served_by"), [("claude-then-gpt", "steady-gpt"), ("gpt-then-claude", "steady-claude")]
+)
+async def test_a_stream_cut_before_the_commit_point_falls_over(
+    gateway_factory: Any, simulator: test_utils.TestServer, upstream_log: RequestLog, model: str, served_by: str
+) -> None:
+    """Nothing reached the client yet: the next target answers, natively or through Chat, whichever failed."""
+    gateway = await gateway_factory(*FALLOVER_ROUTES)
+    for cut in ("cut-claude", "cut-gpt"):
+        simulator.app[SCENARIOS].models[cut] = Behaviour().overlay({"cut_after_chunks": 0})
+    async with (
+        openai.AsyncOpenAI(base_url=str(gateway.make_url("/v1")), api_key=DEMO_KEY, max_retries=0) as client,
+        client.responses.stream(model=model, input="fall over please", store=False) as stream,
+    ):
+        final = await stream.get_final_response()
+    assert "fall over please" in final.output_text
+    assert final.status == "completed"
+    response = stream._response
+    headers = response.headers
+    assert (headers["x-modelyard-upstream-model"], headers["x-modelyard-attempts"]) == (served_by, "2")
