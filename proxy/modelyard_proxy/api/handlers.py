@@ -18,7 +18,7 @@ from modelyard_proxy.api.bodyshape import check_depth, check_values
 from modelyard_proxy.base.errors import GatewayError, bad_request
 from modelyard_proxy.keys import SETTINGS, STORE
 from modelyard_proxy.providers.base import Inbound
-from modelyard_proxy.providers.ingress.protocol import IngressProtocol
+from modelyard_proxy.providers.ingress.protocol import IngressProtocol, required_model
 from modelyard_proxy.providers.schemas import Schema
 from modelyard_proxy.relay.run import relay_chat, relay_embeddings
 from modelyard_proxy.table.store import ResolvedRoute
@@ -67,9 +67,7 @@ async def read_body(request: web.Request, within: float) -> bytes:
 
 def lookup_route(request: web.Request, body: dict[str, Any]) -> tuple[str, ResolvedRoute]:
     """The route for the body's ``model``; 400 when absent, 404 when no route serves it."""
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise bad_request("'model' is required and must be a string", param="model")
+    model = required_model(body)
     compiled = request.app[STORE].current
     route = compiled.lookup(model) if compiled else None
     if route is None:

@@ -18,7 +18,7 @@ from modelyard_proxy.base.errors import GatewayError, bad_request
 from modelyard_proxy.failures.classify import MalformedAnswer
 from modelyard_proxy.providers.base import JSONObject
 from modelyard_proxy.providers.ingress.openai_chat import check_count, check_stream_flag
-from modelyard_proxy.providers.ingress.protocol import IngressProtocol
+from modelyard_proxy.providers.ingress.protocol import IngressProtocol, required_model
 from modelyard_proxy.providers.openai_chat_to_anthropic_messages.response import openai_usage
 from modelyard_proxy.providers.schemas import Schema
 
@@ -58,9 +58,7 @@ class MessagesProtocol(IngressProtocol):
     forwarded_headers = ("anthropic-version", "anthropic-beta")
 
     def check_request(self, body: JSONObject, max_messages: int) -> None:
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise bad_request("'model' is required and must be a string", param="model")
+        required_model(body)
         max_tokens = body.get("max_tokens")
         if not isinstance(max_tokens, int) or not _positive_int(max_tokens):
             raise bad_request("'max_tokens' is required and must be an integer of at least 1", param="max_tokens")

@@ -16,7 +16,8 @@ import orjson
 from modelyard_proxy.base.errors import GatewayError, bad_request
 from modelyard_proxy.providers import params
 from modelyard_proxy.providers.base import JSONObject
-from modelyard_proxy.providers.ingress.protocol import IngressProtocol
+from modelyard_proxy.providers.ingress.openai_chat import check_count
+from modelyard_proxy.providers.ingress.protocol import IngressProtocol, required_model
 from modelyard_proxy.providers.schemas import Schema
 
 #: Item types a request's ``input`` may hold that every provider can be sent; others go to native targets only.
@@ -122,9 +123,7 @@ class ResponsesProtocol(IngressProtocol):
     def check_request(self, body: JSONObject, max_messages: int) -> None:
         if (error := stateful(body)) is not None:
             raise error
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise bad_request("'model' is required and must be a string", param="model")
+        required_model(body)
         _check_input(body.get("input"), max_messages)
         if not isinstance(body.get("instructions"), str | None):
             raise bad_request("'instructions' must be a string", param="instructions")
@@ -209,9 +208,7 @@ def _check_input(value: Any, max_messages: int) -> None:
         return
     if not isinstance(value, list) or not value:
         raise bad_request("'input' is required and must be a string or a non-empty array of items", param="input")
-    if len(value) > max_messages:
-        message = f"'input' holds {len(value)} items, more than this gateway's limit of {max_messages}"
-        raise bad_request(message, param="input", code="array_above_max_length")
+    check_count(value, "input", max_messages)
     for index, item in enumerate(value):
         where = f"input[{index}]"
         if not isinstance(item, dict):

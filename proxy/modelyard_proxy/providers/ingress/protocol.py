@@ -11,7 +11,7 @@ import abc
 from collections.abc import Mapping
 from typing import ClassVar
 
-from modelyard_proxy.base.errors import GatewayError
+from modelyard_proxy.base.errors import GatewayError, bad_request
 from modelyard_proxy.providers.base import JSONObject
 from modelyard_proxy.providers.schemas import Schema
 
@@ -77,3 +77,11 @@ class IngressProtocol(abc.ABC):
     def forwarded(self, headers: Mapping[str, str]) -> dict[str, str]:
         """The client's headers a native upstream receives."""
         return {name: value for name in self.forwarded_headers if (value := headers.get(name)) is not None}
+
+
+def required_model(body: JSONObject) -> str:
+    """The body's ``model``, which every protocol requires: 400 naming it when absent or not a string."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request("'model' is required and must be a string", param="model")
+    return model
