@@ -1,4 +1,4 @@
-"""The token estimate ``count_tokens`` answers for providers that cannot count."""
+"""The token estimate ``count_tokens`` answers for providers that cannot count (``relay/estimate.py``)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ import math
 
 import orjson
 
-from modelyard_proxy.api.count_tokens import estimated_input_tokens
 from modelyard_proxy.providers.ingress.anthropic_messages import MESSAGES
-from modelyard_proxy.relay.estimate import IMAGE_TOKENS, MESSAGE_OVERHEAD
+from modelyard_proxy.relay.estimate import IMAGE_TOKENS, MESSAGE_OVERHEAD, chat_tokens_typical
 
 
 def estimate(**body: object) -> int:
-    return estimated_input_tokens(MESSAGES.estimate_view({"model": "m", "max_tokens": 1, **body}))
+    return chat_tokens_typical(MESSAGES.estimate_view({"model": "m", "max_tokens": 1, **body}))
 
 
 def test_text_counts_four_characters_a_token_plus_each_messages_framing() -> None:

@@ -5,15 +5,13 @@ The route's first target decides how it is counted. Anthropic counts it itself (
 request as it would be generated, sent to ``countTokens``). For the OpenAI family, whose Chat Completions API
 has no counting endpoint, the answer is an estimate: text and tool definitions at four characters a
 token (what OpenAI's and Anthropic's tokenizers average on English prose; code and other scripts take more),
-each image at :data:`~modelyard_proxy.relay.estimate.IMAGE_TOKENS`, and each message its framing tokens.
+each image at :data:`~modelyard_proxy.relay.estimate.IMAGE_TOKENS`, and each message its framing tokens
+(:func:`~modelyard_proxy.relay.estimate.chat_tokens_typical`).
 Counting costs nothing upstream, so no consumer limit or budget is charged; the caller must still be allowed
 to call the model.
 """
 
 from __future__ import annotations
-
-import math
-from typing import Any
 
 import orjson
 from aiohttp import web
@@ -27,7 +25,7 @@ from modelyard_proxy.providers.ingress import anthropic_messages
 from modelyard_proxy.providers.ingress.anthropic_messages import MESSAGES
 from modelyard_proxy.providers.registry import adapter_for
 from modelyard_proxy.providers.schemas import Schema
-from modelyard_proxy.relay.estimate import CHARS_PER_TOKEN, IMAGE_TOKENS, MESSAGE_OVERHEAD
+from modelyard_proxy.relay import estimate
 from modelyard_proxy.relay.outcomes import transport_error
 from modelyard_proxy.relay.quota import model_not_allowed
 from modelyard_proxy.table.store import PLAIN_KEY, ResolvedTarget
@@ -62,7 +60,7 @@ async def count_tokens(request: web.Request) -> web.Response:
     elif provider is Provider.GEMINI:
         tokens = await _counted(request, first, _gemini_count_call(inbound, ctx), ctx, "totalTokens")
     else:
-        tokens = estimated_input_tokens(MESSAGES.estimate_view(body))
+        tokens = estimate.chat_tokens_typical(MESSAGES.estimate_view(body))
     return web.Response(body=orjson.dumps({"input_tokens": tokens}), content_type="application/json")
 
 
@@ -114,27 +112,3 @@ async def _counted(
             code="upstream_malformed",
         )
     return tokens
-
-
-def estimated_input_tokens(view: dict[str, Any]) -> int:
-    """The estimate for providers that cannot count (see the module's docstring)."""
-    chars = 0
-    images = 0
-    messages = view.get("messages") or []
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, str):
-            chars += len(content)
-            continue
-        for part in content if isinstance(content, list) else ():
-            if not isinstance(part, dict):
-                continue
-            if part.get("type") == "image_url":
-                images += 1
-            elif isinstance(text := part.get("text"), str):
-                chars += len(text)
-            else:
-                chars += len(orjson.dumps(part))
-    if (tools := view.get("tools")) is not None:
-        chars += len(orjson.dumps(tools))
-    return math.ceil(chars / CHARS_PER_TOKEN) + images * IMAGE_TOKENS + MESSAGE_OVERHEAD * len(messages)
