@@ -14,9 +14,8 @@ from collections.abc import Awaitable, Mapping, Sequence
 from typing import TypeVar
 
 import redis.asyncio
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
+from modelyard_proxy.base.storeurl import store_client
 from modelyard_proxy.conversations.store import ConversationStoreUnavailable, owner_digest
 
 log = logging.getLogger(__name__)
@@ -28,16 +27,8 @@ T = TypeVar("T")
 
 
 def connect(url: str, password: str | None, *, connect_timeout_s: float) -> redis.asyncio.Redis:
-    """A client for ``redis://`` or ``rediss://`` (TLS) that never retries on its own: a request waits one bound,
-    not several. Values are bytes (JSON the caller encodes)."""
-    return redis.asyncio.Redis.from_url(
-        url,
-        password=password,
-        decode_responses=False,
-        retry=Retry(NoBackoff(), 0),
-        socket_timeout=None,  # every call has its own bound
-        socket_connect_timeout=connect_timeout_s,
-    )
+    """The store's client for conversations: values are bytes (JSON the caller encodes)."""
+    return store_client(url, password, connect_timeout_s=connect_timeout_s, decode_responses=False)
 
 
 class SharedStore:

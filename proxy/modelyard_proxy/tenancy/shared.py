@@ -26,11 +26,10 @@ from importlib import resources
 from typing import Any
 
 import redis.asyncio
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
 from modelyard_proxy.base.ids import LEASE_IDS
+from modelyard_proxy.base.storeurl import store_client
 from modelyard_proxy.tenancy.counters import DEFAULT_PREFIX
 from modelyard_proxy.tenancy.ledger import Admission, Ask, Lease, PeriodHold, Spend, to_micro_usd
 from modelyard_proxy.tenancy.periods import (
@@ -145,20 +144,8 @@ class _Shape:
 
 
 def connect(url: str, password: str | None, *, connect_timeout_s: float) -> redis.asyncio.Redis:
-    """A client for ``redis://`` or ``rediss://`` (TLS) that never retries on its own: the guard decides.
-
-    No socket timeout on commands: every call is bounded by its caller's own timeout, and redis-py's would
-    wrap each write in a task of its own.
-    """
-    return redis.asyncio.Redis.from_url(
-        url,
-        password=password,
-        decode_responses=True,
-        protocol=2,  # what ``wire`` reads
-        retry=Retry(NoBackoff(), 0),
-        socket_timeout=None,
-        socket_connect_timeout=connect_timeout_s,
-    )
+    """The store's client as :mod:`~modelyard_proxy.tenancy.wire` reads it: text replies, RESP2."""
+    return store_client(url, password, connect_timeout_s=connect_timeout_s, decode_responses=True, protocol=2)
 
 
 class SharedCounters:
