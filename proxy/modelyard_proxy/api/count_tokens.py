@@ -70,7 +70,7 @@ def _gemini_count_call(inbound: Inbound, ctx: CallContext) -> UpstreamCall:
     body = {key: value for key, value in inbound.body.items() if key not in ("thinking", "output_config")}
     body.update(max_tokens=1, stream=False)
     generate = adapter_for(Provider.GEMINI, Schema.ANTHROPIC_MESSAGES).chat_call(
-        Inbound(body, b"", inbound.schema), ctx
+        Inbound(body, None, inbound.schema), ctx
     )
     request = {"model": f"models/{ctx.upstream_model}", **orjson.loads(generate.body)}
     request.pop("generationConfig", None)

@@ -11,6 +11,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import orjson
+
 from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.base.sse import SSEDecoder, SSEEvent
 from modelyard_proxy.providers.schemas import Pair, Schema
@@ -24,9 +26,17 @@ class Inbound:
     """The client's request: the parsed body and the bytes it came as (for cheap passthrough)."""
 
     body: JSONObject
-    raw: bytes
+    #: The client's bytes; None for a body the gateway built (a conversion, a resolved conversation), which is
+    #: serialised only if an adapter sends it as it is (:meth:`wire`).
+    raw: bytes | None
     #: The protocol the client spoke (see :mod:`~modelyard_proxy.providers.ingress`).
     schema: Schema = Schema.OPENAI_CHAT
+
+    def wire(self) -> bytes:
+        """The body as the upstream receives it unchanged: the client's bytes, or the built body serialised once."""
+        if self.raw is None:
+            self.raw = orjson.dumps(self.body)
+        return self.raw
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -67,7 +67,7 @@ async def begin(request: web.Request, inbound: Inbound) -> tuple[Inbound, Turn |
     store, settings = app[CONVERSATIONS], app[SETTINGS]
     owner = hash_api_key(request[API_KEY])
     resolved = await resolve(inbound.body, owner, store)
-    upstream = Inbound(resolved.body, orjson.dumps(resolved.body), inbound.schema)
+    upstream = Inbound(resolved.body, None, inbound.schema)
     if not resolved.remember:
         return upstream, None
     return upstream, Turn(owner, resolved, store, settings.responses_ttl, settings.responses_max_bytes)

@@ -51,7 +51,9 @@ def upstream_call(inbound: Inbound, ctx: CallContext, operation: str) -> Upstrea
     """``POST {base_url}/{operation}`` with the client's body (its ``model`` the target's) and headers."""
     body = inbound.body
     raw = (
-        inbound.raw if body.get("model") == ctx.upstream_model else orjson.dumps({**body, "model": ctx.upstream_model})
+        inbound.wire()
+        if body.get("model") == ctx.upstream_model
+        else orjson.dumps({**body, "model": ctx.upstream_model})
     )
     credential = ctx.credential
     headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}

@@ -78,7 +78,7 @@ class ChainedAdapter(ProviderAdapter):
 
     def chat_call(self, inbound: Inbound, ctx: CallContext) -> UpstreamCall:
         chat = self.codec.chat_request(inbound.body, ctx)
-        return self.inner.chat_call(Inbound(chat, orjson.dumps(chat)), _with_usage(ctx))
+        return self.inner.chat_call(Inbound(chat, None), _with_usage(ctx))
 
     def chat_result(self, payload: bytes, ctx: CallContext) -> bytes:
         return self.codec.answer(orjson.loads(self.inner.chat_result(payload, ctx)), ctx)

@@ -132,7 +132,7 @@ class OpenAIAdapter(ProviderAdapter):
         return self._call(inbound, body, ctx, "embeddings")
 
     def _call(self, inbound: Inbound, body: JSONObject | None, ctx: CallContext, operation: str) -> UpstreamCall:
-        payload = inbound.raw if body is None else orjson.dumps(body)
+        payload = inbound.wire() if body is None else orjson.dumps(body)
         return UpstreamCall(self._url(ctx, operation), self._headers(ctx.credential), payload)
 
     def _url(self, ctx: CallContext, operation: str) -> str:

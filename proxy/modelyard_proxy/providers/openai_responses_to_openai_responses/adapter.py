@@ -44,7 +44,7 @@ class ResponsesPassthroughAdapter(OpenAIAdapter):
     def chat_call(self, inbound: Inbound, ctx: CallContext) -> UpstreamCall:
         model, body = self._body_model(ctx), inbound.body
         if body.get("model") == model and body.get("store") is False:
-            raw = inbound.raw  # already what the upstream must get: its bytes go as they came
+            raw = inbound.wire()  # already what the upstream must get: its bytes go as they came
         else:
             raw = orjson.dumps({**body, "model": model, "store": False})
         headers = {**ctx.forwarded_headers, **self._headers(ctx.credential)}
