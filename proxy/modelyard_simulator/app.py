@@ -7,7 +7,15 @@ import logging
 
 from aiohttp import web
 
-from modelyard_simulator import anthropic_dialect, azure_dialect, gemini_dialect, openai_dialect, responses_dialect
+from modelyard_simulator import (
+    anthropic_dialect,
+    aws_identity_endpoints,
+    azure_dialect,
+    gemini_dialect,
+    openai_dialect,
+    responses_dialect,
+)
+from modelyard_simulator.aws_keys import AwsKeyring
 from modelyard_simulator.behaviour import ScenarioBook
 from modelyard_simulator.engine import SCENARIOS
 from modelyard_simulator.log import REQUEST_LOG, RequestLog, clear_requests, list_requests, record_requests
@@ -54,6 +62,9 @@ def create_app(scenarios: ScenarioBook | None = None) -> web.Application:
     for version in ("v1beta", "v1"):
         router.add_post(f"/{version}/models/{{model_action}}", gemini_dialect.dispatch)
     router.add_get("/v1beta/models", gemini_dialect.list_models)
+
+    # What a pod without static AWS keys gets them from: STS (IRSA) and the EKS Pod Identity agent.
+    aws_identity_endpoints.add_routes(app, AwsKeyring())
 
     router.add_get("/_simulator/requests", list_requests)
     router.add_delete("/_simulator/requests", clear_requests)
