@@ -38,25 +38,6 @@ class StaticIdentity(AwsIdentity):
         return self._keys
 
 
-def identity_for(credential: Credential) -> AwsIdentity:
-    """The identity a Bedrock credential signs with: its own keys (a new credential object, as a rotated Secret
-    makes, gets a new identity), else the process's one chain identity."""
-    keys = credential.aws_keys
-    if keys is None:
-        if credential.api_key is not None:
-            msg = f"credential {credential.id} sends a Bedrock API key: it signs with no AWS keys"
-            raise LookupError(msg)
-        return pod_identity()
-    token = keys.session_token.get_secret_value() if keys.session_token is not None else None
-    return StaticIdentity(keys.access_key_id.get_secret_value(), keys.secret_access_key.get_secret_value(), token)
-
-
-@functools.cache
-def pod_identity() -> ChainIdentity:
-    """The process's own AWS identity, made on first use and shared by every credential without keys."""
-    return ChainIdentity()
-
-
 #: How long a request waits for keys when none are cached. The chain's own retries may take longer: the request
 #: gets a clear error instead, and the fetch goes on for the requests after it.
 CHAIN_WAIT_SECONDS = 5.0
@@ -168,7 +149,7 @@ class ChainIdentity(AwsIdentity):
             if self._session is None:
                 self._session = botocore.session.Session()
                 self._session.set_default_client_config(_STS_CLIENT_CONFIG)
-            credentials = self._credentials or self._session.get_credentials()
+            credentials = self._credentials if self._credentials is not None else self._session.get_credentials()
             if credentials is None:
                 raise ChainFailed(
                     "none were found (no environment keys, web identity token file, container credentials "
@@ -202,3 +183,22 @@ def _due(credentials: Credentials) -> bool:
 def _usable(credentials: Credentials) -> bool:
     """Far enough from expiry to sign a request with."""
     return not (isinstance(credentials, RefreshableCredentials) and credentials.refresh_needed(USABLE_MARGIN_SECONDS))
+
+
+def identity_for(credential: Credential) -> AwsIdentity:
+    """The identity a Bedrock credential signs with: its own keys (a new credential object, as a rotated Secret
+    makes, gets a new identity), else the process's one chain identity."""
+    keys = credential.aws_keys
+    if keys is None:
+        if credential.api_key is not None:
+            msg = f"credential {credential.id} sends a Bedrock API key: it signs with no AWS keys"
+            raise LookupError(msg)
+        return pod_identity()
+    token = keys.session_token.get_secret_value() if keys.session_token is not None else None
+    return StaticIdentity(keys.access_key_id.get_secret_value(), keys.secret_access_key.get_secret_value(), token)
+
+
+@functools.cache
+def pod_identity() -> ChainIdentity:
+    """The process's own AWS identity, made on first use and shared by every credential without keys."""
+    return ChainIdentity()
