@@ -1,13 +1,18 @@
 """The process environment botocore's credential chain reads, set for a test: nothing of the machine's own AWS
-setup, then IRSA or EKS Pod Identity pointed at the simulator's endpoints."""
+setup, then IRSA or EKS Pod Identity pointed at the simulator's endpoints (the ``endpoint`` fixture, both ways)."""
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from aiohttp import test_utils
+from botocore.credentials import ReadOnlyCredentials
 
-from modelyard_simulator.aws_identity_endpoints import POD_IDENTITY_TOKEN, WEB_IDENTITY_TOKEN
+from modelyard_simulator import REQUEST_LOG
+from modelyard_simulator.aws_identity_endpoints import AWS_IDENTITY, POD_IDENTITY_TOKEN, WEB_IDENTITY_TOKEN
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/modelyard-bedrock"
 #: Where IRSA's webhook puts the STS region; Bedrock calls must still be signed for the credential's own region.
@@ -66,3 +71,36 @@ def use_pod_identity(
     monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", agent_url)
     monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", str(token_file))
     return token_file
+
+
+@dataclasses.dataclass
+class Endpoint:
+    """Where the pod's identity gets its keys: the simulator's STS (IRSA) or its Pod Identity agent."""
+
+    simulator: test_utils.TestServer
+    path: str
+
+    def fetches(self) -> int:
+        """How many times keys were asked for."""
+        return sum(1 for request in self.simulator.app[REQUEST_LOG] if request.path == self.path)
+
+    def issued(self, keys: ReadOnlyCredentials) -> bool:
+        """Whether ``keys`` are keys the simulated AWS handed out and still accepts."""
+        key = self.simulator.app[AWS_IDENTITY].keyring.lookup(keys.access_key or "")
+        return key is not None and (key.secret_access_key, key.session_token) == (keys.secret_key, keys.token)
+
+    def issue_for(self, lifetime: timedelta) -> None:
+        """Keys issued from now on live this long."""
+        self.simulator.app[AWS_IDENTITY].lifetime = lifetime
+
+
+@pytest.fixture(params=["irsa", "pod-identity"])
+def endpoint(
+    request: pytest.FixtureRequest, simulator: test_utils.TestServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Endpoint:
+    """The process environment set as IRSA's or EKS Pod Identity's webhook sets it, aimed at the simulator."""
+    if request.param == "irsa":
+        use_irsa(monkeypatch, tmp_path, str(simulator.make_url("/")))
+        return Endpoint(simulator, "/")
+    use_pod_identity(monkeypatch, tmp_path, str(simulator.make_url("/v1/credentials")))
+    return Endpoint(simulator, "/v1/credentials")

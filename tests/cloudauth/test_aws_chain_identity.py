@@ -5,7 +5,6 @@ waiters, and a clear error in bounded time when there are no keys, they are refu
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
@@ -13,49 +12,18 @@ from pathlib import Path
 
 import pytest
 from aiohttp import test_utils
-from botocore.credentials import ReadOnlyCredentials
 
 from modelyard_proxy.cloudauth.aws_identity import AwsIdentityUnavailable, ChainIdentity
 from modelyard_simulator import REQUEST_LOG
 from modelyard_simulator.aws_identity_endpoints import AWS_IDENTITY, POD_IDENTITY_TOKEN
-from tests.awsenv import no_aws_identity, use_irsa, use_pod_identity
+from tests.awsenv import Endpoint, endpoint, no_aws_identity, use_irsa, use_pod_identity
 
 IDENTITY_LOG = "modelyard_proxy.cloudauth.aws_identity"
 #: Inside botocore's 15-minute advisory refresh window, outside its 10-minute mandatory one: due for a refresh in
 #: the background, yet valid, as a fetch 14 minutes before expiry would be.
 DUE_SOON = timedelta(minutes=14)
 
-
-@dataclasses.dataclass
-class Endpoint:
-    """Where the pod's identity gets its keys: the simulator's STS (IRSA) or its Pod Identity agent."""
-
-    simulator: test_utils.TestServer
-    path: str
-
-    def fetches(self) -> int:
-        """How many times keys were asked for."""
-        return sum(1 for request in self.simulator.app[REQUEST_LOG] if request.path == self.path)
-
-    def issued(self, keys: ReadOnlyCredentials) -> bool:
-        """Whether ``keys`` are keys the simulated AWS handed out and still accepts."""
-        key = self.simulator.app[AWS_IDENTITY].keyring.lookup(keys.access_key or "")
-        return key is not None and (key.secret_access_key, key.session_token) == (keys.secret_key, keys.token)
-
-    def issue_for(self, lifetime: timedelta) -> None:
-        self.simulator.app[AWS_IDENTITY].lifetime = lifetime
-
-
-@pytest.fixture(params=["irsa", "pod-identity"])
-def endpoint(
-    request: pytest.FixtureRequest, simulator: test_utils.TestServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Endpoint:
-    """The process environment set as IRSA's or EKS Pod Identity's webhook sets it, aimed at the simulator."""
-    if request.param == "irsa":
-        use_irsa(monkeypatch, tmp_path, str(simulator.make_url("/")))
-        return Endpoint(simulator, "/")
-    use_pod_identity(monkeypatch, tmp_path, str(simulator.make_url("/v1/credentials")))
-    return Endpoint(simulator, "/v1/credentials")
+__all__ = ["endpoint"]  # a fixture
 
 
 @pytest.fixture
