@@ -12,7 +12,7 @@ from modelyard_proxy.providers.openai_chat_to_bedrock_converse.adapter import Be
 from modelyard_routing import Credential, Provider
 
 BASE_URL = "https://bedrock-runtime.eu-west-1.amazonaws.com"
-CREDENTIAL = Credential(id="bedrock-eu", provider=Provider.OPENAI, base_url=BASE_URL, region="eu-west-1")
+CREDENTIAL = Credential(id="bedrock-eu", provider=Provider.BEDROCK, base_url=BASE_URL, region="eu-west-1")
 KEYED = CREDENTIAL.model_copy(update={"api_key": SecretStr("ABSKQmVkcm9ja0FQSUtleS0xMjM0NTY3ODkw")})
 CLAUDE = "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"
 NOVA = "amazon.nova-pro-v1:0"
