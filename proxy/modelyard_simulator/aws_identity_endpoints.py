@@ -59,12 +59,16 @@ class IdentityIssuer:
     issued: int = 0
 
     def issue(self) -> TemporaryKey:
-        """New temporary keys, accepted by the keyring until they expire (whole seconds, as AWS sends them)."""
+        """New temporary keys, accepted by the keyring until they expire: in whole seconds, as AWS sends them,
+        rounded up so that they never live less than ``lifetime``."""
+        expiration = datetime.now(UTC) + self.lifetime
+        if expiration.microsecond:
+            expiration = expiration.replace(microsecond=0) + timedelta(seconds=1)
         key = TemporaryKey(
             access_key_id="ASIA" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(16)),
             secret_access_key=secrets.token_urlsafe(30)[:40],
             session_token=secrets.token_urlsafe(120),
-            expiration=(datetime.now(UTC) + self.lifetime).replace(microsecond=0),
+            expiration=expiration,
         )
         issued = IssuedKey(key.secret_access_key, key.session_token, key.expiration.timestamp())
         self.keyring.add(key.access_key_id, issued)

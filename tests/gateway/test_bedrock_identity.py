@@ -26,8 +26,10 @@ from tests.harness import DEMO_KEY, GatewayFactory, example_inventory
 
 __all__ = ["endpoint"]  # a fixture
 
-#: Outside botocore's 15-minute advisory window by one second: keys it refreshes in the background a second later.
-DUE_IN_A_SECOND = timedelta(minutes=15, seconds=1)
+#: Keys just outside botocore's 15-minute advisory window (half a second, plus under a second as expiries are
+#: rounded up to whole seconds): due for a refresh in the background once ``DUE_AFTER`` seconds have passed.
+DUE_SOON = timedelta(minutes=15, milliseconds=500)
+DUE_AFTER = 1.6
 
 
 @pytest.fixture(autouse=True)
@@ -90,10 +92,10 @@ async def test_a_route_without_keys_answers_with_the_pods_identity(
 async def test_answers_keep_coming_across_a_refresh_of_the_keys(
     endpoint: Endpoint, sdk: openai.AsyncOpenAI, upstream_log: RequestLog
 ) -> None:
-    endpoint.issue_for(DUE_IN_A_SECOND)
+    endpoint.issue_for(DUE_SOON)
     await ask(sdk)
     first = signed_with(upstream_log)
-    await asyncio.sleep(1.1)  # the keys enter botocore's advisory window
+    await asyncio.sleep(DUE_AFTER)  # the keys enter botocore's advisory window
     await ask(sdk)  # answered with the cached keys, while they are refreshed in the background
     assert signed_with(upstream_log) == first
     await pod_identity().aclose()  # the refresh lands

@@ -44,7 +44,7 @@ async def test_sts_issues_temporary_keys_the_keyring_accepts(sim: test_utils.Tes
     assert keys["SessionToken"]
     assert keyring_has(sim, keys["AccessKeyId"], keys["SecretAccessKey"], keys["SessionToken"])
     left = keys["Expiration"] - datetime.now(UTC)
-    assert timedelta(minutes=19) < left <= timedelta(minutes=20)
+    assert timedelta(minutes=19, seconds=58) < left <= timedelta(minutes=20, seconds=1)  # whole seconds, rounded up
     assert answer["AssumedRoleUser"]["Arn"] == "arn:aws:sts::123456789012:assumed-role/modelyard-bedrock/gw-1"
     assert [(r.method, r.path) for r in sim_log] == [("POST", "/")]
     # Each call issues new keys.
@@ -88,7 +88,7 @@ async def test_pod_identity_agent_issues_keys_botocore_reads(
     assert frozen.token is not None
     assert keyring_has(sim, frozen.access_key, frozen.secret_key, frozen.token)
     assert credentials.refresh_needed(19 * 60) is False
-    assert credentials.refresh_needed(20 * 60 + 1) is True  # expires in 20 minutes, as the issuer says
+    assert credentials.refresh_needed(20 * 60 + 2) is True  # expires in 20 minutes, as the issuer says
     assert sim_log.last().path == "/v1/credentials"
     assert sim_log.last().header("authorization") == POD_IDENTITY_TOKEN
 
