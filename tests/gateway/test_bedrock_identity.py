@@ -26,10 +26,10 @@ from tests.harness import DEMO_KEY, GatewayFactory, example_inventory
 
 __all__ = ["endpoint"]  # a fixture
 
-#: Keys just outside botocore's 15-minute advisory window (half a second, plus under a second as expiries are
-#: rounded up to whole seconds): due for a refresh in the background once ``DUE_AFTER`` seconds have passed.
-DUE_SOON = timedelta(minutes=15, milliseconds=500)
-DUE_AFTER = 1.6
+#: Keys just outside botocore's 15-minute advisory window (a second, plus under a second as expiries are rounded
+#: up to whole seconds): due for a refresh in the background once ``DUE_AFTER`` seconds have passed.
+DUE_SOON = timedelta(minutes=15, seconds=1)
+DUE_AFTER = 2.1
 
 
 @pytest.fixture(autouse=True)
