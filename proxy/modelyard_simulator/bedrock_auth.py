@@ -32,7 +32,7 @@ _AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/,\s]+)/(?P<service>[^/,\s]+)"
     r"/aws4_request,\s*SignedHeaders=(?P<signed>[a-z0-9;-]+),\s*Signature=(?P<signature>[0-9a-f]{64})$"
 )
-_INVALID_TOKEN = "The security token included in the request is invalid."  # noqa: S105  # AWS's wording
+INVALID_TOKEN = "The security token included in the request is invalid."  # noqa: S105  # AWS's wording
 
 
 def _failure(kind: str, message: str) -> Failure:
@@ -51,7 +51,7 @@ def authenticate(request: web.Request, body: bytes, now: datetime.datetime | Non
         return _failure("IncompleteSignatureException", "The request signature does not conform to AWS standards.")
     key = request.app[AWS_KEYRING].lookup(match["key"])
     if key is None or key.session_token != request.headers.get("X-Amz-Security-Token"):
-        return _failure("UnrecognizedClientException", _INVALID_TOKEN)
+        return _failure("UnrecognizedClientException", INVALID_TOKEN)
     now = now or datetime.datetime.now(datetime.UTC)
     if key.expired(now.timestamp()):
         return _failure("ExpiredTokenException", "The security token included in the request is expired")

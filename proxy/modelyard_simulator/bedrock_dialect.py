@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 
 from modelyard_simulator.answer import Answer, Prompt, compose, force_call, new_id, sign
-from modelyard_simulator.bedrock_auth import authenticate
+from modelyard_simulator.bedrock_auth import INVALID_TOKEN, authenticate
 from modelyard_simulator.behaviour import Behaviour
 from modelyard_simulator.embedding import embed
 from modelyard_simulator.engine import Dialect, Exchange, JsonObject, ResponseMeta, bearer, serve_exchange
@@ -67,8 +67,7 @@ _REFORMAT = "please reformat your input and try again."
 class BedrockDialect(Dialect):
     """Bedrock conventions: ``x-amzn-RequestId``, ``x-amzn-ErrorType`` and ``{"message"}`` error bodies."""
 
-    invalid_json_message = "Malformed input request, please reformat your input and try again."
-    stream_failure_status = 424
+    invalid_json_message = f"Malformed input request, {_REFORMAT}"
 
     def new_request_id(self) -> str:
         return new_id("", 8).lower() + "-" + new_id("", 4).lower() + "-" + new_id("", 12).lower()
@@ -81,9 +80,7 @@ class BedrockDialect(Dialect):
         return credential.partition("/")[0] or None
 
     def auth_failure(self, presented: str | None) -> Failure:  # noqa: ARG002
-        return Failure(
-            403, "The security token included in the request is invalid.", code="UnrecognizedClientException"
-        )
+        return Failure(403, INVALID_TOKEN, code="UnrecognizedClientException")
 
     def error_payload(self, failure: Failure, meta: ResponseMeta) -> JsonObject:  # noqa: ARG002
         kind = exception_name(failure)
