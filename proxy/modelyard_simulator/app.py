@@ -7,7 +7,15 @@ import logging
 
 from aiohttp import web
 
-from modelyard_simulator import anthropic_dialect, azure_dialect, gemini_dialect, openai_dialect, responses_dialect
+from modelyard_simulator import (
+    anthropic_dialect,
+    azure_dialect,
+    gemini_dialect,
+    google_auth,
+    openai_dialect,
+    responses_dialect,
+    vertex_dialect,
+)
 from modelyard_simulator.behaviour import ScenarioBook
 from modelyard_simulator.engine import SCENARIOS
 from modelyard_simulator.log import REQUEST_LOG, RequestLog, clear_requests, list_requests, record_requests
@@ -33,6 +41,7 @@ def create_app(scenarios: ScenarioBook | None = None) -> web.Application:
     app[SCENARIOS] = book
     app[REQUEST_LOG] = RequestLog(book.record_limit)
     app[RESPONSES] = ResponseStore()
+    app[google_auth.GOOGLE_AUTH] = google_auth.GoogleAuthority()
 
     router = app.router
     router.add_post("/v1/chat/completions", openai_dialect.chat_completions)
@@ -54,6 +63,13 @@ def create_app(scenarios: ScenarioBook | None = None) -> web.Application:
     for version in ("v1beta", "v1"):
         router.add_post(f"/{version}/models/{{model_action}}", gemini_dialect.dispatch)
     router.add_get("/v1beta/models", gemini_dialect.list_models)
+
+    vertex_model = "/projects/{project}/locations/{location}/publishers/{publisher}/models/{model_action}"
+    for version in ("v1", "v1beta1"):
+        router.add_post(f"/{version}{vertex_model}", vertex_dialect.dispatch)
+    router.add_post("/token", google_auth.token)
+    router.add_get("/", google_auth.metadata_ping)
+    router.add_get("/computeMetadata/v1/{path:.*}", google_auth.metadata)
 
     router.add_get("/_simulator/requests", list_requests)
     router.add_delete("/_simulator/requests", clear_requests)
