@@ -35,6 +35,8 @@ class GoogleAuthority:
         self.project_id = project_id
         #: ``client_email`` -> its public certificate (or public key), PEM.
         self.accounts: dict[str, str] = {}
+        #: The service account of each token issued, oldest first.
+        self.issued: list[str] = []
         self._expiries: dict[str, float] = {}
 
     @property
@@ -46,13 +48,18 @@ class GoogleAuthority:
         """Accept JWTs from ``client_email`` signed by the key of ``certificate``."""
         self.accounts[client_email] = certificate
 
-    def issue(self) -> dict[str, object]:
-        """A new access token, as the token endpoint and the metadata server answer it."""
+    def issue(self, account: str) -> dict[str, object]:
+        """A new access token for ``account``, as the token endpoint and the metadata server answer it."""
         token = f"ya29.sim-{secrets.token_urlsafe(32)}"
         self._expiries[token] = time.monotonic() + self.token_lifetime
+        self.issued.append(account)
         lifetime = self.token_lifetime
         expires_in = int(lifetime) if lifetime == int(lifetime) else lifetime
         return {"access_token": token, "expires_in": expires_in, "token_type": "Bearer"}
+
+    def revoke_all(self) -> None:
+        """Forget every token issued, as Google does a deleted key's or a disabled account's."""
+        self._expiries.clear()
 
     def refusal(self, token: str | None) -> str | None:
         """Why ``token`` may not call Vertex AI, or None when it was issued here and has not expired."""
@@ -96,7 +103,7 @@ async def token(request: web.Request) -> web.Response:
         return _oauth_error("invalid_grant", "Invalid JWT Signature.")
     if CLOUD_PLATFORM not in str(claims.get("scope", "")).split():
         return _oauth_error("invalid_scope", "Invalid OAuth scope or ID token audience provided.")
-    return web.Response(body=orjson.dumps(authority.issue()), content_type="application/json")
+    return web.Response(body=orjson.dumps(authority.issue(str(issuer))), content_type="application/json")
 
 
 def _claims(assertion: str, certificate: str | None, audience: list[str] | None = None) -> dict[str, Any]:
@@ -139,7 +146,7 @@ async def metadata(request: web.Request) -> web.Response:
         if path == f"{prefix}/email":
             return _metadata(account)
         if path == f"{prefix}/token":
-            return _metadata(payload=authority.issue())
+            return _metadata(payload=authority.issue(account))
     if path == "project/project-id":
         return _metadata(authority.project_id)
     if path == "universe/universe-domain":

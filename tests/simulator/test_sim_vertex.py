@@ -68,6 +68,9 @@ async def test_a_service_account_jwt_is_traded_for_a_token_that_expires_as_annou
     received = sim_log.last()
     assert (received.method, received.path) == ("POST", "/token")
     assert authority.refusal(credentials.token) is None
+    assert authority.issued == [key.email]
+    authority.revoke_all()
+    assert authority.refusal(credentials.token) is not None
 
 
 async def test_a_jwt_signed_by_another_key_is_refused(sim: test_utils.TestServer, key: ServiceAccountKey) -> None:
@@ -149,7 +152,7 @@ async def test_a_missing_or_unknown_token_is_googles_401(sim: test_utils.TestSer
 
 async def test_an_expired_token_is_refused(sim: test_utils.TestServer, authority: GoogleAuthority) -> None:
     authority.token_lifetime = 0
-    token = authority.issue()["access_token"]
+    token = authority.issue("someone@example.com")["access_token"]
     url = sim.make_url(f"/v1/projects/{PROJECT}/locations/{REGION}/publishers/google/models/m:generateContent")
     headers = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession() as session, session.post(url, json={}, headers=headers) as response:
@@ -172,6 +175,7 @@ async def test_the_metadata_server_answers_only_requests_flavoured_google(
             token = await issued.json()
     assert token["token_type"] == "Bearer"
     assert authority.refusal(token["access_token"]) is None
+    assert authority.issued == [authority.metadata_account]
 
 
 async def test_predict_embeds_each_instance_with_its_token_count(sim: test_utils.TestServer, token: str) -> None:

@@ -31,6 +31,9 @@ from modelyard_proxy.providers.openai_responses_to_openai_responses.adapter impo
     ResponsesPassthroughAdapter,
 )
 from modelyard_proxy.providers.schemas import Pair, Schema
+from modelyard_proxy.providers.vertex_ai.adapter import ByPublisher, VertexAdapter
+from modelyard_proxy.providers.vertex_ai.anthropic import VertexAnthropicPassthroughAdapter
+from modelyard_proxy.providers.vertex_ai.gemini import VertexGeminiAdapter
 from modelyard_routing import Provider
 
 Translator = Callable[[Provider], ProviderAdapter]
@@ -41,6 +44,7 @@ EGRESS: dict[Provider, Schema] = {
     Provider.AZURE_OPENAI: Schema.OPENAI_CHAT,
     Provider.ANTHROPIC: Schema.ANTHROPIC_MESSAGES,
     Provider.GEMINI: Schema.GEMINI_GENERATE_CONTENT,
+    Provider.VERTEX_AI: Schema.VERTEX_AI,
 }
 
 
@@ -60,6 +64,16 @@ def _anthropic_passthrough(_: Provider) -> ProviderAdapter:
     return AnthropicPassthroughAdapter()
 
 
+def _vertex(_: Provider) -> ProviderAdapter:
+    return VertexAdapter()
+
+
+def _vertex_messages(_: Provider) -> ProviderAdapter:
+    """Claude on Vertex speaks Messages itself; Gemini on Vertex is reached through the codec."""
+    gemini = ChainedAdapter(MESSAGES_CODEC, VertexGeminiAdapter())
+    return ByPublisher(google=gemini, anthropic=VertexAnthropicPassthroughAdapter())
+
+
 #: The translator for each pair. An adapter serves embeddings beside chat, so the embeddings pairs name the
 #: translator of the same egress family.
 TRANSLATORS: dict[Pair, Translator] = {
@@ -68,6 +82,8 @@ TRANSLATORS: dict[Pair, Translator] = {
     Pair(Schema.OPENAI_CHAT, Schema.ANTHROPIC_MESSAGES): _anthropic,
     Pair(Schema.OPENAI_CHAT, Schema.GEMINI_GENERATE_CONTENT): _gemini,
     Pair(Schema.OPENAI_EMBEDDINGS, Schema.GEMINI_EMBED_CONTENT): _gemini,
+    Pair(Schema.OPENAI_CHAT, Schema.VERTEX_AI): _vertex,
+    Pair(Schema.OPENAI_EMBEDDINGS, Schema.VERTEX_AI_PREDICT): _vertex,
 }
 
 
@@ -98,6 +114,7 @@ NATIVE: dict[tuple[Provider, Schema], Translator] = {
     (Provider.ANTHROPIC, Schema.ANTHROPIC_MESSAGES): _anthropic_passthrough,
     (Provider.OPENAI, Schema.OPENAI_RESPONSES): lambda provider: ResponsesPassthroughAdapter(QUIRKS[provider]),
     (Provider.AZURE_OPENAI, Schema.OPENAI_RESPONSES): lambda _: AzureResponsesAdapter(),
+    (Provider.VERTEX_AI, Schema.ANTHROPIC_MESSAGES): _vertex_messages,
 }
 
 
