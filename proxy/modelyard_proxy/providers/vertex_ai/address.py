@@ -11,7 +11,6 @@ from urllib.parse import quote
 
 import orjson
 
-from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.providers.base import CallContext, JSONObject, UpstreamCall
 from modelyard_routing import Credential
 from modelyard_routing.specs import VertexOptions
@@ -21,10 +20,10 @@ GLOBAL = "global"
 
 
 def options(credential: Credential) -> VertexOptions:
-    """The credential's project and publisher (the compiler requires them for vertex-ai)."""
+    """The credential's project and publisher (the spec requires them for vertex-ai: never missing in a table)."""
     if credential.vertex is None:
-        msg = f"credential {credential.id} is a vertex-ai credential without spec.vertex (project and publisher)"
-        raise GatewayError(500, msg, type="server_error", code="credential_incomplete")
+        msg = f"credential {credential.id} is a vertex-ai credential without spec.vertex"
+        raise LookupError(msg)
     return credential.vertex
 
 
