@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import control_plane, gateway, phases, report, store, streaming, wrk
+from bench import tokens as vertex_tokens
 from bench.phases import Bench, Settings, ensure_bench_tools
 from bench.procs import (
     LOAD_CPU,
@@ -199,6 +200,7 @@ def main() -> None:
         print(f"warning: the machine is {busy:.0%} busy before the run; other processes will blur the numbers")
     result = measure(settings, busy)
     text = report.render(result)
+    text += vertex_tokens.report()  # Vertex AI access tokens: CPU per authorised request, in-process
     print()
     print(text)
     if not args.no_write:

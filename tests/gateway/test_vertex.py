@@ -15,9 +15,9 @@ from modelyard_simulator import RequestLog
 from modelyard_simulator.behaviour import Behaviour
 from modelyard_simulator.engine import SCENARIOS
 from modelyard_simulator.google_auth import GOOGLE_AUTH
+from modelyard_simulator.google_keys import PROJECT
 from tests.gateway.vertex_setup import CLAUDE, EMBEDDING, PATHS, REGION, STREAM_PATHS, vertex_gateway
 from tests.harness import DEMO_KEY, GatewayFactory
-from tests.vertex_keys import PROJECT
 
 #: A 1x1 transparent PNG.
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="

@@ -14,9 +14,9 @@ from aiohttp import test_utils
 from modelyard_proxy.keys import STORE
 from modelyard_simulator import RequestLog
 from modelyard_simulator.google_auth import GOOGLE_AUTH, GoogleAuthority
+from modelyard_simulator.google_keys import ServiceAccountKey, service_account_key
 from tests.gateway.vertex_setup import manifests, table
 from tests.harness import DEMO_KEY, GatewayFactory
-from tests.vertex_keys import ServiceAccountKey, service_account_key
 
 HELLO: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 

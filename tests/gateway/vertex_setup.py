@@ -8,8 +8,8 @@ from aiohttp import test_utils
 
 from modelyard_routing import RoutingTable, compile_inventory
 from modelyard_simulator.google_auth import GOOGLE_AUTH
+from modelyard_simulator.google_keys import PROJECT, ServiceAccountKey, service_account_key
 from tests.harness import GatewayFactory, example_inventory, route
-from tests.vertex_keys import PROJECT, ServiceAccountKey, service_account_key
 
 REGION = "us-central1"
 CLAUDE = "claude-sonnet-4-5@20250929"

@@ -17,7 +17,7 @@ from google.oauth2 import service_account
 
 from modelyard_simulator import RequestLog
 from modelyard_simulator.google_auth import GOOGLE_AUTH, GoogleAuthority
-from tests.vertex_keys import PROJECT, ServiceAccountKey, service_account_key
+from modelyard_simulator.google_keys import PROJECT, ServiceAccountKey, service_account_key
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Inheritance class AiohttpClientSession from ClientSession is discouraged:DeprecationWarning"

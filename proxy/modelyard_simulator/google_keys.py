@@ -1,10 +1,11 @@
-"""Throwaway Google service-account keys for the Vertex AI tests, whose JWTs the simulator's token endpoint
-verifies against the public certificate it is given."""
+"""Throwaway Google service-account keys, for trying out Vertex AI against the simulator: its token endpoint
+verifies their JWTs against the public certificate it is given (:meth:`ServiceAccountKey.trusted_by`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+from typing import cast
 
 import orjson
 from cryptography import x509
@@ -13,10 +14,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.oauth2 import service_account
 
-from modelyard_simulator.google_auth import GoogleAuthority
+from modelyard_simulator.google_auth import CLOUD_PLATFORM, GoogleAuthority
 
+#: The Google Cloud project the keys belong to.
 PROJECT = "modelyard-test"
-SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -34,9 +35,8 @@ class ServiceAccountKey:
 
     def credentials(self) -> service_account.Credentials:
         """google-auth's credentials for the key, not yet refreshed."""
-        made = service_account.Credentials.from_service_account_info(self.info, scopes=SCOPES)  # type: ignore[no-untyped-call]
-        assert isinstance(made, service_account.Credentials)
-        return made
+        made = service_account.Credentials.from_service_account_info(self.info, scopes=[CLOUD_PLATFORM])  # type: ignore[no-untyped-call]
+        return cast("service_account.Credentials", made)
 
     def trusted_by(self, authority: GoogleAuthority) -> ServiceAccountKey:
         """Register the certificate with a simulator's token endpoint; returns the key."""
