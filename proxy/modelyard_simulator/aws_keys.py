@@ -7,7 +7,7 @@ import time
 
 #: Keys every simulated AWS account accepts (what tests put in a credential's Secret).
 TEST_ACCESS_KEY_ID = "AKIAMODELYARDTEST"
-TEST_SECRET_ACCESS_KEY = "modelyard/test+secret/key0000000000000000"
+TEST_SECRET_ACCESS_KEY = "modelyard/test+secret/key0000000000000000"  # noqa: S105 - the simulated account's test key
 
 
 @dataclasses.dataclass(frozen=True)
