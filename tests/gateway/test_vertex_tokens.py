@@ -5,7 +5,11 @@ key or a token Google no longer honours. The simulator counts the tokens it issu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import openai
 import pytest
@@ -15,6 +19,7 @@ from modelyard_proxy.keys import STORE
 from modelyard_simulator import RequestLog
 from modelyard_simulator.google_auth import GOOGLE_AUTH, GoogleAuthority
 from modelyard_simulator.google_keys import ServiceAccountKey, service_account_key
+from tests.cli.test_cli import accepts_connections, free_port, wait_for
 from tests.gateway.vertex_setup import manifests, table
 from tests.harness import DEMO_KEY, GatewayFactory
 
@@ -166,3 +171,38 @@ async def test_a_key_google_refuses_is_an_auth_error(
             await ask(client)
     assert (caught.value.status_code, caught.value.code) == (502, "upstream_auth_failed")
     assert "invalid_grant" in caught.value.message
+
+
+@contextlib.contextmanager
+def tinyproxy(folder: Path) -> Iterator[str]:
+    """A forward proxy (it marks what it forwards with ``Via: ... tinyproxy``); its URL."""
+    port = free_port()
+    config = folder / "tinyproxy.conf"
+    config.write_text(f"Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 20\nLogLevel Error\n")
+    proxy = subprocess.Popen(["tinyproxy", "-d", "-c", str(config)], stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: accepts_connections(port))
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=10)
+
+
+async def test_a_keys_token_request_leaves_through_the_credentials_proxy(
+    gateway_factory: GatewayFactory,
+    simulator_url: str,
+    key: ServiceAccountKey,
+    upstream_log: RequestLog,
+    tmp_path: Path,
+) -> None:
+    with tinyproxy(tmp_path) as proxy_url:
+        docs = manifests(simulator_url, key.json)
+        for doc in docs:
+            if doc["kind"] == "ProviderCredential":
+                doc["spec"]["egress"] = {"proxy": {"url": proxy_url}}
+        gateway = await gateway_factory(*docs)
+        async with await sdk_for(gateway) as client:
+            await ask(client)
+    token_requests = [entry for entry in upstream_log if entry.path == "/token"]
+    assert len(token_requests) == 1
+    assert "tinyproxy" in (token_requests[0].header("via") or "")

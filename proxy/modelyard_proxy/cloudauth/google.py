@@ -17,17 +17,17 @@ import datetime
 import logging
 import math
 import time
-from typing import Any, cast
+from typing import cast
 
 import google.auth
 import google.auth.credentials
 import google.auth.exceptions
-import google.auth.transport.requests
 import orjson
 from google.oauth2 import service_account
 
 from modelyard_proxy.base.errors import GatewayError
 from modelyard_proxy.cloudauth.authorizer import CallAuthorizer, OutgoingCall
+from modelyard_proxy.cloudauth.google_transport import Transport, transport_for
 from modelyard_routing import Credential
 
 logger = logging.getLogger(__name__)
@@ -39,29 +39,8 @@ ADVISORY_SECONDS = 300.0
 MANDATORY_SECONDS = 30.0
 #: The longest a request waits for a token when none is cached.
 WAIT_SECONDS = 10.0
-#: Each HTTP exchange of a refresh (token endpoint, metadata server) gives up after this.
-HTTP_TIMEOUT_SECONDS = 5.0
 #: After a failed refresh, requests get its error at once for this long instead of trying again each.
 FAILURE_HOLD_SECONDS = 5.0
-
-
-class _Transport(google.auth.transport.requests.Request):
-    """google-auth's requests transport with every exchange bounded (its default waits two minutes)."""
-
-    def __call__(
-        self,
-        url: str,
-        method: str = "GET",
-        body: Any = None,
-        headers: Any = None,
-        timeout: float | None = None,
-        **kwargs: Any,
-    ) -> google.auth.transport.Response:
-        bounded = min(timeout or HTTP_TIMEOUT_SECONDS, HTTP_TIMEOUT_SECONDS)
-        response: google.auth.transport.Response = super().__call__(  # type: ignore[no-untyped-call]
-            url, method=method, body=body, headers=headers, timeout=bounded, **kwargs
-        )
-        return response
 
 
 class TokenFailure(Exception):
@@ -80,7 +59,7 @@ class GoogleTokens(CallAuthorizer):
     def __init__(self, credential: Credential) -> None:
         self._credential = credential
         self._source: google.auth.credentials.Credentials | None = None
-        self._transport: _Transport | None = None
+        self._transport: Transport | None = None
         self._header = ""
         #: Monotonic times: a background refresh starts at the first, the token is no longer sent from the second.
         self._refresh_at = 0.0
@@ -98,6 +77,8 @@ class GoogleTokens(CallAuthorizer):
     def close(self) -> None:
         if self._refreshing is not None:
             self._refreshing.cancel()
+        if self._transport is not None:
+            self._transport.close()
 
     async def _renew(self) -> None:
         """Refresh in the background while the cached token may still be sent, else wait for a refresh."""
@@ -114,6 +95,13 @@ class GoogleTokens(CallAuthorizer):
         except TimeoutError:
             raise self._error(
                 TokenFailure(f"Google issued no access token within {WAIT_SECONDS:g}s", transient=True)
+            ) from None
+        except asyncio.CancelledError:
+            if (current := asyncio.current_task()) is not None and current.cancelling():
+                raise  # this request is being cancelled
+            # The refresh was: the credential was replaced (a new table) or the gateway is stopping.
+            raise self._error(
+                TokenFailure("the credential was replaced while its token was fetched", transient=True)
             ) from None
         if time.monotonic() >= self._usable_until:
             raise self._failure or self._error(TokenFailure("Google issued no access token", transient=True))
@@ -141,10 +129,11 @@ class GoogleTokens(CallAuthorizer):
 
     def _fetch(self) -> tuple[str, float]:
         """A new token and the seconds it lives (blocking: runs in a thread)."""
-        if self._transport is None:
-            self._transport = _Transport()
         if self._source is None:
             self._source = self._load()
+        if self._transport is None:  # a key's token endpoint is on the internet; the metadata server is not
+            keyed = self._credential.service_account is not None
+            self._transport = transport_for(self._credential.egress if keyed else None)
         try:
             self._source.refresh(self._transport)  # type: ignore[no-untyped-call]
         except google.auth.exceptions.GoogleAuthError as exc:
