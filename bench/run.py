@@ -19,8 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import control_plane, gateway, phases, report, store, streaming, wrk
-from bench import tokens as vertex_tokens
+from bench import control_plane, gateway, phases, report, signing, store, streaming, tokens, wrk
 from bench.phases import Bench, Settings, ensure_bench_tools
 from bench.procs import (
     LOAD_CPU,
@@ -143,6 +142,12 @@ def measure(settings: Settings, busy_before: float) -> Run:
         with tempfile.TemporaryDirectory(prefix="modelyard-bench-cp-") as tmp:
             run.control_plane = control_plane.measure(Path(tmp), rounds=settings.rounds)
         done()
+    done = _step("SigV4 signing of a Bedrock request: botocore's signer and the gateway's")
+    run.signing = signing.measure(rounds=settings.rounds)
+    done()
+    done = _step("Vertex AI access tokens: the authoriser's CPU per call with its token cached")
+    run.tokens = tokens.measure(rounds=settings.rounds)
+    done()
     run.seconds = time.monotonic() - started
     others = (machine_busy_seconds() - busy) - (own_seconds() - own)
     run.machine["other processes' CPU during the run"] = (
@@ -200,7 +205,6 @@ def main() -> None:
         print(f"warning: the machine is {busy:.0%} busy before the run; other processes will blur the numbers")
     result = measure(settings, busy)
     text = report.render(result)
-    text += vertex_tokens.report()  # Vertex AI access tokens: CPU per authorised request, in-process
     print()
     print(text)
     if not args.no_write:

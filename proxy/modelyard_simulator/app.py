@@ -10,12 +10,14 @@ from aiohttp import web
 from modelyard_simulator import (
     anthropic_dialect,
     azure_dialect,
+    bedrock_dialect,
     gemini_dialect,
     google_auth,
     openai_dialect,
     responses_dialect,
     vertex_dialect,
 )
+from modelyard_simulator.aws_keys import AWS_KEYRING, AwsKeyring
 from modelyard_simulator.behaviour import ScenarioBook
 from modelyard_simulator.engine import SCENARIOS
 from modelyard_simulator.log import REQUEST_LOG, RequestLog, clear_requests, list_requests, record_requests
@@ -41,6 +43,7 @@ def create_app(scenarios: ScenarioBook | None = None) -> web.Application:
     app[SCENARIOS] = book
     app[REQUEST_LOG] = RequestLog(book.record_limit)
     app[RESPONSES] = ResponseStore()
+    app[AWS_KEYRING] = AwsKeyring()
     app[google_auth.GOOGLE_AUTH] = google_auth.GoogleAuthority()
 
     router = app.router
@@ -64,6 +67,10 @@ def create_app(scenarios: ScenarioBook | None = None) -> web.Application:
         router.add_post(f"/{version}/models/{{model_action}}", gemini_dialect.dispatch)
     router.add_get("/v1beta/models", gemini_dialect.list_models)
 
+    # Bedrock model ids, profiles and ARNs arrive percent-encoded whole (``%3A``, ``%2F``).
+    router.add_post("/model/{model}/converse", bedrock_dialect.converse)
+    router.add_post("/model/{model}/converse-stream", bedrock_dialect.converse_stream)
+    router.add_post("/model/{model}/invoke", bedrock_dialect.invoke)
     vertex_model = "/projects/{project}/locations/{location}/publishers/{publisher}/models/{model_action}"
     for version in ("v1", "v1beta1"):
         router.add_post(f"/{version}{vertex_model}", vertex_dialect.dispatch)

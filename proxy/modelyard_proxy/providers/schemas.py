@@ -19,6 +19,8 @@ class Schema(enum.Enum):
     ANTHROPIC_MESSAGES = "anthropic-messages"
     GEMINI_GENERATE_CONTENT = "gemini-generate-content"
     GEMINI_EMBED_CONTENT = "gemini-embed-content"
+    BEDROCK_CONVERSE = "bedrock-converse"
+    BEDROCK_INVOKE = "bedrock-invoke"
     #: Vertex AI's publisher models: Gemini's ``generateContent``, or Anthropic's Messages through
     #: ``rawPredict``, by the credential's publisher.
     VERTEX_AI = "vertex-ai"
