@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from modelyard_proxy.tenancy.ledger import Spend
 from modelyard_proxy.tenancy.periods import PERIOD_MARGIN_S, USAGE_RETENTION_S, current_periods
 from modelyard_proxy.tenancy.shared import MARKER_S, SharedCounters, connect
 from modelyard_routing.consumer_spec import BudgetPeriod
@@ -116,3 +117,64 @@ async def test_without_an_override_the_stores_own_clock_decides(store_server: St
         assert (await counters.admit(ask(team, hold=0.2))).lease is not None
     finally:
         await counters.close()
+
+
+async def test_every_answer_of_the_scripts_is_read(shared_factory: Callable[[], SharedCounters], clock: Clock) -> None:
+    """Each outcome the admit script can answer, and each the finish script can, through the shared store."""
+    counters = shared_factory()
+    team = consumer(rpm=2, tpm=100, concurrent=1, budgets={BudgetPeriod.HOUR: 1.0, BudgetPeriod.DAY: 0.5})
+    outcomes = {}
+    admitted = await counters.admit(ask(team, tokens=40, cost=0.25, hold=10))
+    assert admitted.lease is not None
+    assert admitted.lease.expires_at_us == int((clock.now + 10) * 1_000_000)
+    assert (admitted.rates.remaining_requests, admitted.rates.remaining_tokens) == (1, 60)
+    outcomes["ok"] = admitted
+    outcomes["tokens_oversize"] = await counters.admit(ask(team, tokens=101))
+    outcomes["tokens"] = await counters.admit(ask(team, tokens=61))
+    outcomes["concurrency"] = await counters.admit(ask(team))
+    assert await counters.finish(admitted.lease, Spend("gpt", 10, 10, 0.1)) == "settled"
+    assert await counters.finish(admitted.lease, Spend("gpt", 10, 10, 0.1)) == "duplicate"
+    outcomes["budget"] = await counters.admit(ask(team, cost=0.45))
+    second = await counters.admit(ask(team, hold=10))
+    assert second.lease is not None
+    outcomes["requests"] = await counters.admit(ask(team))
+    clock.advance(61)
+    assert (await counters.admit(ask(team))).lease is not None  # sweeps the expired lease, its hold back
+    assert await counters.finish(second.lease, None) == "late"
+
+    reasons = {name: answer.refusal.reason for name, answer in outcomes.items() if answer.refusal}
+    assert reasons == {
+        "tokens_oversize": "tokens",
+        "tokens": "tokens",
+        "concurrency": "concurrency",
+        "budget": "budget",
+        "requests": "requests",
+    }
+    budget = outcomes["budget"].refusal
+    assert budget is not None
+    assert (budget.period, budget.resets_at) == (BudgetPeriod.DAY, "2036-12-07T00:00:00Z")
+    assert budget.message.startswith("consumer teams/search's day budget of $0.50 has $0.40 left")
+    assert outcomes["requests"].rates.remaining_requests == 0
+
+
+async def test_a_day_counted_in_the_former_layout_still_counts(
+    shared_factory: Callable[[], SharedCounters], store_server: StoreServer
+) -> None:
+    """Gateways before the one-field usage layout wrote a field per number: a day both wrote (an upgrade)
+    reports the sum."""
+    counters = shared_factory()
+    team = consumer()
+    admitted = await counters.admit(ask(team))
+    assert admitted.lease is not None
+    await counters.settle(admitted.lease, model="gpt-4o", input_tokens=3, output_tokens=4, cost_usd=0.5)
+    with store_server.client() as client:
+        client.hset(
+            "modelyard:{teams/search}:usage:2036-12-06",
+            mapping={"gpt-4o|requests": 2, "gpt-4o|input": 20, "gpt-4o|output": 40, "gpt-4o|cost": 250_000},
+        )
+        client.hset("modelyard:{teams/search}:usage:2036-12-06", mapping={"claude|requests": 1, "claude|cost": 7})
+    (usage,) = (await counters.usage([team], days=1)).consumers
+    assert [(day.model, day.requests, day.input_tokens, day.output_tokens, day.cost_usd) for day in usage.days] == [
+        ("claude", 1, 0, 0, 0.000007),
+        ("gpt-4o", 3, 23, 44, 0.75),
+    ]

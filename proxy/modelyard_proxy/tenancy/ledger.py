@@ -20,17 +20,20 @@ Backend = Literal["shared", "local"]
 MICRO = 1_000_000
 
 
-#: How far from a whole number a micro-USD amount may be for ``round(…, 6)`` to leave the same ceiling.
-_CLEAR = 6e-7
+#: Within this of a whole number, a micro-USD amount rounds to it at six decimals; beyond ``_CLEAR`` from
+#: any, rounding cannot move its ceiling. Only amounts in between need ``round(…, 6)`` (a slow call).
+_NOISE, _CLEAR = 4e-7, 6e-7
 
 
 def to_micro_usd(usd: float) -> int:
     """USD as whole micro-dollars, rounded up: a hold never understates the worst case. Float noise in the
-    sixth decimal (0.1 + 0.2) does not round up a whole amount."""
+    sixth decimal (0.1 + 0.2) does not round up a whole amount: ``ceil(round(micro, 6))``, computed fast."""
     micro = usd * MICRO
     ceiling = math.ceil(micro)
     gap = ceiling - micro
-    if _CLEAR < gap < 1 - _CLEAR:  # far from a whole number: rounding to 6 decimals cannot move the ceiling
+    if gap < _NOISE or gap > 1 - _NOISE:
+        return max(0, round(micro))
+    if _CLEAR < gap < 1 - _CLEAR:
         return max(0, ceiling)
     return max(0, math.ceil(round(micro, 6)))
 
