@@ -89,8 +89,12 @@ async def test_keys_carry_the_hash_tag_and_the_period_and_expire_after_it(
         assert 0 < client.pttl(marker) <= MARKER_S * 1000
         assert MARKER_S <= 120
         assert client.hgetall(f"{base}budget:month:2036-12") == {"spent": "500000", "held": "0"}
-        # One field per model: requests, input and output tokens, micro-USD.
-        assert client.hgetall(f"{base}usage:2036-12-31") == {"gpt-4o|all": "1 3 4 500000"}
+        assert client.hgetall(f"{base}usage:2036-12-31") == {
+            "gpt-4o|requests": "1",
+            "gpt-4o|input": "3",
+            "gpt-4o|output": "4",
+            "gpt-4o|cost": "500000",
+        }
         assert client.ttl(f"{base}usage:2036-12-31") == pytest.approx(USAGE_RETENTION_S, abs=5)
 
 
@@ -155,26 +159,3 @@ async def test_every_answer_of_the_scripts_is_read(shared_factory: Callable[[], 
     assert (budget.period, budget.resets_at) == (BudgetPeriod.DAY, "2036-12-07T00:00:00Z")
     assert budget.message.startswith("consumer teams/search's day budget of $0.50 has $0.40 left")
     assert outcomes["requests"].rates.remaining_requests == 0
-
-
-async def test_a_day_counted_in_the_former_layout_still_counts(
-    shared_factory: Callable[[], SharedCounters], store_server: StoreServer
-) -> None:
-    """Gateways before the one-field usage layout wrote a field per number: a day both wrote (an upgrade)
-    reports the sum."""
-    counters = shared_factory()
-    team = consumer()
-    admitted = await counters.admit(ask(team))
-    assert admitted.lease is not None
-    await counters.settle(admitted.lease, model="gpt-4o", input_tokens=3, output_tokens=4, cost_usd=0.5)
-    with store_server.client() as client:
-        client.hset(
-            "modelyard:{teams/search}:usage:2036-12-06",
-            mapping={"gpt-4o|requests": 2, "gpt-4o|input": 20, "gpt-4o|output": 40, "gpt-4o|cost": 250_000},
-        )
-        client.hset("modelyard:{teams/search}:usage:2036-12-06", mapping={"claude|requests": 1, "claude|cost": 7})
-    (usage,) = (await counters.usage([team], days=1)).consumers
-    assert [(day.model, day.requests, day.input_tokens, day.output_tokens, day.cost_usd) for day in usage.days] == [
-        ("claude", 1, 0, 0, 0.000007),
-        ("gpt-4o", 3, 23, 44, 0.75),
-    ]

@@ -20,8 +20,8 @@ class DayCounts:
     output_tokens: int = 0
     micro_usd: int = 0
 
-    def add(self, input_tokens: int, output_tokens: int, micro_usd: int, *, requests: int = 1) -> None:
-        self.requests += requests
+    def add(self, input_tokens: int, output_tokens: int, micro_usd: int) -> None:
+        self.requests += 1
         self.input_tokens += input_tokens
         self.output_tokens += output_tokens
         self.micro_usd += micro_usd

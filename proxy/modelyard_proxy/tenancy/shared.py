@@ -5,8 +5,8 @@ Cluster slot): ``rate`` (both leaky buckets), ``leases`` (requests in flight by 
 it holds and the periods it holds it in: ``<id>|<micro-USD>|day:2026-12-06|month:2026-12``),
 ``finished:<lease id>`` (a finished lease's marker for ``MARKER_S``, so a replayed settlement counts once),
 per period ``budget:<period>:<start>`` (spent and held micro-USD; a cost is held only in periods with a
-budget), and per day ``usage:<day>`` (per model, ``<model>|all``: requests, input and output tokens and
-micro-USD). The rates and expiries run on the store's clock; the gateway names the calendar periods.
+budget), and per day ``usage:<day>`` (per-model requests, tokens and micro-USD). The rates and expiries run
+on the store's clock; the gateway names the calendar periods.
 
 A request is admitted only when, atomically, every budget has ``spent + held + ask <= budget`` (and is not
 spent already): requests admitted in one period never settle for more than its budget as long as each real
@@ -50,8 +50,7 @@ from modelyard_routing.usage import UsageReport
 #: How long a finished lease is remembered, whatever its hold: a settlement replayed within this counts
 #: once. The store keeps this many seconds of requests' markers, never an hour's.
 MARKER_S = 120
-#: A usage hash's fields per number, as gateways before the one-field layout (``<model>|all``) wrote them.
-_OLD_DAY_FIELDS = {"requests", "input", "output", "cost"}
+_DAY_FIELDS = {"requests", "input", "output", "cost"}
 _PLACES = {period: str(place) for place, period in enumerate(PERIODS, start=1)}
 #: The finish script's numbers after a settlement's own.
 _FINISH_CONSTANTS = f"{MARKER_S} {USAGE_RETENTION_S} "
@@ -349,22 +348,15 @@ def _counts(
         models = days.setdefault(day, {})
         for field, value in zip(flat[::2], flat[1::2], strict=True):
             model, _, kind = field.rpartition("|")
-            if kind == "all":  # '<requests> <input> <output> <micro-USD>'
-                requests, input_tokens, output_tokens, micro_usd = map(int, value.split(" "))
-                models.setdefault(model, DayCounts()).add(input_tokens, output_tokens, micro_usd, requests=requests)
-            elif kind in _OLD_DAY_FIELDS:
-                _add_old_field(models.setdefault(model, DayCounts()), kind, int(value))
+            if kind not in _DAY_FIELDS:
+                continue
+            day_counts = models.setdefault(model, DayCounts())
+            if kind == "requests":
+                day_counts.requests = int(value)
+            elif kind == "input":
+                day_counts.input_tokens = int(value)
+            elif kind == "output":
+                day_counts.output_tokens = int(value)
+            else:
+                day_counts.micro_usd = int(value)
     return counts, days
-
-
-def _add_old_field(counts: DayCounts, kind: str, value: int) -> None:
-    """A field per number (``<model>|requests`` ...), as gateways before the one-field layout wrote them: a day
-    both wrote (a rolling upgrade) counts both."""
-    if kind == "requests":
-        counts.requests += value
-    elif kind == "input":
-        counts.input_tokens += value
-    elif kind == "output":
-        counts.output_tokens += value
-    else:
-        counts.micro_usd += value

@@ -41,14 +41,10 @@ if live and tpm > 0 and used ~= reserved then
 end
 
 if rc == '1' then
-  -- One field per model and day, '<model>|all' = 'requests input output micro-USD': one read and one write
-  -- where a field per number took four increments.
-  local field = ARGV[3] .. '|all'
-  local counts = redis.call('HGET', KEYS[3], field)
-  local requests, input, output, spent = 0, 0, 0, 0
-  if counts then requests, input, output, spent = string.match(counts, '^(%d+) (%d+) (%d+) (%d+)$') end
-  redis.call('HSET', KEYS[3], field, string.format('%.0f %.0f %.0f %.0f', requests + 1, input + tonumber(i_),
-    output + tonumber(o_), spent + cost))
-  if not counts then redis.call('EXPIRE', KEYS[3], rt) end
+  local model = ARGV[3]
+  if redis.call('HINCRBY', KEYS[3], model .. '|requests', 1) == 1 then redis.call('EXPIRE', KEYS[3], rt) end
+  redis.call('HINCRBY', KEYS[3], model .. '|input', i_)
+  redis.call('HINCRBY', KEYS[3], model .. '|output', o_)
+  redis.call('HINCRBY', KEYS[3], model .. '|cost', cost)
 end
 return {ok = live and 'settled' or 'late'}
