@@ -9,10 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from typing import cast
+import ssl
+from typing import TYPE_CHECKING, cast
 
-from modelyard_proxy.upstream.errors import UpstreamDisconnected, UpstreamError, UpstreamTruncated
+from modelyard_proxy.upstream.errors import UpstreamDisconnected, UpstreamError, UpstreamTLSRefused, UpstreamTruncated
 from modelyard_proxy.upstream.parser import ResponseHead, ResponseParser
+
+if TYPE_CHECKING:
+    from modelyard_proxy.upstream.target import PoolKey
 
 #: Unread body bytes past which the connection stops reading from the socket until the relay catches up.
 READ_BUFFER_LIMIT = 256 * 1024
@@ -40,7 +44,7 @@ class Connection(asyncio.Protocol):
         "transport",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, key: tuple[str, str, int]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, key: PoolKey) -> None:
         self._loop = loop
         self.key = key
         self.transport: asyncio.Transport | None = None
@@ -94,7 +98,9 @@ class Connection(asyncio.Protocol):
         self.closed = True
         parser = self.parser
         if self._error is None and parser is not None and not parser.complete:
-            if parser.head is None:
+            if isinstance(exc, ssl.SSLError):
+                self._error = UpstreamTLSRefused(exc.reason or type(exc).__name__)
+            elif parser.head is None:
                 self._error = UpstreamDisconnected(f"the upstream closed the connection: {exc or 'EOF'}")
             else:
                 self._error = UpstreamTruncated(f"the upstream closed the connection mid-response: {exc or 'EOF'}")
