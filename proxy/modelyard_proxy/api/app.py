@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from opentelemetry import trace
@@ -21,7 +21,7 @@ from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.table.store import TableStore
 from modelyard_proxy.tenancy.counters import Counters, StoreCounters
 from modelyard_proxy.tenancy.opening import open_counters
-from modelyard_proxy.upstream import UpstreamClient
+from modelyard_proxy.upstream import EgressSettings, UpstreamClient
 from modelyard_tracing.lean import lean_tracer
 
 
@@ -57,7 +57,7 @@ def create_app(
         app.on_cleanup.append(_shutdown)
         tracer_provider = owned
     app[TRACER] = lean_tracer(tracer_provider, "modelyard_proxy")
-    app.cleanup_ctx.append(_upstream_client)
+    app.cleanup_ctx.append(_upstream_client(egress_settings(settings)))
     app[COUNTERS] = counters_for(settings)
     app.cleanup_ctx.append(_counters)
     app[CONVERSATIONS] = open_conversations(settings)
@@ -104,11 +104,24 @@ async def _conversations(app: web.Application) -> AsyncIterator[None]:
             await conversations.close()
 
 
-async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
-    """One pooled upstream client per process, its connections closed on shutdown."""
-    client = UpstreamClient(limit=app[SETTINGS].pool_size)
-    app[UPSTREAM] = client
-    try:
-        yield
-    finally:
-        await client.close()
+def egress_settings(settings: ProxySettings) -> EgressSettings:
+    """The gateway's way out; an unusable proxy URL or CA bundle stops the start, naming it."""
+    return EgressSettings.gateway(
+        https_proxy=settings.https_proxy,
+        http_proxy=settings.http_proxy,
+        no_proxy=settings.no_proxy,
+        ca_bundle=settings.ca_bundle,
+    )
+
+
+def _upstream_client(egress: EgressSettings) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def pooled(app: web.Application) -> AsyncIterator[None]:
+        """One pooled upstream client per process, its connections closed on shutdown."""
+        client = UpstreamClient(limit=app[SETTINGS].pool_size, egress=egress)
+        app[UPSTREAM] = client
+        try:
+            yield
+        finally:
+            await client.close()
+
+    return pooled

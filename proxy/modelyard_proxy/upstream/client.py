@@ -24,7 +24,7 @@ import ssl
 from collections.abc import Mapping
 
 from modelyard_proxy.upstream.connection import Connection
-from modelyard_proxy.upstream.egress import EgressSettings
+from modelyard_proxy.upstream.egress import EgressCache, EgressSettings
 from modelyard_proxy.upstream.errors import ProxyRefused, ProxyUnreachable, UpstreamDisconnected
 from modelyard_proxy.upstream.parser import ResponseHead
 from modelyard_proxy.upstream.proxies import ForwardProxy
@@ -97,6 +97,8 @@ class UpstreamClient:
         self.keepalive = keepalive
         #: The gateway's egress settings: a request without settings of its own goes out this way.
         self.egress = egress or EgressSettings()
+        #: Settings derived from the gateway's, one per credential object with egress settings of its own.
+        self.derived_egress = EgressCache(self.egress)
         self.in_use = 0
         #: Per upstream, its idle connections, the longest idle first.
         self._idle: dict[PoolKey, list[Connection]] = {}

@@ -121,24 +121,25 @@ class EgressSettings:
 
 
 class EgressCache:
-    """Egress settings derived once per owner object (a credential) and forgotten with it.
+    """Egress settings derived from ``base`` once per owner object (a credential) and forgotten with it.
 
     A rotated Secret arrives as a new credential object in a new table, so it gets new settings (a new TLS
     context, new pooled connections); settings that cannot be built are remembered as such, so a broken
     credential costs one attempt, not one TLS context per request.
     """
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "base")
 
-    def __init__(self) -> None:
+    def __init__(self, base: EgressSettings) -> None:
+        self.base = base
         self._entries: dict[int, EgressSettings | InvalidEgress] = {}
 
-    def get(self, owner: Owner, build: Callable[[Owner], EgressSettings]) -> EgressSettings:
-        """The settings ``build(owner)`` made for this very object (``InvalidEgress`` if it could not)."""
+    def get(self, owner: Owner, build: Callable[[EgressSettings, Owner], EgressSettings]) -> EgressSettings:
+        """The settings ``build(base, owner)`` made for this very object (``InvalidEgress`` if it could not)."""
         entry = self._entries.get(id(owner))
         if entry is None:
             try:
-                entry = build(owner)
+                entry = build(self.base, owner)
             except InvalidEgress as exc:
                 entry = exc
             self._entries[id(owner)] = entry

@@ -99,11 +99,10 @@ def test_credential_settings_are_built_once_per_credential_object_and_forgotten_
     class Credential:
         pass
 
-    cache = EgressCache()
-    gateway = EgressSettings()
+    cache = EgressCache(EgressSettings())
     built: list[Credential] = []
 
-    def build(credential: Credential) -> EgressSettings:
+    def build(gateway: EgressSettings, credential: Credential) -> EgressSettings:
         built.append(credential)
         return gateway.derive(direct=True)
 
@@ -121,12 +120,12 @@ def test_settings_that_cannot_be_built_are_remembered_as_such() -> None:
     class Credential:
         pass
 
-    cache = EgressCache()
+    cache = EgressCache(EgressSettings())
     attempts = []
 
-    def build(credential: Credential) -> EgressSettings:
+    def build(gateway: EgressSettings, credential: Credential) -> EgressSettings:
         attempts.append(credential)
-        return EgressSettings().derive(ca_pem="garbage")
+        return gateway.derive(ca_pem="garbage")
 
     broken = Credential()
     for _ in range(3):
