@@ -9,11 +9,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection
 
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
 from modelyard_routing.conditions import ACCEPTED, RESOLVED_REFS, Condition, describe_validation_error, invalid_spec
 from modelyard_routing.consumer_compiler import compile_consumers
-from modelyard_routing.defaults import DEFAULT_BASE_URLS
+from modelyard_routing.credential_refs import ResolvedSecrets, UnresolvedReference
+from modelyard_routing.defaults import default_base_url
 from modelyard_routing.manifests import Inventory, Manifest, ObjectRef
 from modelyard_routing.specs import ModelRouteSpec, ProviderCredentialSpec, RequireSpec, TargetSpec, duration_ms
 from modelyard_routing.table import (
@@ -94,20 +95,11 @@ def _compile_credential(
         conditions[ref] = invalid_spec(exc, gen)
         return _CredentialOutcome(None, f"{ref} is invalid: {message}")
     accepted = Condition(ACCEPTED, "True", "Accepted", "spec is valid", gen)
-    api_key: SecretStr | None = None
-    if spec.secret_ref is not None:
-        secret = inventory.secret(ref.namespace, spec.secret_ref.name)
-        problem = ""
-        if secret is None:
-            reason, problem = "SecretNotFound", f"Secret {ref.namespace}/{spec.secret_ref.name} not found"
-        elif not secret.values.get(spec.secret_ref.key):
-            reason = "SecretKeyNotFound"
-            problem = f"Secret {ref.namespace}/{spec.secret_ref.name} has no non-empty key {spec.secret_ref.key!r}"
-        if problem:
-            conditions[ref] = (accepted, Condition(RESOLVED_REFS, "False", reason, problem, gen))
-            return _CredentialOutcome(None, f"{ref}: {problem}")
-        assert secret is not None
-        api_key = SecretStr(secret.values[spec.secret_ref.key])
+    try:
+        secrets = ResolvedSecrets(spec, inventory, ref.namespace)
+    except UnresolvedReference as unresolved:
+        conditions[ref] = (accepted, Condition(RESOLVED_REFS, "False", unresolved.reason, unresolved.problem, gen))
+        return _CredentialOutcome(None, f"{ref}: {unresolved.problem}")
     conditions[ref] = (
         accepted,
         Condition(RESOLVED_REFS, "True", "ResolvedRefs", "all references resolve", gen),
@@ -115,9 +107,13 @@ def _compile_credential(
     credential = Credential(
         id=f"{ref.namespace}/{ref.name}",
         provider=spec.provider,
-        base_url=(spec.base_url or DEFAULT_BASE_URLS[spec.provider]).rstrip("/"),
-        api_key=api_key,
+        base_url=(spec.base_url or default_base_url(spec.provider, spec.region)).rstrip("/"),
+        api_key=secrets.api_key,
         azure=spec.azure,
+        aws_keys=secrets.aws_keys,
+        vertex=spec.vertex,
+        service_account=secrets.service_account,
+        egress=secrets.egress,
         headers=spec.headers,
         region=spec.region,
         jurisdiction=spec.jurisdiction,

@@ -53,6 +53,18 @@ class Provider(enum.StrEnum):
     GROQ = "groq"
     TOGETHER = "together"
     OPENAI_COMPATIBLE = "openai-compatible"
+    BEDROCK = "bedrock"
+    VERTEX_AI = "vertex-ai"
+
+
+#: Providers that may authenticate as the pod itself (IRSA, EKS Pod Identity, GKE Workload Identity), so a
+#: secretRef is optional for them; openai-compatible may be keyless.
+IDENTITY_PROVIDERS = frozenset({Provider.BEDROCK, Provider.VERTEX_AI})
+#: Providers whose endpoint is regional: their credential must say which region.
+REGIONAL_PROVIDERS = IDENTITY_PROVIDERS
+#: A cloud region as AWS and Google name them (``eu-central-1``, ``europe-west4``, ``global``): it becomes part
+#: of a host name.
+CLOUD_REGION_PATTERN = r"^[a-z0-9-]{1,64}$"
 
 
 class DataRetention(enum.StrEnum):
@@ -74,6 +86,74 @@ class SecretKeyRef(_Spec):
 
     name: Annotated[str, Field(pattern=K8S_NAME_PATTERN, max_length=253)]
     key: Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)] = "apiKey"
+
+
+class SecretNameRef(_Spec):
+    """A whole Secret in the same namespace, whose keys are fixed by what it holds (``tls.crt``, ``accessKeyId``)."""
+
+    name: Annotated[str, Field(pattern=K8S_NAME_PATTERN, max_length=253)]
+
+
+class ProxyURLSecretRef(SecretKeyRef):
+    """The Secret key holding a proxy URL that carries ``user:password``."""
+
+    key: Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)] = "url"
+
+
+class CABundleSecretRef(SecretKeyRef):
+    """The Secret key holding PEM CA certificates."""
+
+    key: Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)] = "ca.crt"
+
+
+#: A forward proxy written in a spec: scheme, host and port only (credentials belong in a Secret).
+PROXY_URL_PATTERN = r"^https?://[-A-Za-z0-9.:\[\]]+/?$"
+
+
+class ProxySpec(_Spec):
+    """The forward proxy this credential's calls go through, instead of the gateway-wide ``HTTPS_PROXY``."""
+
+    url: Annotated[str | None, Field(pattern=PROXY_URL_PATTERN, max_length=2048)] = None
+    url_secret_ref: Annotated[ProxyURLSecretRef | None, Field(alias="urlSecretRef")] = None
+    #: Connect directly, whatever the gateway-wide proxy settings say.
+    direct: bool = False
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ProxySpec:
+        if sum((self.url is not None, self.url_secret_ref is not None, self.direct)) != 1:
+            msg = "egress.proxy sets exactly one of url, urlSecretRef and direct: true"
+            raise ValueError(msg)
+        return self
+
+
+class EgressSpec(_Spec):
+    """How this credential's calls leave the cluster: a proxy, a private CA, a client certificate."""
+
+    proxy: ProxySpec | None = None
+    ca_bundle_secret_ref: Annotated[CABundleSecretRef | None, Field(alias="caBundleSecretRef")] = None
+    #: A ``kubernetes.io/tls`` Secret: ``tls.crt`` and ``tls.key`` are presented for mTLS.
+    client_certificate_secret_ref: Annotated[SecretNameRef | None, Field(alias="clientCertificateSecretRef")] = None
+
+
+class AwsOptions(_Spec):
+    """How a bedrock credential signs: static keys from a Secret, else the pod's own AWS identity."""
+
+    #: A Secret with ``accessKeyId``, ``secretAccessKey`` and optionally ``sessionToken``.
+    access_key_secret_ref: Annotated[SecretNameRef | None, Field(alias="accessKeySecretRef")] = None
+
+
+class VertexPublisher(enum.StrEnum):
+    """Whose models a Vertex AI credential reaches: Google's Gemini or Anthropic's Claude."""
+
+    GOOGLE = "google"
+    ANTHROPIC = "anthropic"
+
+
+class VertexOptions(_Spec):
+    """Vertex AI addressing: the Google Cloud project and the model publisher (the region is ``spec.region``)."""
+
+    project: Annotated[str, Field(pattern=r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$", max_length=30)]
+    publisher: VertexPublisher = VertexPublisher.GOOGLE
 
 
 class AzureOptions(_Spec):
@@ -109,6 +189,9 @@ class ProviderCredentialSpec(_Spec):
     headers: Annotated[dict[str, Annotated[str, Field(max_length=4096)]], Field(max_length=32)] = Field(
         default_factory=dict
     )
+    aws: AwsOptions | None = None
+    vertex: VertexOptions | None = None
+    egress: EgressSpec | None = None
     region: Annotated[str | None, Field(max_length=64)] = None
     jurisdiction: Annotated[str | None, Field(max_length=64)] = None
     data_retention: Annotated[DataRetention | None, Field(alias="dataRetention")] = None
@@ -135,8 +218,33 @@ class ProviderCredentialSpec(_Spec):
         if self.azure is not None and self.provider is not Provider.AZURE_OPENAI:
             msg = "azure options apply only to provider azure-openai"
             raise ValueError(msg)
-        if self.secret_ref is None and self.provider is not Provider.OPENAI_COMPATIBLE:
-            msg = f"provider {self.provider.value} needs secretRef (only openai-compatible may be keyless)"
+        if self.secret_ref is None and self.provider not in {Provider.OPENAI_COMPATIBLE, *IDENTITY_PROVIDERS}:
+            msg = (
+                f"provider {self.provider.value} needs secretRef"
+                " (only openai-compatible may be keyless; bedrock and vertex-ai may use the pod's identity)"
+            )
+            raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _cloud_rules(self) -> ProviderCredentialSpec:
+        if self.provider in REGIONAL_PROVIDERS and self.region is None:
+            msg = f"provider {self.provider.value} needs region"
+            raise ValueError(msg)
+        if self.provider in REGIONAL_PROVIDERS and not re.fullmatch(CLOUD_REGION_PATTERN, self.region or ""):
+            msg = "the region of bedrock and vertex-ai is a cloud region name (lowercase letters, digits and dashes)"
+            raise ValueError(msg)
+        if self.aws is not None and self.provider is not Provider.BEDROCK:
+            msg = "aws options apply only to provider bedrock"
+            raise ValueError(msg)
+        if self.aws is not None and self.aws.access_key_secret_ref is not None and self.secret_ref is not None:
+            msg = "aws.accessKeySecretRef (signed calls) and secretRef (a Bedrock API key) are alternatives: set one"
+            raise ValueError(msg)
+        if self.vertex is not None and self.provider is not Provider.VERTEX_AI:
+            msg = "vertex options apply only to provider vertex-ai"
+            raise ValueError(msg)
+        if self.provider is Provider.VERTEX_AI and self.vertex is None:
+            msg = "provider vertex-ai needs vertex.project"
             raise ValueError(msg)
         return self
 

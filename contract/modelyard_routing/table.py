@@ -14,16 +14,16 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     SecretStr,
     SerializerFunctionWrapHandler,
-    field_serializer,
     model_serializer,
 )
 from pydantic_core.core_schema import SerializationInfo
 
 from modelyard_routing import specs
 from modelyard_routing.consumer_spec import BudgetPeriod, StoreFailure, UnpricedModels
-from modelyard_routing.specs import AzureOptions, DataRetention, Provider
+from modelyard_routing.specs import AzureOptions, DataRetention, Provider, VertexOptions
 
 #: Bumped on any change a proxy of the previous version could misread; proxies refuse unknown versions.
 SCHEMA_VERSION = 1
@@ -31,11 +31,23 @@ SCHEMA_VERSION = 1
 REVEAL_SECRETS = "reveal_secrets"
 
 
-def _without_empty(data: Any, field: str) -> Any:
-    """A dump without ``field`` when it is empty: fields added later leave older tables' hashes unchanged."""
-    if isinstance(data, dict) and not data.get(field):
-        data.pop(field, None)
+def _without_empty(data: Any, *fields: str) -> Any:
+    """A dump without ``fields`` that are empty: fields added later leave older tables' hashes unchanged."""
+    if isinstance(data, dict):
+        for field in fields:
+            if not data.get(field):
+                data.pop(field, None)
     return data
+
+
+def _dump_secret(value: SecretStr, info: SerializationInfo) -> str:
+    """The secret itself only in a dump that asks for it (the pushed table, its hash); masked anywhere else."""
+    context = info.context or {}
+    return value.get_secret_value() if context.get(REVEAL_SECRETS) else str(value)
+
+
+#: A secret value of the table: masked in reprs, logs and status; revealed only with :data:`REVEAL_SECRETS`.
+Secret = Annotated[SecretStr, PlainSerializer(_dump_secret, return_type=str)]
 
 
 class _Frozen(BaseModel):
@@ -50,14 +62,43 @@ class ModelPrice(_Frozen):
     cached_input: float | None = None
 
 
+class AwsKeys(_Frozen):
+    """Static AWS keys from a Secret, for SigV4-signed Bedrock calls."""
+
+    access_key_id: Secret
+    secret_access_key: Secret
+    session_token: Secret | None = None
+
+
+class Egress(_Frozen):
+    """How a credential's calls leave the cluster, when it says more than the gateway-wide settings."""
+
+    #: A proxy URL (it may carry ``user:password``, hence secret) used instead of the gateway-wide one.
+    proxy_url: Secret | None = None
+    #: Connect directly, whatever the gateway-wide proxy settings say.
+    direct: bool = False
+    #: PEM CA certificates trusted beside the system's, for an upstream behind a private CA.
+    ca_bundle: str | None = None
+    #: PEM client certificate chain and key presented to the upstream (mTLS).
+    client_certificate: str | None = None
+    client_key: Secret | None = None
+
+
 class Credential(_Frozen):
     """A resolved ProviderCredential: where to call and with which key."""
 
     id: str
     provider: Provider
     base_url: str
-    api_key: SecretStr | None = None
+    api_key: Secret | None = None
     azure: AzureOptions | None = None
+    #: Bedrock: static keys; None signs with the pod's own AWS identity (or sends ``api_key`` as a bearer token).
+    aws_keys: AwsKeys | None = None
+    #: Vertex AI: project and publisher (the region is ``region``).
+    vertex: VertexOptions | None = None
+    #: Vertex AI: a service-account key (JSON); None uses the pod's application default credentials.
+    service_account: Secret | None = None
+    egress: Egress | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     region: str | None = None
     jurisdiction: str | None = None
@@ -66,16 +107,9 @@ class Credential(_Frozen):
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
 
     @model_serializer(mode="wrap")
-    def _omit_empty_prices(self, handler: SerializerFunctionWrapHandler) -> Any:
-        """A credential without prices serialises (and hashes) exactly as before prices existed."""
-        return _without_empty(handler(self), "prices")
-
-    @field_serializer("api_key")
-    def _dump_key(self, key: SecretStr | None, info: SerializationInfo) -> str | None:
-        if key is None:
-            return None
-        context = info.context or {}
-        return key.get_secret_value() if context.get(REVEAL_SECRETS) else str(key)
+    def _omit_empty_fields(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """A credential without the later fields serialises (and hashes) exactly as before they existed."""
+        return _without_empty(handler(self), "prices", "aws_keys", "vertex", "service_account", "egress")
 
 
 class Target(_Frozen):

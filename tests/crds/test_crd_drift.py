@@ -18,6 +18,7 @@ from pydantic import BaseModel, create_model
 from modelyard_routing.consumer_spec import LABEL_NAME_PATTERN, RESERVED_LABELS
 from modelyard_routing.crd_schema import load_crd_schema
 from modelyard_routing.specs import (
+    CLOUD_REGION_PATTERN,
     HEADER_NAME_PATTERN,
     RESERVED_HEADERS,
     ModelRouteSpec,
@@ -173,8 +174,18 @@ VALIDATOR_TO_CEL: dict[tuple[str, str], set[str]] = {
     ("ProviderCredentialSpec", "_provider_rules"): {
         "providers azure-openai and openai-compatible need baseURL",
         "azure options apply only to provider azure-openai",
-        "secretRef is required (only openai-compatible may be keyless)",
+        "secretRef is required (only openai-compatible may be keyless; bedrock and vertex-ai may use the pod's"
+        " identity)",
     },
+    ("ProviderCredentialSpec", "_cloud_rules"): {
+        "providers bedrock and vertex-ai need region",
+        "the region of bedrock and vertex-ai is a cloud region name (lowercase letters, digits and dashes)",
+        "aws options apply only to provider bedrock",
+        "aws.accessKeySecretRef (signed calls) and secretRef (a Bedrock API key) are alternatives: set one",
+        "vertex options apply only to provider vertex-ai",
+        "provider vertex-ai needs vertex.project",
+    },
+    ("ProxySpec", "_one_way"): {"egress.proxy sets exactly one of url, urlSecretRef and direct: true"},
     ("ModelRouteSpec", "_names_unique"): {"model and aliases must be distinct", "modelPatterns must be distinct"},
     ("ModelRouteSpec", "_profiles_unique"): {"profile names must be distinct"},
     ("ModelRouteSpec", "_hedge_needs_delay"): {"strategy.hedgeDelay is set exactly when strategy.type is hedge"},
@@ -280,7 +291,8 @@ def test_reserved_name_rules_list_exactly_the_reserved_names() -> None:
 
 
 def test_name_rules_use_the_name_patterns_of_the_validators() -> None:
-    assert f'k.matches("{HEADER_NAME_PATTERN}")' in _one_rule("ProviderCredential", ".matches(")
+    assert f'k.matches("{HEADER_NAME_PATTERN}")' in _one_rule("ProviderCredential", "k.matches(")
+    assert f"self.region.matches('{CLOUD_REGION_PATTERN}')" in _one_rule("ProviderCredential", "region.matches(")
     assert f"k.matches('{LABEL_NAME_PATTERN}')" in _one_rule("ModelConsumer", ".matches(")
 
 

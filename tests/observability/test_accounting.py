@@ -108,6 +108,28 @@ def test_the_credentials_price_overrides_the_default_and_dated_names_find_theirs
     assert price_for(negotiated, "gpt-4o") == ModelPrice(input=1.0, output=4.0)
 
 
+@pytest.mark.parametrize(
+    ("model", "family"),
+    [
+        ("anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic.claude-sonnet-4-5"),
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic.claude-sonnet-4-5"),
+        ("global.anthropic.claude-haiku-4-5-20251001-v1:0", "anthropic.claude-haiku-4-5"),
+        ("eu.amazon.nova-lite-v1:0", "amazon.nova-lite"),
+        ("amazon.titan-embed-text-v2:0", "amazon.titan-embed-text-v2"),
+        ("claude-sonnet-4-5@20250929", "claude-sonnet-4-5"),
+        ("claude-opus-4-1@20250805", "claude-opus-4-1"),
+    ],
+)
+def test_bedrock_and_vertex_model_ids_find_their_list_price(model: str, family: str) -> None:
+    assert default_price(model) == DEFAULT_PRICES[family]
+
+
+def test_a_geography_is_stripped_only_in_front_of_a_vendor_prefix() -> None:
+    assert default_price("us.my-model") is None
+    assert default_price("amazon.nova-pro") == DEFAULT_PRICES["amazon.nova-pro"]
+    assert default_price("amazon.nova-proto-v1:0") is None  # a longer word is another family
+
+
 PRICED_CREDENTIAL = {
     "apiVersion": "modelyard.io/v1alpha1",
     "kind": "ProviderCredential",

@@ -58,6 +58,7 @@ def create_app(
         tracer_provider = owned
     app[TRACER] = lean_tracer(tracer_provider, "modelyard_proxy")
     app.cleanup_ctx.append(_upstream_client(egress_settings(settings)))
+    app.on_cleanup.append(_stop_authorizers)
     app[COUNTERS] = counters_for(settings)
     app.cleanup_ctx.append(_counters)
     app[CONVERSATIONS] = open_conversations(settings)
@@ -102,6 +103,11 @@ async def _conversations(app: web.Application) -> AsyncIterator[None]:
     finally:
         if (conversations := app[CONVERSATIONS]) is not None:
             await conversations.close()
+
+
+async def _stop_authorizers(app: web.Application) -> None:
+    """Cancel the credentials' background refreshes."""
+    app[STORE].authorizers.close()
 
 
 def egress_settings(settings: ProxySettings) -> EgressSettings:

@@ -235,6 +235,8 @@ class Attempts:
         """A whole chat answer, translated and checked to be one complete answer of the client's protocol."""
         adapter = self.adapter(resolved)
         call = adapter.chat_call(self.inbound, ctx)
+        if resolved.authorizer is not None:
+            await resolved.authorizer.authorize(call)
         payload = await self._exchange(
             adapter, resolved, call.method, call.url, call.body, with_trace(call.headers, ctx), ctx, deadlines
         )
@@ -257,6 +259,8 @@ class Attempts:
         """A whole embeddings answer."""
         adapter = resolved.adapter
         call = adapter.embeddings_call(self.inbound, ctx)
+        if resolved.authorizer is not None:
+            await resolved.authorizer.authorize(call)
         payload = await self._exchange(
             adapter, resolved, call.method, call.url, call.body, with_trace(call.headers, ctx), ctx, deadlines
         )
@@ -290,6 +294,8 @@ class Attempts:
         adapter = self.adapter(resolved)
         protocol = self.protocol
         call = adapter.chat_call(self.inbound, ctx)
+        if resolved.authorizer is not None:
+            await resolved.authorizer.authorize(call)
         translator = adapter.chat_stream(ctx)
         decoder = SSEDecoder()
         held: list[bytes] = []

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 import orjson
 
+from modelyard_proxy.cloudauth import Authorizers, CallAuthorizer
 from modelyard_proxy.providers.base import ProviderAdapter
 from modelyard_proxy.providers.registry import adapter_for
 from modelyard_routing import Credential, InvalidTableError, Route, RoutingTable, Target, hash_api_key
@@ -37,6 +38,8 @@ class ResolvedTarget:
     price: ModelPrice | None
     #: The most output tokens its model may produce in one answer: what a budget reserves without ``max_tokens``.
     output_limit: int = UNKNOWN_OUTPUT_LIMIT
+    #: What signs or authenticates its calls (Bedrock, Vertex AI); None where the adapter's static key does.
+    authorizer: CallAuthorizer | None = None
 
     @property
     def target_id(self) -> str:
@@ -161,8 +164,14 @@ class CompiledTable:
         return next((r for pattern, r in self.patterns if fnmatch.fnmatchcase(model, pattern)), None)
 
     @classmethod
-    def from_table(cls, table: RoutingTable, extra_keys: Iterable[str] = ()) -> CompiledTable:
-        """Bind every target; raises InvalidTableError if the table contradicts itself."""
+    def from_table(
+        cls, table: RoutingTable, extra_keys: Iterable[str] = (), authorizers: Authorizers | None = None
+    ) -> CompiledTable:
+        """Bind every target; raises InvalidTableError if the table contradicts itself.
+
+        ``authorizers`` keeps each credential's authoriser (and its cached keys and tokens) across tables.
+        """
+        authorizers = authorizers if authorizers is not None else Authorizers()
         credentials = {c.id: c for c in table.credentials}
         routes: dict[str, ResolvedRoute] = {}
         patterns: list[tuple[str, ResolvedRoute]] = []
@@ -177,7 +186,9 @@ class CompiledTable:
                 labels = (route.id, credential.provider.value, target.model)
                 price = price_for(credential, target.model)
                 adapter = adapter_for(credential.provider)
-                bound.append(ResolvedTarget(target, credential, adapter, labels, price, output_limit(target.model)))
+                authorizer = authorizers.for_credential(credential)
+                limit = output_limit(target.model)
+                bound.append(ResolvedTarget(target, credential, adapter, labels, price, limit, authorizer))
             return TargetSet.of(tuple(bound))
 
         for route in table.routes:
@@ -222,14 +233,17 @@ class TableStore:
         self._extra_keys = tuple(extra_keys)
         self.current: CompiledTable | None = None
         self.last_error: str | None = None
+        #: Each credential's authoriser, kept across tables while the credential is unchanged.
+        self.authorizers = Authorizers()
 
     def apply(self, table: RoutingTable) -> CompiledTable:
         """Compile and swap in ``table``; on failure the old table stays and the error is raised."""
         try:
-            compiled = CompiledTable.from_table(table, self._extra_keys)
+            compiled = CompiledTable.from_table(table, self._extra_keys, self.authorizers)
         except InvalidTableError as exc:
             self.reject(str(exc))
             raise
+        self.authorizers.keep_only(credential.id for credential in table.credentials)
         self.current = compiled
         self.last_error = None
         log.info(
