@@ -8,7 +8,7 @@ request, nothing at all for a host in ``NO_PROXY``.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import openai
@@ -69,19 +69,19 @@ def sdk(gateway: test_utils.TestServer) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=str(gateway.make_url("/v1")), api_key=DEMO_KEY, max_retries=0)
 
 
-async def chat(gateway: test_utils.TestServer, text: str = "hello through the proxy") -> str:
+async def chat(gateway: test_utils.TestServer, text: str = "hello through the proxy", model: str = "gpt-4o") -> str:
     async with sdk(gateway) as client:
         completion = await client.chat.completions.create(
-            model="gpt-4o", messages=[{"role": "user", "content": text}], max_tokens=20
+            model=model, messages=[{"role": "user", "content": text}], max_tokens=20
         )
     return completion.choices[0].message.content or ""
 
 
-async def failed_chat(gateway: test_utils.TestServer) -> str:
+async def failed_chat(gateway: test_utils.TestServer, model: str = "gpt-4o") -> str:
     """The message of the error the SDK raised: a 502 ``upstream_unreachable``."""
     async with sdk(gateway) as client:
         with pytest.raises(openai.APIStatusError) as caught:
-            await client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+            await client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
     assert caught.value.status_code == 502
     assert caught.value.code == "upstream_unreachable"
     assert isinstance(caught.value.body, dict)
@@ -173,3 +173,145 @@ async def test_a_certificate_the_gateway_does_not_trust_says_so(
     assert message.startswith(f"{WHERE} could not be reached: its certificate is not trusted (")
     assert "egress.caBundleSecretRef" in message
     assert len(simulator_log(https_simulator)) == 0
+
+
+# -- a credential's own egress settings (spec.egress) -----------------------------------------------------------
+
+
+def secret(name: str, data: dict[str, str], kind: str = "Opaque") -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": "default"},
+        "type": kind,
+        "stringData": data,
+    }
+
+
+def routed_credential(name: str, base: str, egress: Mapping[str, object]) -> list[dict[str, object]]:
+    """An OpenAI credential with ``egress`` and a route ``name`` to it."""
+    return [
+        {
+            "apiVersion": "modelyard.io/v1alpha1",
+            "kind": "ProviderCredential",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {
+                "provider": "openai",
+                "baseURL": f"{base}/v1",
+                "secretRef": {"name": "simulator-keys", "key": "openai"},
+                "egress": egress,
+            },
+        },
+        {
+            "apiVersion": "modelyard.io/v1alpha1",
+            "kind": "ModelRoute",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"model": name, "targets": [{"credentialRef": {"name": name}, "model": "gpt-4o-2024-08-06"}]},
+        },
+    ]
+
+
+async def test_a_credentials_proxy_from_its_secret_overrides_the_gateways(
+    https_simulator: test_utils.TestServer,
+    ca_bundle: Path,
+    authority: trustme.CA,
+    tinyproxies: ProxyFactory,
+    gateway_factory: GatewayFactory,
+) -> None:
+    """``egress.proxy.urlSecretRef`` (with the proxy's credentials) wins over HTTPS_PROXY and NO_PROXY; the
+    other routes still go the gateway's way."""
+    gateways_proxy = tinyproxies(connect_ports=[https_simulator.port])
+    own_proxy = tinyproxies(connect_ports=[https_simulator.port], auth=True)
+    upstream = base_url(https_simulator)
+    gateway = await gateway_factory(
+        secret("team-proxy", {"url": own_proxy.url}),
+        *routed_credential("via-own-proxy", upstream, {"proxy": {"urlSecretRef": {"name": "team-proxy"}}}),
+        settings=settings(https_proxy=gateways_proxy.url, no_proxy="127.0.0.1", ca_bundle=ca_bundle),
+        upstream_url=upstream,
+    )
+    assert "own way out" in await chat(gateway, "own way out", model="via-own-proxy")
+    assert "the gateway's way" in await chat(gateway, "the gateway's way", model="gpt-4o")
+    assert own_proxy.requests() == [("CONNECT", f"127.0.0.1:{https_simulator.port}")]
+    assert gateways_proxy.requests() == []  # NO_PROXY sent gpt-4o direct
+
+
+async def test_a_direct_credential_bypasses_the_gateways_proxy(
+    https_simulator: test_utils.TestServer, ca_bundle: Path, gateway_factory: GatewayFactory
+) -> None:
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    upstream = base_url(https_simulator)
+    gateway = await gateway_factory(
+        *routed_credential("direct", upstream, {"proxy": {"direct": True}}),
+        settings=settings(https_proxy=unreachable, ca_bundle=ca_bundle),
+        upstream_url=upstream,
+    )
+    assert "straight there" in await chat(gateway, "straight there", model="direct")
+    assert await failed_chat(gateway) == (
+        f"{WHERE} could not be reached: its proxy {unreachable} could not be reached (ConnectionRefusedError)"
+    )
+
+
+async def test_a_credentials_ca_bundle_trusts_its_private_ca_and_no_other_credentials(
+    https_simulator: test_utils.TestServer, authority: trustme.CA, gateway_factory: GatewayFactory
+) -> None:
+    """``caBundleSecretRef``: the vLLM behind the internal CA is accepted for that credential, refused for the
+    one without it."""
+    upstream = base_url(https_simulator)
+    gateway = await gateway_factory(
+        secret("internal-ca", {"ca.crt": authority.cert_pem.bytes().decode()}),
+        *routed_credential("internal-vllm", upstream, {"caBundleSecretRef": {"name": "internal-ca"}}),
+        settings=settings(),
+        upstream_url=upstream,
+    )
+    assert "trusted" in await chat(gateway, "trusted", model="internal-vllm")
+    assert "its certificate is not trusted" in await failed_chat(gateway)
+
+
+@pytest.fixture
+async def mtls_simulator(authority: trustme.CA) -> AsyncIterator[test_utils.TestServer]:
+    """The simulator over https, accepting only clients with a certificate from the private CA."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    context.verify_mode = ssl.CERT_REQUIRED
+    authority.configure_trust(context)
+    server = test_utils.TestServer(create_simulator(), host="127.0.0.1")
+    await server.start_server(ssl=context)
+    yield server
+    await server.close()
+
+
+async def test_a_client_certificate_opens_an_mtls_upstream(
+    mtls_simulator: test_utils.TestServer,
+    authority: trustme.CA,
+    tinyproxies: ProxyFactory,
+    gateway_factory: GatewayFactory,
+) -> None:
+    """``clientCertificateSecretRef`` (a kubernetes.io/tls Secret) is presented, through the gateway's proxy too;
+    the same upstream refuses the credential without one."""
+    proxy = tinyproxies(connect_ports=[mtls_simulator.port])
+    issued = authority.issue_cert("modelyard-gateway")
+    upstream = base_url(mtls_simulator)
+    ca_ref = {"caBundleSecretRef": {"name": "internal-ca"}}
+    gateway = await gateway_factory(
+        secret("internal-ca", {"ca.crt": authority.cert_pem.bytes().decode()}),
+        secret(
+            "gateway-client",
+            {
+                "tls.crt": b"".join(pem.bytes() for pem in issued.cert_chain_pems).decode(),
+                "tls.key": issued.private_key_pem.bytes().decode(),
+            },
+            kind="kubernetes.io/tls",
+        ),
+        *routed_credential("mtls", upstream, {**ca_ref, "clientCertificateSecretRef": {"name": "gateway-client"}}),
+        *routed_credential("anonymous", upstream, ca_ref),
+        settings=settings(https_proxy=proxy.url),
+        upstream_url=upstream,
+    )
+    assert "identified" in await chat(gateway, "identified", model="mtls")
+    assert await failed_chat(gateway, "anonymous") == (
+        "upstream openai (default/anonymous) refused the TLS session (it closed the new connection before "
+        "answering); if it asks for a client certificate, give the credential one in "
+        "egress.clientCertificateSecretRef"
+    )
+    assert len(simulator_log(mtls_simulator)) == 1
+    assert {target for _, target in proxy.requests()} == {f"127.0.0.1:{mtls_simulator.port}"}

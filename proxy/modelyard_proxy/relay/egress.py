@@ -1,9 +1,9 @@
-"""A credential's own egress settings (``spec.egress``) as the upstream client's, built once per credential object.
+"""A credential's own egress settings (``spec.egress``) as the upstream client's, built once per distinct setting.
 
 A credential without any goes out the gateway's way (``None``: one attribute check on the request path). One
 with a proxy, ``direct``, a CA bundle or a client certificate gets settings derived from the gateway's the first
-time it is called, kept while its credential object lives: a rotated Secret arrives as a new credential in a
-new table, and so gets a new TLS context and new connections.
+time it is called (a TLS context, its own pooled connections), kept while a credential with that setting is in
+the table: a rotated Secret changes the setting, and so gets a new TLS context and new connections.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ log = logging.getLogger(__name__)
 
 def egress_for(client: UpstreamClient, credential: Credential) -> EgressSettings | None:
     """The settings a call with ``credential`` goes out with (``InvalidEgress`` if they cannot be used)."""
-    if credential.egress is None:
+    egress = credential.egress
+    if egress is None:
         return None
-    return client.derived_egress.get(credential, _derive)
+    return client.derived_egress.get(credential, egress, _derive)
 
 
 def _derive(gateway: EgressSettings, credential: Credential) -> EgressSettings:

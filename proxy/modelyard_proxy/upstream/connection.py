@@ -36,6 +36,7 @@ class Connection(asyncio.Protocol):
         "_error",
         "_loop",
         "_paused",
+        "_tls_untried",
         "_waiter",
         "closed",
         "idle_since",
@@ -56,11 +57,15 @@ class Connection(asyncio.Protocol):
         self._drain: asyncio.Future[None] | None = None
         self._buffered = 0
         self._paused = False
+        #: A TLS connection that has not answered yet: closing now is the upstream refusing the session (an mTLS
+        #: server refusing a client without a certificate closes after the handshake, with or without an alert).
+        self._tls_untried = False
 
     # -- protocol callbacks ------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast("asyncio.Transport", transport)  # uvloop's transports do not subclass asyncio's
+        self._tls_untried = transport.get_extra_info("ssl_object") is not None
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -89,7 +94,7 @@ class Connection(asyncio.Protocol):
             try:
                 parser.feed_eof()
             except UpstreamError as exc:
-                self._error = exc if parser.head is not None else UpstreamDisconnected(str(exc))
+                self._error = exc if parser.head is not None else self._closed_before_answering(str(exc))
         self.closed = True
         self._wake()
         return False
@@ -101,11 +106,16 @@ class Connection(asyncio.Protocol):
             if isinstance(exc, ssl.SSLError):
                 self._error = UpstreamTLSRefused(exc.reason or type(exc).__name__)
             elif parser.head is None:
-                self._error = UpstreamDisconnected(f"the upstream closed the connection: {exc or 'EOF'}")
+                self._error = self._closed_before_answering(f"the upstream closed the connection: {exc or 'EOF'}")
             else:
                 self._error = UpstreamTruncated(f"the upstream closed the connection mid-response: {exc or 'EOF'}")
         self._wake()
         self.resume_writing()  # a request waiting to write learns of the loss from its error
+
+    def _closed_before_answering(self, detail: str) -> UpstreamError:
+        if self._tls_untried:
+            return UpstreamTLSRefused("it closed the new connection before answering")
+        return UpstreamDisconnected(detail)
 
     def pause_writing(self) -> None:
         if self._drain is None:
@@ -134,6 +144,7 @@ class Connection(asyncio.Protocol):
         parser = self._parser()
         while parser.head is None:
             await self._wait(idle)
+        self._tls_untried = False
         return parser.head
 
     async def read_piece(self, idle: float) -> bytes:

@@ -1,7 +1,7 @@
 """Egress settings: how upstream calls leave the gateway (which forward proxy, which CAs, which client certificate).
 
 The gateway has one, from its environment (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``, ``MODELYARD_CA_BUNDLE``);
-a credential with egress settings of its own gets another, derived from it once per credential object. Each
+a credential with egress settings of its own gets another, derived from it once per distinct setting. Each
 keeps the parsed form of the URLs it was asked for and one pool key per origin, so the request path costs a
 dictionary lookup, whatever the settings.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ssl
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,7 +28,7 @@ Owner = TypeVar("Owner")
 class EgressSettings:
     """One way out: the proxy choice, and the TLS context https origins are verified with (built at first use)."""
 
-    __slots__ = ("_make_tls", "_pools", "_targets", "_tls", "ca_files", "proxies")
+    __slots__ = ("__weakref__", "_make_tls", "_pools", "_targets", "_tls", "ca_files", "proxies")
 
     def __init__(
         self,
@@ -121,32 +121,40 @@ class EgressSettings:
 
 
 class EgressCache:
-    """Egress settings derived from ``base`` once per owner object (a credential) and forgotten with it.
+    """Egress settings derived from ``base`` for owner objects (credentials), built once per distinct setting.
 
-    A rotated Secret arrives as a new credential object in a new table, so it gets new settings (a new TLS
-    context, new pooled connections); settings that cannot be built are remembered as such, so a broken
-    credential costs one attempt, not one TLS context per request.
+    Looked up by the owner object first (no hashing on the request path), then by the value of its setting:
+    a new routing table brings new credential objects, and one whose egress is unchanged keeps the settings it
+    had, with their TLS context and pooled connections, while a rotated Secret (a changed value) gets new ones.
+    Settings that cannot be built are remembered per owner object, so a broken credential costs one attempt to
+    build them, not one per request. Entries go with their owners.
     """
 
-    __slots__ = ("_entries", "base")
+    __slots__ = ("_by_owner", "_by_value", "base")
 
     def __init__(self, base: EgressSettings) -> None:
         self.base = base
-        self._entries: dict[int, EgressSettings | InvalidEgress] = {}
+        self._by_owner: dict[int, EgressSettings | InvalidEgress] = {}
+        self._by_value: weakref.WeakValueDictionary[Hashable, EgressSettings] = weakref.WeakValueDictionary()
 
-    def get(self, owner: Owner, build: Callable[[EgressSettings, Owner], EgressSettings]) -> EgressSettings:
-        """The settings ``build(base, owner)`` made for this very object (``InvalidEgress`` if it could not)."""
-        entry = self._entries.get(id(owner))
+    def get(
+        self, owner: Owner, value: Hashable, build: Callable[[EgressSettings, Owner], EgressSettings]
+    ) -> EgressSettings:
+        """The settings for ``owner``, whose egress setting is ``value``: ``build(base, owner)`` made them for it or
+        for an owner with an equal ``value`` (``InvalidEgress`` if they cannot be made)."""
+        entry = self._by_owner.get(id(owner))
         if entry is None:
-            try:
-                entry = build(self.base, owner)
-            except InvalidEgress as exc:
-                entry = exc
-            self._entries[id(owner)] = entry
-            weakref.finalize(owner, self._entries.pop, id(owner), None)
+            entry = self._by_value.get(value)
+            if entry is None:
+                try:
+                    entry = self._by_value[value] = build(self.base, owner)
+                except InvalidEgress as exc:
+                    entry = exc
+            self._by_owner[id(owner)] = entry
+            weakref.finalize(owner, self._by_owner.pop, id(owner), None)
         if isinstance(entry, InvalidEgress):
             raise InvalidEgress(str(entry))
         return entry
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._by_owner)

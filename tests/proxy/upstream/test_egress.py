@@ -20,7 +20,7 @@ from modelyard_proxy.upstream import (
     ProxyRefused,
     ProxyUnreachable,
     UpstreamClient,
-    UpstreamDisconnected,
+    UpstreamTLSRefused,
 )
 from modelyard_proxy.upstream.proxies import NoProxy, ProxyChoice
 from tests.forwardproxy import PROXY_PASSWORD, ProxyFactory, tinyproxies
@@ -262,7 +262,7 @@ async def test_client_certificate_is_presented_to_an_mtls_origin(
 ) -> None:
     client = clients()
     anonymous = client.egress.derive(ca_pem=ca_pem(authority))
-    with pytest.raises(UpstreamDisconnected):  # an alert or a closed connection, depending on the server
+    with pytest.raises(UpstreamTLSRefused):  # an alert or a closed connection, depending on the server
         await fetch(client, mtls_origin.url(), anonymous)
     assert mtls_origin.requests == []
     issued = authority.issue_cert("gateway@example.com")

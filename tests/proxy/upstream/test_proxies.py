@@ -93,12 +93,16 @@ def test_choice_per_scheme_and_no_proxy() -> None:
     assert only_https.proxy_for("https", "vllm", 443) is None
 
 
-def test_credential_settings_are_built_once_per_credential_object_and_forgotten_with_it() -> None:
-    """A rotated Secret is a new credential object: new settings; the old object's go with it."""
+class Credential:
+    """Stands in for a table's credential: an object per table, its egress setting a value."""
 
-    class Credential:
-        pass
+    def __init__(self, egress: str) -> None:
+        self.egress = egress
 
+
+def test_credential_settings_are_built_once_per_setting_and_forgotten_with_their_credentials() -> None:
+    """A new table's credential with an unchanged setting keeps its settings (and so its TLS context and pooled
+    connections); a rotated Secret (a changed setting) gets new ones; nothing outlives its credentials."""
     cache = EgressCache(EgressSettings())
     built: list[Credential] = []
 
@@ -106,29 +110,32 @@ def test_credential_settings_are_built_once_per_credential_object_and_forgotten_
         built.append(credential)
         return gateway.derive(direct=True)
 
-    first, rotated = Credential(), Credential()
-    settings = cache.get(first, build)
-    assert cache.get(first, build) is settings
-    assert cache.get(rotated, build) is not settings
+    first = Credential("proxy-a")
+    settings = cache.get(first, first.egress, build)
+    assert cache.get(first, first.egress, build) is settings
+    next_table = Credential("proxy-a")
+    assert cache.get(next_table, next_table.egress, build) is settings
+    rotated = Credential("proxy-b")
+    assert cache.get(rotated, rotated.egress, build) is not settings
     assert built == [first, rotated]
-    del first, built[:]
+    del first, next_table, built[:], settings
     gc.collect()
     assert len(cache) == 1
+    again = Credential("proxy-a")
+    cache.get(again, again.egress, build)
+    assert built == [again]  # the setting's settings went with the last credential that had it
 
 
 def test_settings_that_cannot_be_built_are_remembered_as_such() -> None:
-    class Credential:
-        pass
-
     cache = EgressCache(EgressSettings())
     attempts = []
 
     def build(gateway: EgressSettings, credential: Credential) -> EgressSettings:
         attempts.append(credential)
-        return gateway.derive(ca_pem="garbage")
+        return gateway.derive(ca_pem=credential.egress)
 
-    broken = Credential()
+    broken = Credential("garbage")
     for _ in range(3):
         with pytest.raises(InvalidEgress, match="the CA bundle holds no usable PEM certificate"):
-            cache.get(broken, build)
+            cache.get(broken, broken.egress, build)
     assert attempts == [broken]
