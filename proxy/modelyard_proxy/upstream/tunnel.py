@@ -13,6 +13,10 @@ MAX_HEAD_BYTES = 64 * 1024
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3})(?: ([^\r\n]*))?")
 
 
+class _Closed(ConnectionError):
+    """The proxy closed the connection before its answer to CONNECT was complete."""
+
+
 class _Handshake(asyncio.Protocol):
     """Reads the proxy's answer to CONNECT; the TLS layer takes the transport over once it is a 2xx."""
 
@@ -28,14 +32,14 @@ class _Handshake(asyncio.Protocol):
         if end >= 0:
             self.answer.set_result(bytes(self._buffer[:end]))
         elif len(self._buffer) > MAX_HEAD_BYTES:
-            self.answer.set_exception(ConnectionError("the proxy's answer to CONNECT has no end"))
+            self.answer.set_result(bytes(self._buffer))  # no status line will parse out of it
 
     def eof_received(self) -> bool:
-        self._fail(ConnectionError("the proxy closed the connection instead of answering CONNECT"))
+        self._fail(_Closed())
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(exc or ConnectionError("the proxy closed the connection instead of answering CONNECT"))
+        self._fail(exc or _Closed())
 
     def _fail(self, exc: BaseException) -> None:
         if not self.answer.done():
@@ -63,11 +67,14 @@ async def open_tunnel(proxy: ForwardProxy, host: str, port: int) -> asyncio.Tran
         transport.write(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{auth}\r\n".encode())
         try:
             head = await handshake.answer
+        except _Closed:
+            raise ProxyUnreachable(proxy, f"closed the connection instead of answering CONNECT {target}") from None
         except OSError as exc:
-            raise ProxyUnreachable(proxy, f"broke the connection off before answering CONNECT ({exc})") from exc
+            what = f"broke the connection off before answering CONNECT {target} ({type(exc).__name__})"
+            raise ProxyUnreachable(proxy, what) from exc
         status, reason = _status(head)
         if status is None:
-            raise ProxyRefused(proxy, target, 0, "an answer that is not HTTP")
+            raise ProxyRefused(proxy, target, 0, "an answer that is not HTTP/1.x")
         if not 200 <= status < 300:
             raise ProxyRefused(proxy, target, status, reason)
     except BaseException:

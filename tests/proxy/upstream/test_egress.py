@@ -24,7 +24,15 @@ from modelyard_proxy.upstream import (
 )
 from modelyard_proxy.upstream.proxies import NoProxy, ProxyChoice
 from tests.forwardproxy import PROXY_PASSWORD, ProxyFactory, tinyproxies
-from tests.proxy.upstream.scripted import ClientFactory, Upstream, answering, request_path, response
+from tests.proxy.upstream.scripted import (
+    ClientFactory,
+    Peer,
+    ServerFactory,
+    Upstream,
+    answering,
+    request_path,
+    response,
+)
 from tests.storeserver import free_port
 
 __all__ = ["tinyproxies"]  # the fixture, imported for the tests below
@@ -198,6 +206,53 @@ async def test_unreachable_proxy_is_named_without_its_password(
         await fetch(client, f"{scheme}://origin.invalid/v1")
     assert str(unreachable.value) == f"its proxy http://127.0.0.1:{port} could not be reached (ConnectionRefusedError)"
     assert PROXY_PASSWORD not in repr(unreachable.value.proxy)
+    assert client.in_use == 0
+
+
+async def test_a_proxy_closing_instead_of_answering_connect_is_unreachable(
+    serve: ServerFactory, clients: ClientFactory
+) -> None:
+    async def hang_up(peer: Peer) -> None:
+        await peer.request()
+
+    proxy = await serve(hang_up)
+    client = clients(egress=EgressSettings(ProxyChoice.from_values(https_proxy=proxy.url())))
+    with pytest.raises(ProxyUnreachable) as unreachable:
+        await fetch(client, "https://api.example.com/v1")
+    assert str(unreachable.value) == (
+        f"its proxy http://127.0.0.1:{proxy.port} closed the connection instead of answering CONNECT "
+        "api.example.com:443"
+    )
+    assert proxy.requests[0].startswith(b"CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n")
+    assert client.in_use == 0
+
+
+async def test_a_proxy_answering_connect_with_something_else_than_http_is_refused(
+    serve: ServerFactory, clients: ClientFactory
+) -> None:
+    async def babble(peer: Peer) -> None:
+        await peer.request()
+        await peer.send(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+        await peer.until_client_closes()
+
+    proxy = await serve(babble)
+    client = clients(egress=EgressSettings(ProxyChoice.from_values(https_proxy=proxy.url())))
+    with pytest.raises(ProxyRefused, match=r"refused the tunnel to api\.example\.com:443: an answer that is not HTTP"):
+        await fetch(client, "https://api.example.com/v1")
+
+
+async def test_a_proxy_silent_after_connect_is_bounded_by_the_connect_timeout(
+    serve: ServerFactory, clients: ClientFactory
+) -> None:
+    async def silent(peer: Peer) -> None:
+        await peer.request()
+        await peer.until_client_closes()
+
+    proxy = await serve(silent)
+    client = clients(egress=EgressSettings(ProxyChoice.from_values(https_proxy=proxy.url())))
+    with pytest.raises(TimeoutError):
+        await client.request("GET", "https://api.example.com/", {}, b"", connect_timeout=0.2, read_timeout=PATIENT)
+    await proxy.wait_for(lambda: proxy.open == 0)  # the half-open tunnel was closed
     assert client.in_use == 0
 
 
