@@ -101,12 +101,27 @@ def key_sources(body: Mapping[str, Any]) -> KeySources:
     return KeySources(names, match_labels or None)
 
 
-def secret_reference(body: Mapping[str, Any]) -> Key | None:
-    """The Secret a ProviderCredential reads its key from, if any (same namespace by construction)."""
-    secret_ref = (body.get("spec") or {}).get("secretRef")
-    if not isinstance(secret_ref, Mapping) or not isinstance(secret_ref.get("name"), str):
-        return None
-    return (key_of(body)[0], secret_ref["name"])
+#: Where a ProviderCredential's spec names a Secret: its key, Bedrock's static keys, and its egress settings.
+_CREDENTIAL_SECRET_PATHS = (
+    ("secretRef",),
+    ("aws", "accessKeySecretRef"),
+    ("egress", "proxy", "urlSecretRef"),
+    ("egress", "caBundleSecretRef"),
+    ("egress", "clientCertificateSecretRef"),
+)
+
+
+def secret_references(body: Mapping[str, Any]) -> list[Key]:
+    """The Secrets a ProviderCredential reads (same namespace by construction)."""
+    namespace = key_of(body)[0]
+    found: list[Key] = []
+    for path in _CREDENTIAL_SECRET_PATHS:
+        node: Any = body.get("spec") or {}
+        for step in path:
+            node = node.get(step) if isinstance(node, Mapping) else None
+        if isinstance(node, Mapping) and isinstance(node.get("name"), str):
+            found.append((namespace, node["name"]))
+    return found
 
 
 def consumer_secrets(

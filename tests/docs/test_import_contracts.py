@@ -82,6 +82,9 @@ CROSSINGS = [
     ("proxy/modelyard_proxy/base/sse.py", "import modelyard_routing.table", "base imports nothing"),
     ("proxy/modelyard_proxy/tenancy/ledger.py", "import modelyard_proxy.relay.run", "rooms, top to bottom"),
     ("proxy/modelyard_proxy/tenancy/shared.py", "import aiohttp", "The counters know nothing of HTTP"),
+    ("proxy/modelyard_proxy/conversations/store.py", "import aiohttp", "Kept conversations know nothing of HTTP"),
+    ("proxy/modelyard_proxy/cloudauth/registry.py", "import aiohttp", "Call authorisers know nothing of HTTP"),
+    ("proxy/modelyard_proxy/cloudauth/authorizer.py", "import modelyard_proxy.upstream", "Call authorisers know"),
 ]
 
 

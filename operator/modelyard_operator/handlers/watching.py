@@ -19,8 +19,9 @@ from modelyard_routing.manifests import API_KEYS_LABEL
 from modelyard_routing.specs import API_GROUP
 
 VERSION = "v1alpha1"
-#: Secret types that can hold a provider key or gateway API keys; others (tokens, TLS, Helm releases) are skipped.
-KEY_SECRET_TYPES = {"", "Opaque"}
+#: Secret types that can hold a provider key, gateway API keys or a client certificate; others (service-account
+#: tokens, Helm releases) are skipped.
+KEY_SECRET_TYPES = {"", "Opaque", "kubernetes.io/tls"}
 
 
 def served(namespace: str | None, memo: OperatorContext, **_: Any) -> bool:
@@ -65,8 +66,7 @@ async def providercredentials(body: kopf.Body, **_: Any) -> dict[Key, Observed]:
 @kopf.index(API_GROUP, VERSION, "providercredentials", when=served)
 async def credentials_by_secret(body: kopf.Body, **_: Any) -> dict[Key, Key]:
     """Secret → the credentials reading it, so an unrelated Secret's change does not wake the reconciler."""
-    secret = inventory.secret_reference(body)
-    return {secret: inventory.key_of(body)} if secret is not None else {}
+    return dict.fromkeys(inventory.secret_references(body), inventory.key_of(body))
 
 
 @kopf.index(API_GROUP, VERSION, "modelconsumers", when=consumer_scope)
