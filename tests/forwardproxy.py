@@ -6,6 +6,7 @@ that need it are skipped, saying so.
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 import re
 import shutil
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
+from tests.proxy.upstream.scripted import Handler, Peer
 from tests.storeserver import free_port
 
 READY_TIMEOUT_S = 10.0
@@ -115,3 +117,25 @@ def tinyproxies(tmp_path: pathlib.Path) -> Iterator[ProxyFactory]:
     yield start
     for proxy in started:
         proxy.stop()
+
+
+def relaying_to(port: int) -> Handler:
+    """A scripted server's handler passing bytes both ways to 127.0.0.1:``port``: with TLS, what an ``https://``
+    forward proxy looks like to its clients when ``port`` is a plain proxy's."""
+
+    async def relay(peer: Peer) -> None:
+        backend_reader, backend_writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.gather(_pipe(peer.reader, backend_writer), _pipe(backend_reader, peer.writer))
+
+    return relay
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.transport.abort()

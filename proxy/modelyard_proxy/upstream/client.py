@@ -11,9 +11,10 @@ POST to a model is not idempotent, and the relay's retry policy decides.
 
 How a call leaves is its egress settings' (:mod:`modelyard_proxy.upstream.egress`): the gateway's by default
 (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``, ``MODELYARD_CA_BUNDLE``), a credential's own when it has some.
-Through a forward proxy, an https origin is reached through an HTTP CONNECT tunnel with TLS started inside it,
-a plain http one by sending the proxy the absolute-form request; connections are pooled per origin and per
-egress settings, so two credentials reaching one origin differently never share one.
+Through a forward proxy (``http://``, or ``https://`` spoken to over TLS), an https origin is reached through
+an HTTP CONNECT tunnel with TLS started inside it, a plain http one by sending the proxy the absolute-form
+request; connections are pooled per origin and per egress settings, so two credentials reaching one origin
+differently never share one.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from collections.abc import Mapping
 
 from modelyard_proxy.upstream.connection import Connection
 from modelyard_proxy.upstream.egress import EgressCache, EgressSettings
-from modelyard_proxy.upstream.errors import ProxyRefused, ProxyUnreachable, UpstreamDisconnected
+from modelyard_proxy.upstream.errors import ProxyRefused, UpstreamDisconnected
 from modelyard_proxy.upstream.parser import ResponseHead
 from modelyard_proxy.upstream.proxies import ForwardProxy
 from modelyard_proxy.upstream.target import PoolKey, Target
-from modelyard_proxy.upstream.tunnel import authority, open_tunnel
+from modelyard_proxy.upstream.tunnel import authority, connect_to_proxy, open_tunnel
 
 #: An idle pooled connection older than this is closed rather than reused (servers drop idle ones, 60 s or so).
 KEEPALIVE_SECONDS = 15.0
@@ -242,10 +243,7 @@ class UpstreamClient:
         if proxy is not None and target.tls is not None:  # https through the proxy: a CONNECT tunnel
             return await self._tunnelled(loop, target, proxy, target.tls)
         if proxy is not None:  # plain http through the proxy: it gets the absolute-form request
-            try:
-                _, connection = await loop.create_connection(lambda: Connection(loop, key), proxy.host, proxy.port)
-            except OSError as exc:
-                raise ProxyUnreachable(proxy, f"could not be reached ({type(exc).__name__})") from exc
+            _, connection = await connect_to_proxy(lambda: Connection(loop, key), proxy, target.proxy_tls)
         elif target.tls is not None:
             _, connection = await loop.create_connection(
                 lambda: Connection(loop, key), target.host, target.port, ssl=target.tls, server_hostname=target.host
@@ -259,7 +257,7 @@ class UpstreamClient:
         loop: asyncio.AbstractEventLoop, target: Target, proxy: ForwardProxy, context: ssl.SSLContext
     ) -> Connection:
         """TLS with the origin through a CONNECT tunnel (the proxy sees only the host, port and ciphertext)."""
-        raw = await open_tunnel(proxy, target.host, target.port)
+        raw = await open_tunnel(proxy, target.proxy_tls, target.host, target.port)
         connection = Connection(loop, target.key)
         try:
             transport = await loop.start_tls(raw, connection, context, server_hostname=target.host)

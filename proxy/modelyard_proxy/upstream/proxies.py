@@ -4,8 +4,8 @@ The usual semantics (curl's, Python's ``urllib``): the lowercase variable wins o
 ``NO_PROXY`` is a comma (or space) separated list of host names, each matching the name itself and every name
 under it (``example.com``, ``.example.com`` and ``*.example.com`` alike), IP addresses and CIDR blocks matching
 IP literals in URLs (no name is resolved for it), an optional ``:port`` restricting an entry to that port, and
-``*`` matching every host. Only ``http://`` proxies are spoken to (https upstreams through an HTTP CONNECT
-tunnel, plain http ones with the absolute-form request line).
+``*`` matching every host. A proxy is spoken to in HTTP (``http://``) or in HTTP over TLS (``https://``): https
+upstreams through an HTTP CONNECT tunnel, plain http ones with the absolute-form request line.
 """
 
 from __future__ import annotations
@@ -22,21 +22,26 @@ def _bracketed(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 @dataclasses.dataclass(frozen=True, slots=True, eq=False)
 class ForwardProxy:
-    """An HTTP forward proxy; ``str()`` names it as ``http://host:port``, never with its user or password."""
+    """An HTTP forward proxy; ``str()`` names it as ``scheme://host:port``, never with its user or password."""
 
     host: str
     port: int
     #: ``Proxy-Authorization`` for the URL's user and password (``Basic``, percent-decoded), or None.
     authorization: str | None = dataclasses.field(default=None, repr=False)
+    #: Spoken to over TLS (an ``https://`` proxy), its certificate checked as an upstream's would be.
+    tls: bool = False
 
     def __str__(self) -> str:
-        return f"http://{_bracketed(self.host)}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{_bracketed(self.host)}:{self.port}"
 
     @classmethod
     def parse(cls, url: str) -> ForwardProxy:
-        """A proxy URL (``http://[user:password@]host[:port]``; a bare ``host:port`` means http).
+        """A proxy URL (``http(s)://[user:password@]host[:port]``; a bare ``host:port`` means http).
 
         ``ValueError`` names what is wrong, never the URL's user or password.
         """
@@ -45,12 +50,12 @@ class ForwardProxy:
             text = f"http://{text}"
         parts = urllib.parse.urlsplit(text)
         scheme = parts.scheme.lower()
-        if scheme != "http":
-            raise ValueError(f"only http:// forward proxies are supported, not {scheme}://")
+        if scheme not in _DEFAULT_PORTS:
+            raise ValueError(f"only http:// and https:// forward proxies are supported, not {scheme}://")
         if not parts.hostname:
             raise ValueError("the proxy URL names no host")
         try:
-            port = parts.port or 80
+            port = parts.port or _DEFAULT_PORTS[scheme]
         except ValueError:
             raise ValueError(f"the proxy URL's port is not a number from 0 to 65535 (host {parts.hostname})") from None
         authorization = None
@@ -59,7 +64,7 @@ class ForwardProxy:
             password = urllib.parse.unquote(parts.password or "")
             token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
             authorization = f"Basic {token}"
-        return cls(parts.hostname.lower().rstrip("."), port, authorization)
+        return cls(parts.hostname.lower().rstrip("."), port, authorization, tls=scheme == "https")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -43,7 +43,7 @@ class Way(Protocol):
 class Target:
     """One upstream URL as reached under one egress setting."""
 
-    __slots__ = ("host", "key", "port", "proxy", "start", "tls")
+    __slots__ = ("host", "key", "port", "proxy", "proxy_tls", "start", "tls")
 
     def __init__(self, url: str, way: Way) -> None:
         parts = urllib.parse.urlsplit(url)
@@ -59,8 +59,10 @@ class Target:
         https = scheme == "https"
         #: The context the origin's certificate is verified with (None: plain http).
         self.tls: ssl.SSLContext | None = way.tls_context() if https else None
-        #: The forward proxy the connection goes through, if any.
+        #: The forward proxy the connection goes through, if any, and the context its certificate is verified
+        #: with when it is an https:// proxy (the one an https origin's would be).
         self.proxy = way.proxy_for(scheme, self.host, self.port)
+        self.proxy_tls = way.tls_context() if self.proxy is not None and self.proxy.tls else None
         self.key = way.pool_key(scheme, self.host, self.port, self.proxy)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host_header = f"[{self.host}]" if ":" in self.host else self.host

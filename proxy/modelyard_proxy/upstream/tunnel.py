@@ -1,15 +1,19 @@
-"""An HTTP CONNECT tunnel through a forward proxy: the raw transport the origin's TLS is then started over."""
+"""Connections to a forward proxy, and HTTP CONNECT tunnels through it that the origin's TLS is started over."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import ssl
+from collections.abc import Callable
+from typing import TypeVar
 
 from modelyard_proxy.upstream.errors import ProxyRefused, ProxyUnreachable
 from modelyard_proxy.upstream.proxies import ForwardProxy
 
 #: Longest proxy answer head read before the proxy is deemed broken.
 MAX_HEAD_BYTES = 64 * 1024
+ProtocolT = TypeVar("ProtocolT", bound=asyncio.BaseProtocol)
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3})(?: ([^\r\n]*))?")
 
 
@@ -51,16 +55,30 @@ def authority(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def open_tunnel(proxy: ForwardProxy, host: str, port: int) -> asyncio.Transport:
+async def connect_to_proxy(
+    protocol_factory: Callable[[], ProtocolT], proxy: ForwardProxy, context: ssl.SSLContext | None
+) -> tuple[asyncio.Transport, ProtocolT]:
+    """A connection to ``proxy`` (TLS with ``context`` for an https:// proxy); ``ProxyUnreachable`` if none."""
+    loop = asyncio.get_running_loop()
+    context = context if proxy.tls else None
+    try:
+        return await loop.create_connection(
+            protocol_factory, proxy.host, proxy.port, ssl=context, server_hostname=proxy.host if context else None
+        )
+    except ssl.SSLCertVerificationError as exc:
+        untrusted = f"could not be reached: its certificate is not trusted ({exc.verify_message})"
+        raise ProxyUnreachable(proxy, untrusted) from exc
+    except OSError as exc:
+        raise ProxyUnreachable(proxy, f"could not be reached ({type(exc).__name__})") from exc
+
+
+async def open_tunnel(proxy: ForwardProxy, context: ssl.SSLContext | None, host: str, port: int) -> asyncio.Transport:
     """A connection through ``proxy`` to ``host:port``, its CONNECT answered 2xx (else ``ProxyRefused``).
 
     Cancelling (the caller's connect timeout) closes it.
     """
     loop = asyncio.get_running_loop()
-    try:
-        transport, handshake = await loop.create_connection(lambda: _Handshake(loop), proxy.host, proxy.port)
-    except OSError as exc:
-        raise ProxyUnreachable(proxy, f"could not be reached ({type(exc).__name__})") from exc
+    transport, handshake = await connect_to_proxy(lambda: _Handshake(loop), proxy, context)
     target = authority(host, port)
     auth = f"Proxy-Authorization: {proxy.authorization}\r\n" if proxy.authorization else ""
     try:

@@ -23,7 +23,7 @@ from modelyard_proxy.upstream import (
     UpstreamTLSRefused,
 )
 from modelyard_proxy.upstream.proxies import NoProxy, ProxyChoice
-from tests.forwardproxy import PROXY_PASSWORD, ProxyFactory, tinyproxies
+from tests.forwardproxy import PROXY_PASSWORD, PROXY_PASSWORD_IN_URL, PROXY_USER, ProxyFactory, relaying_to, tinyproxies
 from tests.proxy.upstream.scripted import (
     ClientFactory,
     Peer,
@@ -122,6 +122,39 @@ async def test_plain_http_is_sent_to_the_proxy_in_absolute_form(
     client = clients(egress=EgressSettings(ProxyChoice.from_values(http_proxy=proxy.url)))
     assert await fetch(client, http_origin.url("/v1/x?y=1")) == (200, b"/v1/x?y=1")
     assert proxy.requests() == [("GET", f"http://127.0.0.1:{http_origin.port}/v1/x?y=1")]
+
+
+async def test_an_https_proxy_is_spoken_to_over_tls(
+    https_origin: Upstream,
+    http_origin: Upstream,
+    authority: trustme.CA,
+    tinyproxies: ProxyFactory,
+    clients: ClientFactory,
+) -> None:
+    """An ``https://`` proxy (its certificate checked like an upstream's): CONNECT and the origin's TLS inside
+    the proxy's, and plain http in absolute form, both with the proxy's credentials."""
+    proxy = tinyproxies(connect_ports=[https_origin.port], auth=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    front = await Upstream(relaying_to(proxy.port), tls=context).start()
+    try:
+        url = f"https://{PROXY_USER}:{PROXY_PASSWORD_IN_URL}@127.0.0.1:{front.port}"
+        client = clients(egress=trusting(authority, ProxyChoice.from_values(https_proxy=url, http_proxy=url)))
+        assert await fetch(client, https_origin.url("/tls-in-tls")) == (200, b"/tls-in-tls")
+        assert await fetch(client, http_origin.url("/plain")) == (200, b"/plain")
+        assert proxy.requests() == [
+            ("CONNECT", f"127.0.0.1:{https_origin.port}"),
+            ("GET", f"http://127.0.0.1:{http_origin.port}/plain"),
+        ]
+        untrusting = clients(egress=EgressSettings(ProxyChoice.from_values(https_proxy=url)))
+        with pytest.raises(
+            ProxyUnreachable,
+            match=r"its proxy https://127\.0\.0\.1:\d+ could not be reached: its "
+            r"certificate is not trusted \(.+\)$",
+        ):
+            await fetch(untrusting, https_origin.url())
+    finally:
+        await front.close()
 
 
 async def test_no_proxy_hosts_go_direct(
@@ -366,14 +399,14 @@ def test_an_encrypted_client_key_is_refused_without_prompting(authority: trustme
 def test_a_credentials_proxy_url_that_cannot_be_used_is_named_without_its_password() -> None:
     with pytest.raises(InvalidEgress) as invalid:
         EgressSettings().derive(proxy_url="socks5://user:hunter2@proxy.internal:1080")
-    assert (
-        str(invalid.value) == "its proxy URL cannot be used: only http:// forward proxies are supported, not socks5://"
+    assert str(invalid.value) == (
+        "its proxy URL cannot be used: only http:// and https:// forward proxies are supported, not socks5://"
     )
 
 
 def test_gateway_settings_name_the_variable_that_cannot_be_used() -> None:
     with pytest.raises(ValueError, match=r"^HTTPS_PROXY is not a usable proxy URL") as invalid:
-        EgressSettings.gateway(https_proxy="https://user:hunter2@proxy.internal:3128")
+        EgressSettings.gateway(https_proxy="socks5h://user:hunter2@proxy.internal:1080")
     assert "hunter2" not in str(invalid.value)
     with pytest.raises(ValueError, match=r"^MODELYARD_CA_BUNDLE cannot be used: the CA bundle /nonexistent"):
         EgressSettings.gateway(ca_bundle=Path("/nonexistent/ca.pem"))

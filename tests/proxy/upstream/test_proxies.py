@@ -61,6 +61,7 @@ def test_proxy_url_credentials_are_percent_decoded_into_basic() -> None:
         ("proxy.corp:3128", "http://proxy.corp:3128"),
         ("http://proxy.corp", "http://proxy.corp:80"),
         ("http://[fd00::1]:3128", "http://[fd00::1]:3128"),
+        ("HTTPS://proxy.corp", "https://proxy.corp:443"),
     ],
 )
 def test_proxy_url_forms(url: str, shown: str) -> None:
@@ -72,8 +73,7 @@ def test_proxy_url_forms(url: str, shown: str) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("https://proxy.corp:3128", "only http:// forward proxies are supported, not https://"),
-        ("socks5://u:secret@proxy.corp:1080", "only http:// forward proxies are supported, not socks5://"),
+        ("socks5://u:secret@proxy.corp:1080", "only http:// and https:// forward proxies are supported, not socks5://"),
         ("http://u:secret@proxy.corp:99999", "the proxy URL's port is not a number from 0 to 65535 (host proxy.corp)"),
         ("http://u:secret@:3128", "the proxy URL names no host"),
     ],
