@@ -11,6 +11,7 @@ import ssl
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
+import anthropic
 import openai
 import pytest
 import trustme
@@ -315,3 +316,20 @@ async def test_a_client_certificate_opens_an_mtls_upstream(
     )
     assert len(simulator_log(mtls_simulator)) == 1
     assert {target for _, target in proxy.requests()} == {f"127.0.0.1:{mtls_simulator.port}"}
+
+
+async def test_token_counts_go_out_the_credentials_way_too(
+    https_simulator: test_utils.TestServer, ca_bundle: Path, tinyproxies: ProxyFactory, gateway_factory: GatewayFactory
+) -> None:
+    """``/v1/messages/count_tokens`` asks Anthropic through the same proxy (the Anthropic SDK)."""
+    proxy = tinyproxies(connect_ports=[https_simulator.port])
+    gateway = await gateway_factory(
+        settings=settings(https_proxy=proxy.url, ca_bundle=ca_bundle), upstream_url=base_url(https_simulator)
+    )
+    async with anthropic.AsyncAnthropic(base_url=str(gateway.make_url("")), api_key=DEMO_KEY, max_retries=0) as claude:
+        counted = await claude.messages.count_tokens(
+            model="claude-sonnet", messages=[{"role": "user", "content": "count me through the proxy"}]
+        )
+    assert counted.input_tokens > 0
+    assert simulator_log(https_simulator).last().path == "/v1/messages/count_tokens"
+    assert proxy.requests() == [("CONNECT", f"127.0.0.1:{https_simulator.port}")]

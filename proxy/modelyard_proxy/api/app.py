@@ -38,6 +38,7 @@ def create_app(
     ``tracer_provider`` defaults to one built from the ``OTEL_*`` environment (owned, and shut down, by the
     app); a provider passed in stays the caller's.
     """
+    egress = egress_settings(settings)  # an unusable proxy or CA bundle stops the start before anything is built
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[gateway_middleware],
@@ -57,7 +58,7 @@ def create_app(
         app.on_cleanup.append(_shutdown)
         tracer_provider = owned
     app[TRACER] = lean_tracer(tracer_provider, "modelyard_proxy")
-    app.cleanup_ctx.append(_upstream_client(egress_settings(settings)))
+    app.cleanup_ctx.append(_upstream_client(egress))
     app.on_cleanup.append(_stop_authorizers)
     app[COUNTERS] = counters_for(settings)
     app.cleanup_ctx.append(_counters)
