@@ -270,6 +270,11 @@ def _targets(run: Run) -> list[str]:
         rows.append(
             f"| push them ({cp.wire_bytes / 1e6:.1f} MB) to {cp.proxies} proxies < 2 s | {cp.push_all_s:.2f} s (one proxy alone: {cp.push_one_s:.2f} s) | {_verdict(cp.push_all_s < 2)} |"
         )
+    if (signing := run.signing) is not None:
+        rows.append(
+            f"| Bedrock SigV4 signing ≤ {signing.budget_us:g} µs CPU per request | {_us(signing.gateway_us)}"
+            f" (botocore's SigV4Auth: {_us(signing.botocore_us)}, {signing.ratio:.2f}x) | {_verdict(signing.met)} |"
+        )
     return rows
 
 

@@ -146,6 +146,23 @@ class ControlPlane:
     push_one_s: float
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Signing:
+    """CPU per SigV4-signed request (µs, medians): botocore's signer as its clients use it, and the gateway's."""
+
+    botocore_us: float
+    gateway_us: float
+    budget_us: float
+
+    @property
+    def ratio(self) -> float:
+        return self.gateway_us / self.botocore_us
+
+    @property
+    def met(self) -> bool:
+        return self.gateway_us <= self.budget_us
+
+
 @dataclasses.dataclass(slots=True)
 class Run:
     """Everything one run measured, with the settings and the machine it ran on."""
@@ -157,4 +174,5 @@ class Run:
     memory: dict[str, Memory] = dataclasses.field(default_factory=dict)
     store: StoreUse | None = None
     control_plane: ControlPlane | None = None
+    signing: Signing | None = None
     seconds: float = 0.0

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import control_plane, gateway, phases, report, store, streaming, wrk
+from bench import control_plane, gateway, phases, report, signing, store, streaming, wrk
 from bench.phases import Bench, Settings, ensure_bench_tools
 from bench.procs import (
     LOAD_CPU,
@@ -142,6 +142,9 @@ def measure(settings: Settings, busy_before: float) -> Run:
         with tempfile.TemporaryDirectory(prefix="modelyard-bench-cp-") as tmp:
             run.control_plane = control_plane.measure(Path(tmp), rounds=settings.rounds)
         done()
+    done = _step("SigV4 signing of a Bedrock request: botocore's signer and the gateway's")
+    run.signing = signing.measure(rounds=settings.rounds)
+    done()
     run.seconds = time.monotonic() - started
     others = (machine_busy_seconds() - busy) - (own_seconds() - own)
     run.machine["other processes' CPU during the run"] = (

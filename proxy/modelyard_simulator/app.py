@@ -7,7 +7,15 @@ import logging
 
 from aiohttp import web
 
-from modelyard_simulator import anthropic_dialect, azure_dialect, gemini_dialect, openai_dialect, responses_dialect
+from modelyard_simulator import (
+    anthropic_dialect,
+    azure_dialect,
+    bedrock_dialect,
+    gemini_dialect,
+    openai_dialect,
+    responses_dialect,
+)
+from modelyard_simulator.aws_keys import AWS_KEYRING, AwsKeyring
 from modelyard_simulator.behaviour import ScenarioBook
 from modelyard_simulator.engine import SCENARIOS
 from modelyard_simulator.log import REQUEST_LOG, RequestLog, clear_requests, list_requests, record_requests
@@ -33,6 +41,7 @@ def create_app(scenarios: ScenarioBook | None = None) -> web.Application:
     app[SCENARIOS] = book
     app[REQUEST_LOG] = RequestLog(book.record_limit)
     app[RESPONSES] = ResponseStore()
+    app[AWS_KEYRING] = AwsKeyring()
 
     router = app.router
     router.add_post("/v1/chat/completions", openai_dialect.chat_completions)
@@ -54,6 +63,11 @@ def create_app(scenarios: ScenarioBook | None = None) -> web.Application:
     for version in ("v1beta", "v1"):
         router.add_post(f"/{version}/models/{{model_action}}", gemini_dialect.dispatch)
     router.add_get("/v1beta/models", gemini_dialect.list_models)
+
+    # Bedrock model ids, profiles and ARNs arrive percent-encoded whole (``%3A``, ``%2F``).
+    router.add_post("/model/{model}/converse", bedrock_dialect.converse)
+    router.add_post("/model/{model}/converse-stream", bedrock_dialect.converse_stream)
+    router.add_post("/model/{model}/invoke", bedrock_dialect.invoke)
 
     router.add_get("/_simulator/requests", list_requests)
     router.add_delete("/_simulator/requests", clear_requests)

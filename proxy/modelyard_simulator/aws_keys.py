@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import time
 
+from aiohttp import web
+
 #: Keys every simulated AWS account accepts (what tests put in a credential's Secret).
 TEST_ACCESS_KEY_ID = "AKIAMODELYARDTEST"
 TEST_SECRET_ACCESS_KEY = "modelyard/test+secret/key0000000000000000"  # noqa: S105 - the simulated account's test key
@@ -41,3 +43,7 @@ class AwsKeyring:
     def lookup(self, access_key_id: str) -> IssuedKey | None:
         """What is known of ``access_key_id``; None for a key AWS would call unrecognised."""
         return self._keys.get(access_key_id)
+
+
+#: The simulated AWS account's keyring, one per simulator app (Bedrock checks signatures against it).
+AWS_KEYRING = web.AppKey("modelyard_simulator.aws_keys", AwsKeyring)

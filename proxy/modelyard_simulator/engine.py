@@ -98,7 +98,12 @@ class Exchange:
         return await send_body(self.request, self.behaviour, orjson.dumps(payload), headers=self.headers())
 
     async def send_events(
-        self, events: Sequence[SseEvent], *, newline: bytes = b"\n", failure_event: FailureEvent | None = None
+        self,
+        events: Sequence[SseEvent],
+        *,
+        newline: bytes = b"\n",
+        failure_event: FailureEvent | None = None,
+        content_type: str = "text/event-stream",
     ) -> web.StreamResponse:
         """Stream ``events``; a scripted mid-stream failure sends ``failure_event``, else the dialect's error."""
         if failure_event is None:
@@ -110,6 +115,7 @@ class Exchange:
             headers=self.headers(),
             failure_event=failure_event,
             newline=newline,
+            content_type=content_type,
         )
 
 

@@ -99,8 +99,9 @@ async def send_stream(
     headers: Mapping[str, str],
     failure_event: FailureEvent,
     newline: bytes = b"\n",
+    content_type: str = "text/event-stream",
 ) -> web.StreamResponse:
-    """Stream ``events`` as SSE with the scripted pacing and failure.
+    """Stream ``events`` as SSE (or frames of another kind of ``content_type``) with the scripted pacing and failure.
 
     A failure (``cut_after_chunks`` or ``mid_stream_error``) fires before the (N+1)-th
     content event, or right after the last one if the answer is shorter, so it always
@@ -109,7 +110,7 @@ async def send_stream(
     and the stream then ends cleanly; a cut closes the socket.
     """
     response = web.StreamResponse(status=200, headers=headers)
-    response.content_type = "text/event-stream"
+    response.content_type = content_type
     response.headers["Cache-Control"] = "no-cache"
     await response.prepare(request)
 

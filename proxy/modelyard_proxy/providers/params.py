@@ -171,6 +171,24 @@ def assistant_tool_calls(message: JSONObject, where: str) -> list[ToolCall]:
     return parsed
 
 
+def function_tool(tool: Any, i: int, provider: str) -> tuple[str, JSONObject]:
+    """``tools[i]``'s name and ``function``: a function tool with a non-empty name, else 400."""
+    function = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
+    if not isinstance(function, dict):
+        raise unsupported_parameter("tools", provider, f"tools[{i}]: only function tools are supported")
+    name = function.get("name")
+    if not isinstance(name, str) or not name:
+        raise bad_request(f"tools[{i}].function.name must be a non-empty string", param="tools")
+    return name, function
+
+
+def chosen_function(choice: Any) -> str | None:
+    """The function a ``tool_choice`` object names (``{"type": "function", "function": {"name"}}``), if any."""
+    function = choice.get("function") if isinstance(choice, dict) and choice.get("type") == "function" else None
+    name = function.get("name") if isinstance(function, dict) else None
+    return name if isinstance(name, str) else None
+
+
 def response_format(body: JSONObject) -> tuple[str, JSONObject | None]:
     """``("text"|"json_object"|"json_schema", schema)`` from ``response_format``, validated."""
     fmt = body.get("response_format")

@@ -21,6 +21,7 @@ from modelyard_proxy.providers.ingress.openai_chat import CHAT
 from modelyard_proxy.providers.ingress.openai_responses import RESPONSES
 from modelyard_proxy.providers.ingress.protocol import IngressProtocol
 from modelyard_proxy.providers.openai_chat_to_anthropic_messages.adapter import AnthropicAdapter
+from modelyard_proxy.providers.openai_chat_to_bedrock_converse.adapter import BedrockAdapter
 from modelyard_proxy.providers.openai_chat_to_gemini.adapter import GeminiAdapter
 from modelyard_proxy.providers.openai_chat_to_openai_chat.adapter import OpenAIAdapter
 from modelyard_proxy.providers.openai_chat_to_openai_chat.azure import AzureOpenAIAdapter
@@ -41,6 +42,7 @@ EGRESS: dict[Provider, Schema] = {
     Provider.AZURE_OPENAI: Schema.OPENAI_CHAT,
     Provider.ANTHROPIC: Schema.ANTHROPIC_MESSAGES,
     Provider.GEMINI: Schema.GEMINI_GENERATE_CONTENT,
+    Provider.BEDROCK: Schema.BEDROCK_CONVERSE,
 }
 
 
@@ -56,6 +58,10 @@ def _gemini(_: Provider) -> ProviderAdapter:
     return GeminiAdapter()
 
 
+def _bedrock(_: Provider) -> ProviderAdapter:
+    return BedrockAdapter()
+
+
 def _anthropic_passthrough(_: Provider) -> ProviderAdapter:
     return AnthropicPassthroughAdapter()
 
@@ -68,6 +74,8 @@ TRANSLATORS: dict[Pair, Translator] = {
     Pair(Schema.OPENAI_CHAT, Schema.ANTHROPIC_MESSAGES): _anthropic,
     Pair(Schema.OPENAI_CHAT, Schema.GEMINI_GENERATE_CONTENT): _gemini,
     Pair(Schema.OPENAI_EMBEDDINGS, Schema.GEMINI_EMBED_CONTENT): _gemini,
+    Pair(Schema.OPENAI_CHAT, Schema.BEDROCK_CONVERSE): _bedrock,
+    Pair(Schema.OPENAI_EMBEDDINGS, Schema.BEDROCK_INVOKE): _bedrock,
 }
 
 

@@ -19,6 +19,8 @@ class Schema(enum.Enum):
     ANTHROPIC_MESSAGES = "anthropic-messages"
     GEMINI_GENERATE_CONTENT = "gemini-generate-content"
     GEMINI_EMBED_CONTENT = "gemini-embed-content"
+    BEDROCK_CONVERSE = "bedrock-converse"
+    BEDROCK_INVOKE = "bedrock-invoke"
 
 
 class Pair(NamedTuple):

@@ -16,7 +16,7 @@ from typing import ClassVar
 import orjson
 
 from modelyard_proxy.base.errors import GatewayError
-from modelyard_proxy.base.sse import DONE_FRAME, SSEEvent
+from modelyard_proxy.base.sse import DONE_FRAME, SSEDecoder, SSEEvent
 from modelyard_proxy.providers.base import (
     CallContext,
     Inbound,
@@ -109,13 +109,25 @@ class ChainedStream(StreamTranslator):
         self.converter = converter
 
     def feed(self, event: SSEEvent) -> bytes:
-        out = self._convert(self.inner.feed(event))
+        return self._passed(self.inner.feed(event))
+
+    def translate(self, decoder: SSEDecoder, chunk: bytes) -> bytes:
+        """The inner translator reads the upstream's bytes itself: not every upstream streams SSE (Bedrock)."""
+        return self._passed(self.inner.translate(decoder, chunk))
+
+    def finish(self) -> bytes:
+        return self._closing(self.inner.finish())
+
+    def close(self, decoder: SSEDecoder) -> bytes:
+        return self._closing(self.inner.close(decoder))
+
+    def _passed(self, frames: bytes) -> bytes:
+        out = self._convert(frames)
         self.usage = self.inner.usage
         return out
 
-    def finish(self) -> bytes:
-        out = self._convert(self.inner.finish())
-        self.usage = self.inner.usage
+    def _closing(self, frames: bytes) -> bytes:
+        out = self._passed(frames)
         closing = self.converter.finish()
         self.answer = self.converter.answer
         return out + closing

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelyard_proxy.base.errors import bad_request, unsupported_parameter
-from modelyard_proxy.providers import params
+from modelyard_proxy.providers import params, turns
 from modelyard_proxy.providers.base import JSONObject
 from modelyard_proxy.providers.openai_chat_to_anthropic_messages.json_answer import force_json_answer
 from modelyard_proxy.providers.openai_chat_to_anthropic_messages.thinking import replay_satisfied, replayed_blocks
@@ -88,85 +88,12 @@ def build_request(body: JSONObject, model: str, stream: bool) -> JSONObject:
 
 
 def conversation(raw: Any) -> tuple[list[JSONObject], list[JSONObject]]:
-    """``(system blocks, messages)``: system turns hoisted, same-role turns merged, tool results grouped."""
-    if not isinstance(raw, list) or not raw:
-        raise bad_request("'messages' must be a non-empty list", param="messages")
-    system: list[JSONObject] = []
-    messages: list[JSONObject] = []
-    for i, message in enumerate(raw):
-        where = f"messages[{i}]"
-        role = message.get("role") if isinstance(message, dict) else None
-        if role in {"system", "developer"}:
-            if text := params.text_content(message.get("content"), where):
-                system.append(text_block(text))
-        elif role == "user":
-            append_turn(messages, "user", user_blocks(message.get("content"), where))
-        elif role == "assistant":
-            append_turn(messages, "assistant", assistant_blocks(message, where))
-        elif role == "tool":
-            append_tool_result(messages, tool_result(message, where))
-        else:
-            raise bad_request(f"{where}.role {role!r} is not supported by the {PROVIDER} provider", param="messages")
-    if not messages:
-        raise bad_request("'messages' needs at least one user message", param="messages")
-    if messages[0]["role"] != "user":
-        raise bad_request(
-            f"the {PROVIDER} provider requires the conversation to start with a user message", param="messages"
-        )
-    return system, messages
+    """``(system blocks, messages)`` in Anthropic's blocks (see :mod:`~modelyard_proxy.providers.turns`)."""
+    return turns.conversation(raw, SHAPE)
 
 
 def text_block(text: str) -> JSONObject:
     return {"type": "text", "text": text}
-
-
-def append_turn(messages: list[JSONObject], role: str, blocks: list[JSONObject]) -> None:
-    """Add a turn, merging into the previous one of the same role; turns without content are skipped."""
-    if not blocks:
-        return
-    if messages and messages[-1]["role"] == role:
-        messages[-1]["content"].extend(blocks)
-    else:
-        messages.append({"role": role, "content": blocks})
-
-
-def append_tool_result(messages: list[JSONObject], block: JSONObject) -> None:
-    """Put a tool result in the current user turn after the other results but before any text."""
-    if not messages or messages[-1]["role"] != "user":
-        messages.append({"role": "user", "content": [block]})
-        return
-    content: list[JSONObject] = messages[-1]["content"]
-    at = 0
-    while at < len(content) and content[at]["type"] == "tool_result":
-        at += 1
-    content.insert(at, block)
-
-
-def user_blocks(content: Any, where: str) -> list[JSONObject]:
-    if isinstance(content, str):
-        return [text_block(content)] if content else []
-    if not isinstance(content, list):
-        raise bad_request(f"{where}.content must be a string or a list of parts", param="messages")
-    blocks = []
-    for part in content:
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text":
-            if text := part.get("text"):
-                blocks.append(text_block(str(text)))
-        elif kind == "image_url":
-            image = part.get("image_url")
-            blocks.append(media_block(image.get("url") if isinstance(image, dict) else image, where))
-        elif kind == "file":
-            file = part.get("file")
-            data = file.get("file_data") if isinstance(file, dict) else None
-            if not isinstance(data, str) or not data.startswith("data:"):
-                raise unsupported_parameter(
-                    "messages", PROVIDER, f"{where}: files must be sent inline as file_data data URLs"
-                )
-            blocks.append(media_block(data, where))
-        else:
-            raise unsupported_parameter("messages", PROVIDER, f"{where} has a {kind!r} part")
-    return blocks
 
 
 def media_block(url: Any, where: str) -> JSONObject:
@@ -187,26 +114,22 @@ def media_block(url: Any, where: str) -> JSONObject:
     raise unsupported_parameter("messages", PROVIDER, f"{where}: media type {media_type!r} cannot be sent")
 
 
-def assistant_blocks(message: JSONObject, where: str) -> list[JSONObject]:
-    """Signed thinking first (where Anthropic requires it), then text, then tool calls."""
-    blocks = replayed_blocks(message, where)
-    if text := params.text_content(message.get("content"), where):
-        blocks.append(text_block(text))
-    blocks.extend(
-        {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
-        for call in params.assistant_tool_calls(message, where)
-    )
-    return blocks
-
-
-def tool_result(message: JSONObject, where: str) -> JSONObject:
-    call_id = message.get("tool_call_id")
-    if not isinstance(call_id, str):
-        raise bad_request(f"{where}.tool_call_id must be a string", param="messages")
+def tool_result(call_id: str, text: str) -> JSONObject:
     block: JSONObject = {"type": "tool_result", "tool_use_id": call_id}
-    if text := params.text_content(message.get("content"), where):
+    if text:
         block["content"] = text
     return block
+
+
+SHAPE = turns.TurnShape(
+    provider=PROVIDER,
+    text=text_block,
+    media=media_block,
+    replayed=replayed_blocks,
+    tool_use=lambda call: {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments},
+    tool_result=tool_result,
+    is_tool_result=lambda block: block["type"] == "tool_result",
+)
 
 
 def token_budget(body: JSONObject, thinking_allowed: bool = True) -> tuple[int, JSONObject | None]:
@@ -250,12 +173,7 @@ def tools_and_choice(body: JSONObject, request: JSONObject) -> None:
 
 
 def tool_definition(tool: Any, i: int) -> JSONObject:
-    function = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
-    if not isinstance(function, dict):
-        raise unsupported_parameter("tools", PROVIDER, f"tools[{i}]: only function tools are supported")
-    name = function.get("name")
-    if not isinstance(name, str) or not name:
-        raise bad_request(f"tools[{i}].function.name must be a non-empty string", param="tools")
+    name, function = params.function_tool(tool, i, PROVIDER)
     definition: JSONObject = {
         "name": name,
         "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
@@ -272,9 +190,8 @@ def tool_choice(choice: Any) -> JSONObject | None:
         return None
     if isinstance(choice, str) and choice in TOOL_CHOICES:
         return {"type": TOOL_CHOICES[choice]}
-    function = choice.get("function") if isinstance(choice, dict) and choice.get("type") == "function" else None
-    if isinstance(function, dict) and isinstance(function.get("name"), str):
-        return {"type": "tool", "name": function["name"]}
+    if (name := params.chosen_function(choice)) is not None:
+        return {"type": "tool", "name": name}
     raise unsupported_parameter("tool_choice", PROVIDER, "use auto, none, required or a named function")
 
 

@@ -33,19 +33,23 @@ def client_block(block: JSONObject) -> JSONObject | None:
     return {"type": kind, **{name: block[name] for name in fields}}
 
 
-def extra_content(blocks: list[JSONObject]) -> JSONObject:
-    """The ``extra_content`` value that carries ``blocks`` to the client."""
-    return {NAMESPACE: {FIELD: blocks}}
+def extra_content(blocks: list[JSONObject], namespace: str = NAMESPACE) -> JSONObject:
+    """The ``extra_content`` value that carries ``blocks`` to the client.
+
+    Another upstream whose signatures only it can verify (Claude on Bedrock) keeps its blocks under a
+    ``namespace`` of its own, so neither is ever sent the other's.
+    """
+    return {namespace: {FIELD: blocks}}
 
 
-def replayed_blocks(message: JSONObject, where: str) -> list[JSONObject]:
+def replayed_blocks(message: JSONObject, where: str, namespace: str = NAMESPACE) -> list[JSONObject]:
     """The thinking blocks a client sent back on an assistant message, validated, in their order."""
     extra = message.get("extra_content")
-    namespace = extra.get(NAMESPACE) if isinstance(extra, dict) else None
-    raw: Any = namespace.get(FIELD) if isinstance(namespace, dict) else None
+    kept = extra.get(namespace) if isinstance(extra, dict) else None
+    raw: Any = kept.get(FIELD) if isinstance(kept, dict) else None
     if raw is None:
         return []
-    field = f"{where}.extra_content.{NAMESPACE}.{FIELD}"
+    field = f"{where}.extra_content.{namespace}.{FIELD}"
     if not isinstance(raw, list):
         raise bad_request(f"{field} must be a list", param="messages")
     blocks = []
@@ -81,9 +85,10 @@ class StreamedThinking:
     stops, because the signature covers the text exactly and only the whole block can be replayed.
     """
 
-    __slots__ = ("_open", "_parts", "_sent")
+    __slots__ = ("_namespace", "_open", "_parts", "_sent")
 
-    def __init__(self) -> None:
+    def __init__(self, namespace: str = NAMESPACE) -> None:
+        self._namespace = namespace
         self._open: dict[int, JSONObject] = {}  # Anthropic block index -> the block as started
         self._parts: dict[int, list[str]] = {}
         self._sent = 0
@@ -110,4 +115,4 @@ class StreamedThinking:
         if block is None:
             return None
         self._sent += 1
-        return {"extra_content": extra_content([{"index": self._sent - 1, **block}])}
+        return {"extra_content": extra_content([{"index": self._sent - 1, **block}], self._namespace)}

@@ -1,0 +1,1 @@
+"""OpenAI chat completions and embeddings served by Amazon Bedrock (Converse, ConverseStream, InvokeModel)."""
