@@ -14,7 +14,7 @@ LOCAL_BASE ?= modelyard-base:bookworm
 # Optional PEM file of CA certificates the image build trusts when it fetches packages (a TLS-intercepting proxy).
 BUILD_CA ?=
 
-.PHONY: install lock helm redis-server node-clients run test lint typecheck unit chart e2e image image-test base-image bench clean
+.PHONY: install lock helm redis-server tinyproxy node-clients run test lint typecheck unit chart e2e image image-test base-image bench clean
 
 UV_VENV := .tools/uv
 UV := $(UV_VENV)/bin/uv
@@ -71,11 +71,15 @@ typecheck: install
 redis-server:
 	@tools/ensure-redis
 
+## A real tinyproxy for the egress tests (Debian's package, installed only when none is on PATH).
+tinyproxy:
+	@tools/ensure-tinyproxy
+
 ## The JavaScript clients (Vercel AI SDK) from tests/node/package-lock.json, when Node.js is installed.
 node-clients:
 	@tools/ensure-node-clients
 
-unit: install helm redis-server node-clients
+unit: install helm redis-server tinyproxy node-clients
 	$(BIN)/pytest -p no:cacheprovider
 
 ## The Helm chart alone: lint, render with every ci/*-values.yaml, validate against the Kubernetes schemas.

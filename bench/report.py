@@ -275,6 +275,11 @@ def _targets(run: Run) -> list[str]:
             f"| Bedrock SigV4 signing ≤ {signing.budget_us:g} µs CPU per request | {_us(signing.gateway_us)}"
             f" (botocore's SigV4Auth: {_us(signing.botocore_us)}, {signing.ratio:.2f}x) | {_verdict(signing.met)} |"
         )
+    if (tokens := run.tokens) is not None:
+        rows.append(
+            f"| Vertex AI token handling ≤ {tokens.budget_us:g} µs CPU per request (token cached) |"
+            f" {tokens.cached_us:.2f} µs | {_verdict(tokens.met)} |"
+        )
     return rows
 
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import control_plane, gateway, phases, report, signing, store, streaming, wrk
+from bench import control_plane, gateway, phases, report, signing, store, streaming, tokens, wrk
 from bench.phases import Bench, Settings, ensure_bench_tools
 from bench.procs import (
     LOAD_CPU,
@@ -144,6 +144,9 @@ def measure(settings: Settings, busy_before: float) -> Run:
         done()
     done = _step("SigV4 signing of a Bedrock request: botocore's signer and the gateway's")
     run.signing = signing.measure(rounds=settings.rounds)
+    done()
+    done = _step("Vertex AI access tokens: the authoriser's CPU per call with its token cached")
+    run.tokens = tokens.measure(rounds=settings.rounds)
     done()
     run.seconds = time.monotonic() - started
     others = (machine_busy_seconds() - busy) - (own_seconds() - own)

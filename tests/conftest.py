@@ -76,15 +76,17 @@ def upstream_log(simulator: test_utils.TestServer) -> RequestLog:
 
 @pytest.fixture
 async def gateway_factory(simulator: test_utils.TestServer) -> AsyncIterator[GatewayFactory]:
-    """Start gateways serving the examples (optionally with extra manifests) against the simulator."""
+    """Start gateways serving the examples (optionally with extra manifests) against the simulator (or the
+    simulator at ``upstream_url``)."""
     servers: list[test_utils.TestServer] = []
 
     async def start(
         *extra_docs: dict[str, object],
         settings: ProxySettings | None = None,
         tracer_provider: TracerProvider | None = None,
+        upstream_url: str | None = None,
     ) -> test_utils.TestServer:
-        inventory = example_inventory(str(simulator.make_url("")).rstrip("/"))
+        inventory = example_inventory(upstream_url or str(simulator.make_url("")).rstrip("/"))
         for doc in extra_docs:
             inventory.add_document(doc, "test")
         store = TableStore()

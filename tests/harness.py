@@ -50,6 +50,22 @@ def example_inventory(simulator_url: str, directory: Path = EXAMPLES) -> Invento
 GatewayFactory = Callable[..., Awaitable[test_utils.TestServer]]
 
 
+def route(name: str, *targets: tuple[str, str]) -> dict[str, Any]:
+    """A route over ``(credential, upstream model)`` targets, in priority order."""
+    return {
+        "apiVersion": "modelyard.io/v1alpha1",
+        "kind": "ModelRoute",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "model": name,
+            "targets": [
+                {"credentialRef": {"name": credential}, "model": model, "priority": priority}
+                for priority, (credential, model) in enumerate(targets)
+            ],
+        },
+    }
+
+
 def audit_records(app: web.Application, captured: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     """The audit lines ``app`` wrote to stderr so far (flushed now), as records."""
     app[AUDIT].flush()

@@ -1,5 +1,5 @@
-"""Provider simulator: OpenAI (Chat Completions and Responses), Azure OpenAI, Anthropic and Gemini wire formats
-with scripted behaviour.
+"""Provider simulator: OpenAI (Chat Completions and Responses), Azure OpenAI, Anthropic, Gemini and Vertex AI wire
+formats with scripted behaviour, and the Google token endpoint and metadata server Vertex AI tokens come from.
 
 Used by the test suite, the ``make run`` demo and ``modelyard simulate`` for rehearsing outages.
 Behaviour comes from a scenario book (YAML, camelCase keys, model names may be globs)::

@@ -137,11 +137,8 @@ def messages_target(body: JsonObject, _request: web.Request) -> tuple[str, str]:
     return (model if isinstance(model, str) else ""), text
 
 
-def _validate(ex: Exchange) -> JsonObject:
-    """The checks the real API applies before generating, with its wording."""
-    body = ex.body
-    if "anthropic-version" not in ex.request.headers:
-        raise Failure(400, "anthropic-version: header is required")
+def _validate(body: JsonObject) -> JsonObject:
+    """The checks the real API applies to a request's body before generating, with its wording."""
     for name in ("model", "messages", "max_tokens"):
         if name not in body:
             raise Failure(400, f"{name}: Field required")
@@ -340,7 +337,14 @@ def message_events(answer: Answer, model: str, redacted: bool = False) -> list[S
 
 
 async def respond_messages(ex: Exchange) -> web.StreamResponse:
-    body = _validate(ex)
+    if "anthropic-version" not in ex.request.headers:
+        raise Failure(400, "anthropic-version: header is required")
+    return await answer_messages(ex, ex.body)
+
+
+async def answer_messages(ex: Exchange, body: JsonObject) -> web.StreamResponse:
+    """The message for a Messages body (``body["stream"]`` asks for its events), however the request framed it."""
+    body = _validate(body)
     prompt = messages_prompt(body)
     answer = compose(prompt, _forced_tool(body, ex.behaviour, prompt.user_text))
     model = str(body["model"])

@@ -13,8 +13,10 @@ from modelyard_simulator import (
     azure_dialect,
     bedrock_dialect,
     gemini_dialect,
+    google_auth,
     openai_dialect,
     responses_dialect,
+    vertex_dialect,
 )
 from modelyard_simulator.aws_keys import AWS_KEYRING, AwsKeyring
 from modelyard_simulator.behaviour import ScenarioBook
@@ -43,6 +45,7 @@ def create_app(scenarios: ScenarioBook | None = None) -> web.Application:
     app[REQUEST_LOG] = RequestLog(book.record_limit)
     app[RESPONSES] = ResponseStore()
     app[AWS_KEYRING] = AwsKeyring()
+    app[google_auth.GOOGLE_AUTH] = google_auth.GoogleAuthority()
 
     router = app.router
     router.add_post("/v1/chat/completions", openai_dialect.chat_completions)
@@ -69,7 +72,13 @@ def create_app(scenarios: ScenarioBook | None = None) -> web.Application:
     router.add_post("/model/{model}/converse", bedrock_dialect.converse)
     router.add_post("/model/{model}/converse-stream", bedrock_dialect.converse_stream)
     router.add_post("/model/{model}/invoke", bedrock_dialect.invoke)
-    # What a pod without static AWS keys gets them from: STS (IRSA) and the EKS Pod Identity agent.
+    vertex_model = "/projects/{project}/locations/{location}/publishers/{publisher}/models/{model_action}"
+    for version in ("v1", "v1beta1"):
+        router.add_post(f"/{version}{vertex_model}", vertex_dialect.dispatch)
+    router.add_post("/token", google_auth.token)
+    router.add_get("/", google_auth.metadata_ping)
+    router.add_get("/computeMetadata/v1/{path:.*}", google_auth.metadata)
+    # What a pod without static AWS keys gets them from: STS (IRSA, ``POST /``) and the EKS Pod Identity agent.
     aws_identity_endpoints.add_routes(app, app[AWS_KEYRING])
 
     router.add_get("/_simulator/requests", list_requests)

@@ -15,25 +15,9 @@ from anthropic.types import Message
 from modelyard_simulator import RequestLog
 from modelyard_simulator.behaviour import Behaviour
 from modelyard_simulator.engine import SCENARIOS
-from tests.harness import DEMO_KEY, GatewayFactory
+from tests.harness import DEMO_KEY, GatewayFactory, route
 
 MODELS = ["gpt-4o", "azure-gpt-4o", "claude-sonnet", "gemini-flash"]
-
-
-def route(name: str, *targets: tuple[str, str]) -> dict[str, Any]:
-    """A route over ``(credential, upstream model)`` targets, in priority order."""
-    return {
-        "apiVersion": "modelyard.io/v1alpha1",
-        "kind": "ModelRoute",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "model": name,
-            "targets": [
-                {"credentialRef": {"name": credential}, "model": model, "priority": priority}
-                for priority, (credential, model) in enumerate(targets)
-            ],
-        },
-    }
 
 
 MANIFESTS = [

@@ -1,4 +1,6 @@
-"""The same OpenAI SDK code reaches every provider schema by changing only ``model``."""
+"""The same OpenAI SDK code reaches every provider schema by changing only ``model``.
+
+Vertex AI's two publishers are served beside the examples' providers (``vertex_setup``)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import json
 
 import openai
 import pytest
+from aiohttp import test_utils
 from openai.types.chat import (
     ChatCompletionChunk,
     ChatCompletionFunctionToolParam,
@@ -15,6 +18,9 @@ from openai.types.chat import (
 from pydantic import BaseModel
 
 from modelyard_simulator import RequestLog
+from tests.gateway.vertex_setup import PATHS as VERTEX_PATHS
+from tests.gateway.vertex_setup import vertex_gateway
+from tests.harness import GatewayFactory
 
 #: Public model name -> the path the simulated upstream must have been called on.
 PROVIDERS = {
@@ -22,6 +28,7 @@ PROVIDERS = {
     "azure-gpt-4o": "/openai/deployments/gpt-4o-deployment/chat/completions",
     "claude-sonnet": "/v1/messages",
     "gemini-flash": "/v1beta/models/gemini-2.5-flash:generateContent",
+    **VERTEX_PATHS,
 }
 WEATHER_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
@@ -31,6 +38,11 @@ WEATHER_TOOL: ChatCompletionFunctionToolParam = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     },
 }
+
+
+@pytest.fixture
+async def gateway(gateway_factory: GatewayFactory, simulator: test_utils.TestServer) -> test_utils.TestServer:
+    return await vertex_gateway(gateway_factory, simulator)
 
 
 @pytest.mark.parametrize("model", PROVIDERS)
@@ -69,6 +81,7 @@ async def test_streaming_with_usage(client: openai.AsyncOpenAI, upstream_log: Re
     assert usage.completion_tokens > 0
     path = upstream_log.last().path
     expected = PROVIDERS[model].replace(":generateContent", ":streamGenerateContent")
+    expected = expected.replace(":rawPredict", ":streamRawPredict")
     assert path == expected
 
 
@@ -163,6 +176,7 @@ NATIVE_SCHEMA = {
     "claude-sonnet": lambda body: body["output_config"]["format"]["schema"],
     "gemini-flash": lambda body: body["generationConfig"]["responseJsonSchema"],
 }
+NATIVE_SCHEMA.update({"vertex-claude": NATIVE_SCHEMA["claude-sonnet"], "vertex-gemini": NATIVE_SCHEMA["gemini-flash"]})
 
 
 @pytest.mark.parametrize("model", PROVIDERS)
@@ -209,6 +223,9 @@ NATIVE_REASONING = {
     "claude-sonnet": lambda body: body["thinking"]["type"] == "enabled" and body["thinking"]["budget_tokens"] >= 1024,
     "gemini-flash": lambda body: body["generationConfig"]["thinkingConfig"]["thinkingBudget"] > 0,
 }
+NATIVE_REASONING.update(
+    {"vertex-claude": NATIVE_REASONING["claude-sonnet"], "vertex-gemini": NATIVE_REASONING["gemini-flash"]}
+)
 
 
 @pytest.mark.parametrize("model", PROVIDERS)

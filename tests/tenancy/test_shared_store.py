@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from modelyard_proxy.tenancy.ledger import Spend
 from modelyard_proxy.tenancy.periods import PERIOD_MARGIN_S, USAGE_RETENTION_S, current_periods
 from modelyard_proxy.tenancy.shared import MARKER_S, SharedCounters, connect
 from modelyard_routing.consumer_spec import BudgetPeriod
@@ -81,10 +82,11 @@ async def test_keys_carry_the_hash_tag_and_the_period_and_expire_after_it(
         # The hold and the lease are gone; the spend is in every period, for the report. A marker guards
         # against a second settlement for a couple of minutes, however long the lease's hold was.
         budgets = {f"{base}budget:{period}:{label}" for period, label in labels.items()}
-        assert set(client.keys("*")) == {base + "rate", base + "finished", base + "usage:2036-12-31", *budgets}
+        marker = f"{base}finished:{admitted.lease.lease_id}"
+        assert set(client.keys("*")) == {base + "rate", marker, base + "usage:2036-12-31", *budgets}
         for key in budgets:
             assert client.expiretime(key) == new_year + PERIOD_MARGIN_S
-        assert 0 < client.pttl(base + "finished") <= (MARKER_S + 1) * 1000
+        assert 0 < client.pttl(marker) <= MARKER_S * 1000
         assert MARKER_S <= 120
         assert client.hgetall(f"{base}budget:month:2036-12") == {"spent": "500000", "held": "0"}
         assert client.hgetall(f"{base}usage:2036-12-31") == {
@@ -119,3 +121,41 @@ async def test_without_an_override_the_stores_own_clock_decides(store_server: St
         assert (await counters.admit(ask(team, hold=0.2))).lease is not None
     finally:
         await counters.close()
+
+
+async def test_every_answer_of_the_scripts_is_read(shared_factory: Callable[[], SharedCounters], clock: Clock) -> None:
+    """Each outcome the admit script can answer, and each the finish script can, through the shared store."""
+    counters = shared_factory()
+    team = consumer(rpm=2, tpm=100, concurrent=1, budgets={BudgetPeriod.HOUR: 1.0, BudgetPeriod.DAY: 0.5})
+    outcomes = {}
+    admitted = await counters.admit(ask(team, tokens=40, cost=0.25, hold=10))
+    assert admitted.lease is not None
+    assert admitted.lease.expires_at_us == int((clock.now + 10) * 1_000_000)
+    assert (admitted.rates.remaining_requests, admitted.rates.remaining_tokens) == (1, 60)
+    outcomes["ok"] = admitted
+    outcomes["tokens_oversize"] = await counters.admit(ask(team, tokens=101))
+    outcomes["tokens"] = await counters.admit(ask(team, tokens=61))
+    outcomes["concurrency"] = await counters.admit(ask(team))
+    assert await counters.finish(admitted.lease, Spend("gpt", 10, 10, 0.1)) == "settled"
+    assert await counters.finish(admitted.lease, Spend("gpt", 10, 10, 0.1)) == "duplicate"
+    outcomes["budget"] = await counters.admit(ask(team, cost=0.45))
+    second = await counters.admit(ask(team, hold=10))
+    assert second.lease is not None
+    outcomes["requests"] = await counters.admit(ask(team))
+    clock.advance(61)
+    assert (await counters.admit(ask(team))).lease is not None  # sweeps the expired lease, its hold back
+    assert await counters.finish(second.lease, None) == "late"
+
+    reasons = {name: answer.refusal.reason for name, answer in outcomes.items() if answer.refusal}
+    assert reasons == {
+        "tokens_oversize": "tokens",
+        "tokens": "tokens",
+        "concurrency": "concurrency",
+        "budget": "budget",
+        "requests": "requests",
+    }
+    budget = outcomes["budget"].refusal
+    assert budget is not None
+    assert (budget.period, budget.resets_at) == (BudgetPeriod.DAY, "2036-12-07T00:00:00Z")
+    assert budget.message.startswith("consumer teams/search's day budget of $0.50 has $0.40 left")
+    assert outcomes["requests"].rates.remaining_requests == 0

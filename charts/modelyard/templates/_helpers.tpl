@@ -123,6 +123,40 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{/* The proxies' forward proxy and CA bundle variables (none by default); the URL with credentials only from a Secret. */}}
+{{- define "modelyard.egressEnv" -}}
+{{- $egress := .Values.egress }}
+{{- if $egress.proxySecret.name }}
+{{- if or $egress.httpsProxy $egress.httpProxy }}
+{{- fail "egress.proxySecret replaces egress.httpsProxy and egress.httpProxy: set one or the other" }}
+{{- end }}
+{{- range list "HTTPS_PROXY" "HTTP_PROXY" }}
+- name: {{ . }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $egress.proxySecret.name }}
+      key: {{ $egress.proxySecret.key }}
+{{- end }}
+{{- else }}
+{{- with $egress.httpsProxy }}
+- name: HTTPS_PROXY
+  value: {{ . | quote }}
+{{- end }}
+{{- with $egress.httpProxy }}
+- name: HTTP_PROXY
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- with $egress.noProxy }}
+- name: NO_PROXY
+  value: {{ . | quote }}
+{{- end }}
+{{- if $egress.caBundle.secretName }}
+- name: MODELYARD_CA_BUNDLE
+  value: /etc/modelyard/egress-ca/ca.crt
+{{- end }}
+{{- end }}
+
 {{- define "modelyard.adminTokenSecret" -}}
 {{- default (printf "%s-admin-token" (include "modelyard.fullname" .)) .Values.adminToken.existingSecret }}
 {{- end }}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from opentelemetry import trace
@@ -21,7 +21,7 @@ from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.table.store import TableStore
 from modelyard_proxy.tenancy.counters import Counters, StoreCounters
 from modelyard_proxy.tenancy.opening import open_counters
-from modelyard_proxy.upstream import UpstreamClient
+from modelyard_proxy.upstream import EgressSettings, UpstreamClient
 from modelyard_tracing.lean import lean_tracer
 
 
@@ -38,6 +38,7 @@ def create_app(
     ``tracer_provider`` defaults to one built from the ``OTEL_*`` environment (owned, and shut down, by the
     app); a provider passed in stays the caller's.
     """
+    egress = egress_settings(settings)  # an unusable proxy or CA bundle stops the start before anything is built
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[gateway_middleware],
@@ -57,7 +58,7 @@ def create_app(
         app.on_cleanup.append(_shutdown)
         tracer_provider = owned
     app[TRACER] = lean_tracer(tracer_provider, "modelyard_proxy")
-    app.cleanup_ctx.append(_upstream_client)
+    app.cleanup_ctx.append(_upstream_client(egress))
     app.on_cleanup.append(_stop_authorizers)
     app[COUNTERS] = counters_for(settings)
     app.cleanup_ctx.append(_counters)
@@ -110,11 +111,24 @@ async def _stop_authorizers(app: web.Application) -> None:
     app[STORE].authorizers.close()
 
 
-async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
-    """One pooled upstream client per process, its connections closed on shutdown."""
-    client = UpstreamClient(limit=app[SETTINGS].pool_size)
-    app[UPSTREAM] = client
-    try:
-        yield
-    finally:
-        await client.close()
+def egress_settings(settings: ProxySettings) -> EgressSettings:
+    """The gateway's way out; an unusable proxy URL or CA bundle stops the start, naming it."""
+    return EgressSettings.gateway(
+        https_proxy=settings.https_proxy,
+        http_proxy=settings.http_proxy,
+        no_proxy=settings.no_proxy,
+        ca_bundle=settings.ca_bundle,
+    )
+
+
+def _upstream_client(egress: EgressSettings) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def pooled(app: web.Application) -> AsyncIterator[None]:
+        """One pooled upstream client per process, its connections closed on shutdown."""
+        client = UpstreamClient(limit=app[SETTINGS].pool_size, egress=egress)
+        app[UPSTREAM] = client
+        try:
+            yield
+        finally:
+            await client.close()
+
+    return pooled

@@ -26,6 +26,7 @@ from modelyard_proxy.providers.ingress.anthropic_messages import MESSAGES
 from modelyard_proxy.providers.registry import adapter_for
 from modelyard_proxy.providers.schemas import Schema
 from modelyard_proxy.relay import estimate
+from modelyard_proxy.relay.egress import egress_for
 from modelyard_proxy.relay.outcomes import transport_error
 from modelyard_proxy.relay.quota import model_not_allowed
 from modelyard_proxy.table.store import PLAIN_KEY, ResolvedTarget
@@ -84,13 +85,15 @@ async def _counted(
     """The provider's own count, read from ``field`` of its answer; its failures as the gateway's errors."""
     settings = request.app[SETTINGS]
     try:
-        response = await request.app[UPSTREAM].request(
+        upstream = request.app[UPSTREAM]
+        response = await upstream.request(
             call.method,
             call.url,
             call.headers,
             call.body,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
+            egress=egress_for(upstream, resolved.credential),
         )
         payload = await response.read()
     except TRANSPORT_ERRORS as exc:

@@ -18,6 +18,11 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def _env_either_case(name: str) -> str:
+    """A conventional variable such as ``https_proxy``: the lowercase name first, as curl and Python read it."""
+    return os.environ.get(name) or os.environ.get(name.upper()) or ""
+
+
 def _env_float(name: str, default: float) -> float:
     value = os.environ.get(name)
     return float(value) if value else default
@@ -122,3 +127,14 @@ class ProxySettings:
     #: Processes serving the public port (SO_REUSEPORT); more than one adds a supervisor that owns the admin
     #: port. 0 or unset: the container's CPU limit (cgroup quota, capped by the CPUs it may run on).
     workers: int = dataclasses.field(default_factory=lambda: _env_int("MODELYARD_WORKERS", 0) or default_workers())
+    #: Forward proxies for upstream calls (``https_proxy``/``HTTPS_PROXY``, ``http_proxy``/``HTTP_PROXY``) and the
+    #: hosts reached directly (``no_proxy``/``NO_PROXY``), read once at startup. A proxy URL may carry a user and
+    #: password, so none of them is ever shown.
+    https_proxy: str = dataclasses.field(default_factory=lambda: _env_either_case("https_proxy"), repr=False)
+    http_proxy: str = dataclasses.field(default_factory=lambda: _env_either_case("http_proxy"), repr=False)
+    no_proxy: str = dataclasses.field(default_factory=lambda: _env_either_case("no_proxy"))
+    #: PEM file of CA certificates trusted for upstream calls on top of the system's store (a TLS-intercepting
+    #: corporate proxy, an internal CA every upstream shares).
+    ca_bundle: Path | None = dataclasses.field(
+        default_factory=lambda: Path(p) if (p := os.environ.get("MODELYARD_CA_BUNDLE")) else None
+    )

@@ -10,11 +10,13 @@ from collections.abc import Callable, Iterable
 
 from modelyard_proxy.cloudauth.authorizer import CallAuthorizer
 from modelyard_proxy.cloudauth.aws import bedrock_authorizer
+from modelyard_proxy.cloudauth.google import GoogleTokens
 from modelyard_routing import Credential, Provider
 
 #: How an authoriser is made for each provider that needs one; the others send static keys in headers.
 FACTORIES: dict[Provider, Callable[[Credential], CallAuthorizer]] = {
     Provider.BEDROCK: bedrock_authorizer,
+    Provider.VERTEX_AI: GoogleTokens,
 }
 
 

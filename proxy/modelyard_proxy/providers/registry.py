@@ -32,6 +32,9 @@ from modelyard_proxy.providers.openai_responses_to_openai_responses.adapter impo
     ResponsesPassthroughAdapter,
 )
 from modelyard_proxy.providers.schemas import Pair, Schema
+from modelyard_proxy.providers.vertex_ai.adapter import ByPublisher, VertexAdapter
+from modelyard_proxy.providers.vertex_ai.anthropic import VertexAnthropicPassthroughAdapter
+from modelyard_proxy.providers.vertex_ai.gemini import VertexGeminiAdapter
 from modelyard_routing import Provider
 
 Translator = Callable[[Provider], ProviderAdapter]
@@ -43,6 +46,7 @@ EGRESS: dict[Provider, Schema] = {
     Provider.ANTHROPIC: Schema.ANTHROPIC_MESSAGES,
     Provider.GEMINI: Schema.GEMINI_GENERATE_CONTENT,
     Provider.BEDROCK: Schema.BEDROCK_CONVERSE,
+    Provider.VERTEX_AI: Schema.VERTEX_AI,
 }
 
 
@@ -66,6 +70,16 @@ def _anthropic_passthrough(_: Provider) -> ProviderAdapter:
     return AnthropicPassthroughAdapter()
 
 
+def _vertex(_: Provider) -> ProviderAdapter:
+    return VertexAdapter()
+
+
+def _vertex_messages(_: Provider) -> ProviderAdapter:
+    """Claude on Vertex speaks Messages itself; Gemini on Vertex is reached through the codec."""
+    gemini = ChainedAdapter(MESSAGES_CODEC, VertexGeminiAdapter())
+    return ByPublisher(google=gemini, anthropic=VertexAnthropicPassthroughAdapter())
+
+
 #: The translator for each pair. An adapter serves embeddings beside chat, so the embeddings pairs name the
 #: translator of the same egress family.
 TRANSLATORS: dict[Pair, Translator] = {
@@ -76,6 +90,8 @@ TRANSLATORS: dict[Pair, Translator] = {
     Pair(Schema.OPENAI_EMBEDDINGS, Schema.GEMINI_EMBED_CONTENT): _gemini,
     Pair(Schema.OPENAI_CHAT, Schema.BEDROCK_CONVERSE): _bedrock,
     Pair(Schema.OPENAI_EMBEDDINGS, Schema.BEDROCK_INVOKE): _bedrock,
+    Pair(Schema.OPENAI_CHAT, Schema.VERTEX_AI): _vertex,
+    Pair(Schema.OPENAI_EMBEDDINGS, Schema.VERTEX_AI_PREDICT): _vertex,
 }
 
 
@@ -106,6 +122,7 @@ NATIVE: dict[tuple[Provider, Schema], Translator] = {
     (Provider.ANTHROPIC, Schema.ANTHROPIC_MESSAGES): _anthropic_passthrough,
     (Provider.OPENAI, Schema.OPENAI_RESPONSES): lambda provider: ResponsesPassthroughAdapter(QUIRKS[provider]),
     (Provider.AZURE_OPENAI, Schema.OPENAI_RESPONSES): lambda _: AzureResponsesAdapter(),
+    (Provider.VERTEX_AI, Schema.ANTHROPIC_MESSAGES): _vertex_messages,
 }
 
 

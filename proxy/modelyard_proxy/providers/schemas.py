@@ -21,6 +21,10 @@ class Schema(enum.Enum):
     GEMINI_EMBED_CONTENT = "gemini-embed-content"
     BEDROCK_CONVERSE = "bedrock-converse"
     BEDROCK_INVOKE = "bedrock-invoke"
+    #: Vertex AI's publisher models: Gemini's ``generateContent``, or Anthropic's Messages through
+    #: ``rawPredict``, by the credential's publisher.
+    VERTEX_AI = "vertex-ai"
+    VERTEX_AI_PREDICT = "vertex-ai-predict"
 
 
 class Pair(NamedTuple):

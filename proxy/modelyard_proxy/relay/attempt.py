@@ -28,6 +28,7 @@ from modelyard_proxy.providers.registry import adapter_for
 from modelyard_proxy.providers.schemas import Schema
 from modelyard_proxy.relay import estimate
 from modelyard_proxy.relay.attempt_spans import Attempt, AttemptSpans
+from modelyard_proxy.relay.egress import egress_for
 from modelyard_proxy.relay.outcomes import (
     UNREADABLE,
     Prepared,
@@ -279,8 +280,15 @@ class Attempts:
     ) -> bytes:
         """One whole request/response with the upstream; non-2xx answers become the adapter's GatewayError."""
         try:
-            response = await self.request.app[UPSTREAM].request(
-                method, url, headers, body, connect_timeout=deadlines.connect, read_timeout=deadlines.idle
+            upstream = self.request.app[UPSTREAM]
+            response = await upstream.request(
+                method,
+                url,
+                headers,
+                body,
+                connect_timeout=deadlines.connect,
+                read_timeout=deadlines.idle,
+                egress=egress_for(upstream, resolved.credential),
             )
             payload = await response.read()
         except TRANSPORT_ERRORS as exc:
@@ -301,13 +309,15 @@ class Attempts:
         held: list[bytes] = []
         response = None
         try:
-            response = await self.request.app[UPSTREAM].request(
+            upstream = self.request.app[UPSTREAM]
+            response = await upstream.request(
                 call.method,
                 call.url,
                 with_trace(call.headers, ctx),
                 call.body,
                 connect_timeout=deadlines.connect,
                 read_timeout=deadlines.idle,
+                egress=egress_for(upstream, resolved.credential),
             )
             if response.status >= 300:
                 payload = await response.read()

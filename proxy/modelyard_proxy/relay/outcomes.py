@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ from modelyard_proxy.providers.base import CallContext, JSONObject, StreamTransl
 from modelyard_proxy.providers.ingress.protocol import IngressProtocol
 from modelyard_proxy.relay.attempt_spans import Attempt
 from modelyard_proxy.table.store import ResolvedTarget
-from modelyard_proxy.upstream import ProtocolError, UpstreamResponse, UpstreamTruncated
+from modelyard_proxy.upstream import EgressError, ProtocolError, UpstreamResponse, UpstreamTLSRefused, UpstreamTruncated
 
 log = logging.getLogger(__name__)
 
@@ -185,9 +186,23 @@ def transport_error(resolved: ResolvedTarget, exc: BaseException) -> GatewayErro
             retryable=True,
         )
     return GatewayError(
-        502,
-        f"{where} could not be reached: {type(exc).__name__}",
-        type="upstream_error",
-        code="upstream_unreachable",
-        retryable=True,
+        502, f"{where} {_unreachable(exc)}", type="upstream_error", code="upstream_unreachable", retryable=True
     )
+
+
+def _unreachable(exc: BaseException) -> str:
+    """Why an upstream could not be reached, with what to set where the gateway's egress settings are the cause."""
+    if isinstance(exc, EgressError):  # its message names the proxy (never its password) or the setting
+        return f"could not be reached: {exc}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"could not be reached: its certificate is not trusted ({exc.verify_message}); if a private CA signed "
+            "it, give the credential that CA in egress.caBundleSecretRef (behind a TLS-intercepting proxy, give "
+            "the gateway the proxy's CA in MODELYARD_CA_BUNDLE)"
+        )
+    if isinstance(exc, UpstreamTLSRefused):
+        return (
+            f"refused the TLS session ({exc.reason}); if it asks for a client certificate, give the credential "
+            "one in egress.clientCertificateSecretRef"
+        )
+    return f"could not be reached: {type(exc).__name__}"

@@ -1,10 +1,15 @@
-"""The values the counters trade in: what a request asks for, the answer, and the lease it settles later."""
+"""The values the counters trade in: what a request asks for, the answer, and the lease it settles later.
+
+Those made for every request (ask, lease, rate state, admission, spend) are named tuples: immutable like a
+frozen dataclass, but built in a fraction of its time (a frozen dataclass sets each field through
+``object.__setattr__``: ~2 µs for a lease, a fifth of the consumer's own Python per request).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from modelyard_routing.consumer_spec import BudgetPeriod
 from modelyard_routing.table import Consumer
@@ -15,17 +20,29 @@ Backend = Literal["shared", "local"]
 MICRO = 1_000_000
 
 
+#: Within this of a whole number, a micro-USD amount rounds to it at six decimals; beyond ``_CLEAR`` from
+#: any, rounding cannot move its ceiling. Only amounts in between need ``round(…, 6)`` (a slow call).
+_NOISE, _CLEAR = 4e-7, 6e-7
+
+
 def to_micro_usd(usd: float) -> int:
-    """USD as whole micro-dollars, rounded up: a hold never understates the worst case."""
-    return max(0, math.ceil(round(usd * MICRO, 6)))
+    """USD as whole micro-dollars, rounded up: a hold never understates the worst case. Float noise in the
+    sixth decimal (0.1 + 0.2) does not round up a whole amount: ``ceil(round(micro, 6))``, computed fast."""
+    micro = usd * MICRO
+    ceiling = math.ceil(micro)
+    gap = ceiling - micro
+    if gap < _NOISE or gap > 1 - _NOISE:
+        return max(0, round(micro))
+    if _CLEAR < gap < 1 - _CLEAR:
+        return max(0, ceiling)
+    return max(0, math.ceil(round(micro, 6)))
 
 
 def from_micro_usd(micro: int) -> float:
     return micro / MICRO
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Ask:
+class Ask(NamedTuple):
     """One request asking to start, with its worst case charged now and corrected when it settles."""
 
     consumer: Consumer
@@ -38,8 +55,7 @@ class Ask:
     hold_seconds: float
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class RateState:
+class RateState(NamedTuple):
     """What OpenAI-style ``x-ratelimit-*`` headers say; None where the consumer has no such limit."""
 
     limit_requests: int | None = None
@@ -75,8 +91,7 @@ class PeriodHold:
     ends_at: int
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Lease:
+class Lease(NamedTuple):
     """A granted request's handle for ``settle`` or ``release``: opaque to callers."""
 
     lease_id: str
@@ -97,8 +112,7 @@ class Lease:
     held_in: tuple[BudgetPeriod, ...] = ()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Admission:
+class Admission(NamedTuple):
     """The answer to an ``Ask``: a lease to settle, or a refusal; and the rate state for response headers."""
 
     lease: Lease | None
@@ -106,8 +120,7 @@ class Admission:
     rates: RateState = RateState()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Spend:
+class Spend(NamedTuple):
     """What a finished request really used, for its settlement."""
 
     model: str

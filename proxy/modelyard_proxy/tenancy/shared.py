@@ -2,11 +2,11 @@
 
 Keys, all under ``<prefix>{<consumer>}:`` (one hash tag per consumer, so a consumer's keys share a Redis
 Cluster slot): ``rate`` (both leaky buckets), ``leases`` (requests in flight by expiry, each naming the cost
-it holds and the periods it holds it in: ``<id>|<micro-USD>|day:2026-12-06|month:2026-12``), ``finished``
-(finished leases for ``MARKER_S``, so a replayed settlement counts once), per period
-``budget:<period>:<start>`` (spent and held micro-USD; a cost is held only in periods with a budget), and
-per day ``usage:<day>`` (per-model requests, tokens and micro-USD). The rates and expiries run on the
-store's clock; the gateway names the calendar periods.
+it holds and the periods it holds it in: ``<id>|<micro-USD>|day:2026-12-06|month:2026-12``),
+``finished:<lease id>`` (a finished lease's marker for ``MARKER_S``, so a replayed settlement counts once),
+per period ``budget:<period>:<start>`` (spent and held micro-USD; a cost is held only in periods with a
+budget), and per day ``usage:<day>`` (per-model requests, tokens and micro-USD). The rates and expiries run
+on the store's clock; the gateway names the calendar periods.
 
 A request is admitted only when, atomically, every budget has ``spent + held + ask <= budget`` (and is not
 spent already): requests admitted in one period never settle for more than its budget as long as each real
@@ -23,7 +23,7 @@ import hashlib
 import time
 from collections.abc import Callable, Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio
 from redis.exceptions import NoScriptError
@@ -41,7 +41,7 @@ from modelyard_proxy.tenancy.periods import (
     rfc3339,
 )
 from modelyard_proxy.tenancy.report import DayCounts, PeriodCounts, consumer_usage
-from modelyard_proxy.tenancy.verdict import Outcome, Shortfall, Verdict, admission
+from modelyard_proxy.tenancy.verdict import Outcome, Shortfall, Verdict, admission, rate_state
 from modelyard_proxy.tenancy.wire import Channel, bulk, pack
 from modelyard_routing.consumer_spec import BudgetPeriod
 from modelyard_routing.table import Consumer
@@ -84,21 +84,22 @@ _ADMIT, _FINISH, _REPORT = _Script("admit"), _Script("finish"), _Script("report"
 _SCRIPTS = (_ADMIT, _FINISH, _REPORT)
 
 
-def _head(script: _Script, keys: Sequence[str], args: int) -> bytes:
-    """An ``EVALSHA`` of ``script`` in RESP up to its last key, for a call with ``args`` arguments after them."""
-    fields = ("EVALSHA", script.sha, str(len(keys)), *keys)
-    return b"*%d\r\n" % (len(fields) + args) + b"".join(map(bulk, fields))
+def _head(script: _Script, keys: Sequence[str], args: int, *, own_keys: int = 0) -> bytes:
+    """An ``EVALSHA`` of ``script`` in RESP up to ``keys``, for a call with ``own_keys`` more keys (each
+    request's own) and ``args`` arguments after them."""
+    fields = ("EVALSHA", script.sha, str(len(keys) + own_keys), *keys)
+    return b"*%d\r\n" % (len(fields) + own_keys + args) + b"".join(map(bulk, fields))
 
 
 def _finish_frame(
     base: str, periods: Sequence[PeriodHold], held_in: Sequence[BudgetPeriod], day: str, now_s: float
 ) -> tuple[bytes, bytes]:
-    """The finish script's call around its three per-request arguments (member, numbers, model)."""
-    keys = [base + "rate", base + "leases", base + "finished", f"{base}usage:{day}"]
+    """The finish script's call around its four per-request parts (marker key, member, numbers, model)."""
+    keys = [base + "rate", base + "leases", f"{base}usage:{day}"]
     keys += [f"{base}budget:{hold.period}:{hold.label}" for hold in periods]
     tail = [bulk("".join(_PLACES[period] for period in held_in))]
     tail += [bulk(str(int(max(hold.ends_at, now_s)) + PERIOD_MARGIN_S)) for hold in periods]
-    return _head(_FINISH, keys, 4 + len(periods)), b"".join(tail)
+    return _head(_FINISH, keys, 4 + len(periods), own_keys=1), b"".join(tail)
 
 
 class _Shape:
@@ -116,12 +117,16 @@ class _Shape:
         "held_in",
         "hour",
         "limits",
+        "markers",
         "periods",
         "suffix",
+        "tokens_per_minute",
     )
 
     def __init__(self, base: str, consumer: Consumer, hour: int) -> None:
         self.consumer, self.hour = consumer, hour
+        self.markers = base + "finished:"
+        self.tokens_per_minute = consumer.limits.tokens_per_minute
         self.periods = current_periods(hour * 3600)
         self.budgets = {budget.period: budget.usd for budget in consumer.budgets}
         self.held = [hold for hold in self.periods if hold.period in self.budgets]
@@ -141,6 +146,18 @@ class _Shape:
         self.finish_head, self.finish_tail = _finish_frame(
             base, self.periods, self.held_in, self.periods[1].label, hour * 3600
         )
+
+
+def _refused(
+    shape: _Shape, outcome: Outcome, fields: Sequence[str], request_level: float, token_level: float
+) -> Verdict:
+    """The admit script's refusal (its answer's fields after the outcome) as a verdict."""
+    shortfall = None
+    if outcome == "budget":
+        hold = shape.held[int(fields[3]) - 1]
+        budget = to_micro_usd(shape.budgets[hold.period])
+        shortfall = Shortfall(hold.period, budget, int(fields[4]), int(fields[5]), hold.ends_at)
+    return Verdict(outcome, int(fields[0]) / 1e6, request_level, token_level, shortfall=shortfall)
 
 
 def connect(url: str, password: str | None, *, connect_timeout_s: float) -> redis.asyncio.Redis:
@@ -193,44 +210,44 @@ class SharedCounters:
         try:
             return await self._channel.request(command, timeout_s=timeout_s)
         except NoScriptError:
-            await self.ready(timeout_s=timeout_s)
-            return await self._channel.request(command, timeout_s=timeout_s)
+            return await self._reloaded(command, timeout_s)
+
+    async def _reloaded(self, command: bytes, timeout_s: float | None) -> Any:
+        """``command`` again, once the store that lost the scripts (a restart) holds them again."""
+        await self.ready(timeout_s=timeout_s)
+        return await self._channel.request(command, timeout_s=timeout_s)
 
     async def admit(self, ask: Ask, *, timeout_s: float | None = None) -> Admission:
         """``Counters.admit``; the store's answer is awaited ``timeout_s`` at most (then ``TimeoutError``)."""
-        consumer, limits = ask.consumer, ask.consumer.limits
+        consumer = ask.consumer
         now_s, override = self._now()
         shape = self._shape(consumer, now_s)
-        periods, held, held_in, budgets = shape.periods, shape.held, shape.held_in, shape.budgets
         ask_micro = to_micro_usd(ask.cost_usd)
         lease_id = LEASE_IDS.next()
         member = lease_member(lease_id, ask_micro, shape.suffix)
         numbers = f"{ask.tokens} {ask_micro} {int(ask.hold_seconds * 1_000_000)} {shape.limits}{override}"
-        raw = await self._run(shape.admit_head + bulk(member) + bulk(numbers) + shape.admit_tail, timeout_s)
-        outcome: Outcome = raw[0]
-        now_us, request_level, token_level = int(raw[1]), int(raw[2]) / 1e6, int(raw[3]) / 1e6
+        command = shape.admit_head + bulk(member) + bulk(numbers) + shape.admit_tail
+        try:  # the channel's future itself: no coroutine of its own per call
+            answer: str = await self._channel.request(command, timeout_s=timeout_s)
+        except NoScriptError:
+            answer = await self._reloaded(command, timeout_s)
+        outcome, *fields = answer.split(" ")
+        request_level, token_level = int(fields[1]) / 1e6, int(fields[2]) / 1e6
         if outcome == "ok":
             lease = Lease(
-                lease_id=lease_id,
-                request_id=ask.request_id,
-                consumer=consumer.name,
-                tokens=ask.tokens,
-                tokens_per_minute=limits.tokens_per_minute,
-                held_micro_usd=ask_micro,
-                periods=periods,
-                expires_at_us=int(raw[4]),
-                backend="shared",
-                held_in=held_in,
+                lease_id,
+                ask.request_id,
+                consumer.name,
+                ask.tokens,
+                shape.tokens_per_minute,
+                ask_micro,
+                shape.periods,
+                int(fields[3]),
+                "shared",
+                shape.held_in,
             )
-            verdict = Verdict("ok", now_us / 1e6, request_level, token_level, lease=lease)
-        else:
-            shortfall = None
-            if outcome == "budget":
-                hold, spent, held_now = held[int(raw[4]) - 1], int(raw[5]), int(raw[6])
-                budget = to_micro_usd(budgets[hold.period])
-                shortfall = Shortfall(hold.period, budget, spent, held_now, hold.ends_at)
-            verdict = Verdict(outcome, now_us / 1e6, request_level, token_level, shortfall=shortfall)
-        return admission(ask, verdict)
+            return Admission(lease, None, rate_state(consumer.limits, request_level, token_level))
+        return admission(ask, _refused(shape, cast("Outcome", outcome), fields, request_level, token_level))
 
     async def settle(self, lease: Lease, *, model: str, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
         await self.finish(lease, Spend(model, input_tokens, output_tokens, cost_usd))
@@ -272,11 +289,12 @@ class SharedCounters:
             and lease.periods is shape.periods
             and lease.held_in == shape.held_in
         ):
-            head, suffix, tail = shape.finish_head, shape.suffix, shape.finish_tail
+            head, suffix, tail, markers = shape.finish_head, shape.suffix, shape.finish_tail, shape.markers
         else:  # admitted in an hour before this one, or before the consumer changed
             day = current_periods(now_s)[1].label
-            head, tail = _finish_frame(self.base(lease.consumer), lease.periods, lease.held_in, day, now_s)
-            suffix = hold_suffix(lease.periods, lease.held_in)
+            base = self.base(lease.consumer)
+            head, tail = _finish_frame(base, lease.periods, lease.held_in, day, now_s)
+            suffix, markers = hold_suffix(lease.periods, lease.held_in), base + "finished:"
         if spend is None:
             model, numbers = "", f"0 0 0 0 0 {_FINISH_CONSTANTS}"
         else:
@@ -287,7 +305,7 @@ class SharedCounters:
             )
         member = lease_member(lease.lease_id, lease.held_micro_usd, suffix)
         numbers = f"{lease.tokens} {lease.held_micro_usd} {lease.tokens_per_minute or 0} {numbers}{override}"
-        return head + bulk(member) + bulk(numbers) + bulk(model) + tail
+        return head + bulk(markers + lease.lease_id) + bulk(member) + bulk(numbers) + bulk(model) + tail
 
     async def usage(self, consumers: Sequence[Consumer], days: int) -> UsageReport:
         now_s, override = self._now()

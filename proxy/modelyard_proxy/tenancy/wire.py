@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, cast
 
 import redis.asyncio
@@ -51,12 +51,15 @@ def pack(command: Command) -> bytes:
     return b"*%d\r\n" % len(command) + b"".join(bulk(str(arg)) for arg in command)
 
 
-def parse(buffer: bytearray, pos: int) -> tuple[Any, int]:
+def parse(buffer: bytes | bytearray, pos: int) -> tuple[Any, int]:
     """One RESP2 reply from ``pos``: its value (bulk strings decoded) and where the next one starts."""
     end = buffer.find(b"\r\n", pos)
     if end < 0:
         raise _Incomplete
-    kind, line, pos = buffer[pos], buffer[pos + 1 : end], end + 2
+    kind = buffer[pos]
+    if kind == 0x2B:  # '+' status: the request path's scripts answer in one
+        return buffer[pos + 1 : end].decode(), end + 2
+    line, pos = buffer[pos + 1 : end], end + 2
     if kind == 0x3A:  # ':' integer
         return int(line), pos
     if kind == 0x24:  # '$' bulk string
@@ -75,48 +78,74 @@ def parse(buffer: bytearray, pos: int) -> tuple[Any, int]:
             item, pos = parse(buffer, pos)
             items.append(item)
         return items, pos
-    if kind == 0x2B:  # '+' status
-        return line.decode(), pos
     if kind == 0x2D:  # '-' error
         return _ErrorReply(line.decode()), pos
     msg = f"the counter store sent a reply this client does not read ({chr(kind)!r})"
     raise ResponseError(msg)
 
 
+#: A waiter's ``count`` for one command whose future is its reply itself, not a list of one.
+ONE = -1
+
+
 class _Waiter:
     """The caller of ``count`` pipelined commands: their replies, resolved once the last one is read, or a
-    ``TimeoutError`` at ``deadline`` (loop time)."""
+    ``TimeoutError`` at ``deadline`` (loop time). A single command's future (``count`` ``ONE``) gets its
+    reply itself (an error reply as its exception), so that its caller awaits the future with no coroutine
+    in between."""
 
     __slots__ = ("count", "deadline", "future", "replies")
 
-    def __init__(self, future: asyncio.Future[list[Any]], count: int, deadline: float) -> None:
+    def __init__(self, future: asyncio.Future[Any], count: int, deadline: float) -> None:
         self.future = future
         self.count = count
         self.deadline = deadline
         self.replies: list[Any] = []
 
+    def resolve(self, reply: Any) -> bool:
+        """Take the next reply; True when it was the last one."""
+        if self.count == ONE:
+            if not self.future.done():  # its caller may have given up (a timeout)
+                if isinstance(reply, _ErrorReply):
+                    self.future.set_exception(reply.exception())
+                else:
+                    self.future.set_result(reply)
+            return True
+        replies = self.replies
+        replies.append(reply.exception() if isinstance(reply, _ErrorReply) else reply)
+        if len(replies) < self.count:
+            return False
+        if not self.future.done():
+            self.future.set_result(replies)
+        return True
+
 
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.waiting: collections.deque[_Waiter] = collections.deque()
+        #: The start of a reply that has not all arrived yet.
         self.buffer = bytearray()
         self.lost: Exception | None = None
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        pos = 0
+        # Read from the received bytes themselves unless a reply is split across reads.
+        buffer: bytes | bytearray = data
+        if self.buffer:
+            self.buffer += data
+            buffer = self.buffer
+        pos, waiting = 0, self.waiting
         try:
-            while self.waiting:
-                reply, pos = parse(self.buffer, pos)
-                waiter = self.waiting[0]
-                waiter.replies.append(reply)
-                if len(waiter.replies) == waiter.count:
-                    self.waiting.popleft()
-                    if not waiter.future.done():  # its caller may have given up (a timeout)
-                        waiter.future.set_result(waiter.replies)
+            while waiting:
+                reply, pos = parse(buffer, pos)
+                if waiting[0].resolve(reply):
+                    waiting.popleft()
         except _Incomplete:
             pass
-        del self.buffer[:pos]
+        if buffer is data:
+            if pos < len(data):
+                self.buffer += data[pos:]
+        else:
+            del self.buffer[:pos]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = ConnectionError(f"the counter store closed the connection ({exc or 'end of stream'})")
@@ -155,28 +184,31 @@ class Channel:
             b"".join(pack(command) for command in commands), len(commands), timeout_s=timeout_s
         )
 
-    async def request(self, data: bytes, *, timeout_s: float | None = None) -> Any:
-        """``call`` for a command packed already (``pack``, ``bulk``)."""
-        if self._protocol is None or self._protocol.lost is not None:
-            await self._open(timeout_s)
-        (reply,) = await self._queue(data, 1, timeout_s)
-        if isinstance(reply, _ErrorReply):
-            raise reply.exception()
-        return reply
-
-    async def request_many(self, data: bytes, count: int, *, timeout_s: float | None = None) -> list[Any]:
-        """``call_many`` for ``count`` commands packed already."""
-        if self._protocol is None or self._protocol.lost is not None:
-            await self._open(timeout_s)
-        replies = await self._queue(data, count, timeout_s)
-        return [reply.exception() if isinstance(reply, _ErrorReply) else reply for reply in replies]
-
-    def _queue(self, data: bytes, count: int, timeout_s: float | None) -> asyncio.Future[list[Any]]:
-        """The future of ``count`` commands' replies, their bytes queued for this loop iteration's write."""
+    def request(self, data: bytes, *, timeout_s: float | None = None) -> Awaitable[Any]:
+        """``call`` for a command packed already (``pack``, ``bulk``): on an open connection its reply's
+        future itself, so that the caller awaits no coroutine of the channel's."""
         protocol = self._protocol
-        assert protocol is not None
+        if protocol is None or protocol.lost is not None:
+            return self._opened_then(data, ONE, timeout_s)
+        return self._queue(protocol, data, ONE, timeout_s)
+
+    def request_many(self, data: bytes, count: int, *, timeout_s: float | None = None) -> Awaitable[list[Any]]:
+        """``call_many`` for ``count`` commands packed already."""
+        protocol = self._protocol
+        if protocol is None or protocol.lost is not None:
+            return self._opened_then(data, count, timeout_s)
+        return self._queue(protocol, data, count, timeout_s)
+
+    async def _opened_then(self, data: bytes, count: int, timeout_s: float | None) -> Any:
+        await self._open(timeout_s)
+        assert self._protocol is not None
+        return await self._queue(self._protocol, data, count, timeout_s)
+
+    def _queue(self, protocol: _Protocol, data: bytes, count: int, timeout_s: float | None) -> asyncio.Future[Any]:
+        """The future of ``count`` commands' replies (or ``ONE``'s reply), their bytes queued for this loop
+        iteration's write."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Any]] = loop.create_future()
+        future: asyncio.Future[Any] = loop.create_future()
         deadline = math.inf if timeout_s is None else loop.time() + timeout_s
         protocol.waiting.append(_Waiter(future, count, deadline))
         if deadline < self._timer_at:

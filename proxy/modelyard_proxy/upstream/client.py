@@ -8,6 +8,13 @@ a proxied request. What it keeps from it: TLS with the system's trust store, a p
 closed after ``keepalive`` idle seconds (by one timer per upstream, so a pool nobody uses again empties too),
 TCP_NODELAY, gzip/deflate answers decoded. It does not retry: a
 POST to a model is not idempotent, and the relay's retry policy decides.
+
+How a call leaves is its egress settings' (:mod:`modelyard_proxy.upstream.egress`): the gateway's by default
+(``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``, ``MODELYARD_CA_BUNDLE``), a credential's own when it has some.
+Through a forward proxy (``http://``, or ``https://`` spoken to over TLS), an https origin is reached through
+an HTTP CONNECT tunnel with TLS started inside it, a plain http one by sending the proxy the absolute-form
+request; connections are pooled per origin and per egress settings, so two credentials reaching one origin
+differently never share one.
 """
 
 from __future__ import annotations
@@ -15,53 +22,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-import urllib.parse
 from collections.abc import Mapping
 
 from modelyard_proxy.upstream.connection import Connection
-from modelyard_proxy.upstream.errors import InvalidRequest
+from modelyard_proxy.upstream.egress import EgressCache, EgressSettings
+from modelyard_proxy.upstream.errors import ProxyRefused, UpstreamDisconnected
 from modelyard_proxy.upstream.parser import ResponseHead
+from modelyard_proxy.upstream.proxies import ForwardProxy
+from modelyard_proxy.upstream.target import PoolKey, Target
+from modelyard_proxy.upstream.tunnel import authority, connect_to_proxy, open_tunnel
 
 #: An idle pooled connection older than this is closed rather than reused (servers drop idle ones, 60 s or so).
 KEEPALIVE_SECONDS = 15.0
-#: Distinct upstream URLs whose parsed form is kept (a handful per credential); past it the cache restarts.
-MAX_CACHED_URLS = 4096
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-#: What connections are pooled by: scheme, host and port.
-PoolKey = tuple[str, str, int]
-
-
-class _Target:
-    """A URL split once into what a request needs: the pool key, the request line's path and the Host header."""
-
-    __slots__ = ("host", "key", "path", "port", "start", "tls")
-
-    def __init__(self, url: str) -> None:
-        parts = urllib.parse.urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in _DEFAULT_PORTS or not parts.hostname:
-            raise InvalidRequest(f"not an http(s) URL: {parts.scheme}://{parts.hostname or ''}")
-        try:
-            port = parts.port
-        except ValueError:
-            raise InvalidRequest(f"not a valid port in {scheme}://{parts.netloc}") from None
-        self.host = parts.hostname
-        self.port = port or _DEFAULT_PORTS[scheme]
-        self.tls = scheme == "https"
-        self.key = (scheme, self.host, self.port)
-        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host_header = f"[{self.host}]" if ":" in self.host else self.host
-        if port is not None and port != _DEFAULT_PORTS[scheme]:
-            host_header = f"{host_header}:{port}"
-        self.start = f" {self.path} HTTP/1.1\r\nHost: {host_header}\r\n"
-
-    def request_head(self, method: str, headers: Mapping[str, str], length: int) -> bytes:
-        """The request line and header block (Content-Length framed; gzip/deflate accepted unless set)."""
-        fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
-        if fields.count("\n") != len(headers) or fields.count("\r") != len(headers):
-            raise InvalidRequest("an upstream request header contains a line break")
-        encoding = "" if "accept-encoding" in headers else "Accept-Encoding: gzip, deflate\r\n"
-        return f"{method}{self.start}{fields}{encoding}Content-Length: {length}\r\n\r\n".encode()
 
 
 class UpstreamResponse:
@@ -116,20 +88,24 @@ class UpstreamResponse:
 
 
 class UpstreamClient:
-    """Connections to every upstream of one proxy process, pooled by scheme, host and port."""
+    """Connections to every upstream of one proxy process, pooled by origin and egress settings."""
 
-    def __init__(self, *, limit: int, keepalive: float = KEEPALIVE_SECONDS) -> None:
+    def __init__(
+        self, *, limit: int, keepalive: float = KEEPALIVE_SECONDS, egress: EgressSettings | None = None
+    ) -> None:
         #: At most this many connections carry a request at once (0: no cap); more requests wait their turn.
         self.limit = limit
         self.keepalive = keepalive
+        #: The gateway's egress settings: a request without settings of its own goes out this way.
+        self.egress = egress or EgressSettings()
+        #: Settings derived from the gateway's, one per credential object with egress settings of its own.
+        self.derived_egress = EgressCache(self.egress)
         self.in_use = 0
         #: Per upstream, its idle connections, the longest idle first.
         self._idle: dict[PoolKey, list[Connection]] = {}
         #: Per upstream with idle connections, the timer closing its longest idle one when it expires.
         self._sweeps: dict[PoolKey, asyncio.TimerHandle] = {}
         self._turns: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._targets: dict[str, _Target] = {}
-        self._tls: ssl.SSLContext | None = None
         self._closed = False
 
     async def request(
@@ -141,18 +117,23 @@ class UpstreamClient:
         *,
         connect_timeout: float,
         read_timeout: float,
+        egress: EgressSettings | None = None,
     ) -> UpstreamResponse:
         """Send a request and wait for the response's head.
 
-        ``connect_timeout`` bounds the wait for a pooled or new connection; ``read_timeout`` each wait for
-        bytes of the response. Failures are one of ``TRANSPORT_ERRORS``.
+        ``connect_timeout`` bounds the wait for a pooled or new connection (through a proxy: its CONNECT and
+        the TLS handshake too); ``read_timeout`` each wait for bytes of the response. ``egress`` is the way
+        out (the gateway's by default). Failures are one of ``TRANSPORT_ERRORS``.
         """
-        target = self._target(url)
+        target = (self.egress if egress is None else egress).target(url)
         request_head = target.request_head(method, headers, len(body))  # refused before taking a connection
         connection = await self._acquire(target, connect_timeout)
         try:
             await connection.send(request_head, body, with_body=method != "HEAD")
             head = await connection.read_head(read_timeout)
+            if head.status == 407 and target.proxy is not None:  # the proxy's answer, never the origin's
+                connection.abort()
+                raise ProxyRefused(target.proxy, authority(target.host, target.port), 407, head.reason)
         except BaseException:
             self.release(connection)
             raise
@@ -211,15 +192,7 @@ class UpstreamClient:
         """Connections waiting in the pool (for tests and diagnostics)."""
         return sum(len(pooled) for pooled in self._idle.values())
 
-    def _target(self, url: str) -> _Target:
-        target = self._targets.get(url)
-        if target is None:
-            if len(self._targets) >= MAX_CACHED_URLS:
-                self._targets.clear()
-            target = self._targets[url] = _Target(url)
-        return target
-
-    async def _acquire(self, target: _Target, connect_timeout: float) -> Connection:
+    async def _acquire(self, target: Target, connect_timeout: float) -> Connection:
         if not self._full():
             pooled = self._reuse(target)
             if pooled is not None:
@@ -249,7 +222,7 @@ class UpstreamClient:
         """As many connections carry requests as the cap allows (pooled idle ones do not count)."""
         return bool(self.limit) and self.in_use >= self.limit
 
-    def _reuse(self, target: _Target) -> Connection | None:
+    def _reuse(self, target: Target) -> Connection | None:
         """The most recently pooled live connection to the target (older expired ones are closed)."""
         pooled = self._idle.get(target.key)
         if not pooled:
@@ -263,22 +236,35 @@ class UpstreamClient:
             connection.abort()
         return None
 
-    async def _connect(self, target: _Target) -> Connection:
+    async def _connect(self, target: Target) -> Connection:
         loop = asyncio.get_running_loop()
         key = target.key
-        if target.tls:
+        proxy = target.proxy
+        if proxy is not None and target.tls is not None:  # https through the proxy: a CONNECT tunnel
+            return await self._tunnelled(loop, target, proxy, target.tls)
+        if proxy is not None:  # plain http through the proxy: it gets the absolute-form request
+            _, connection = await connect_to_proxy(lambda: Connection(loop, key), proxy, target.proxy_tls)
+        elif target.tls is not None:
             _, connection = await loop.create_connection(
-                lambda: Connection(loop, key),
-                target.host,
-                target.port,
-                ssl=self._tls_context(),
-                server_hostname=target.host,
+                lambda: Connection(loop, key), target.host, target.port, ssl=target.tls, server_hostname=target.host
             )
         else:
             _, connection = await loop.create_connection(lambda: Connection(loop, key), target.host, target.port)
         return connection
 
-    def _tls_context(self) -> ssl.SSLContext:
-        if self._tls is None:
-            self._tls = ssl.create_default_context()
-        return self._tls
+    @staticmethod
+    async def _tunnelled(
+        loop: asyncio.AbstractEventLoop, target: Target, proxy: ForwardProxy, context: ssl.SSLContext
+    ) -> Connection:
+        """TLS with the origin through a CONNECT tunnel (the proxy sees only the host, port and ciphertext)."""
+        raw = await open_tunnel(proxy, target.proxy_tls, target.host, target.port)
+        connection = Connection(loop, target.key)
+        try:
+            transport = await loop.start_tls(raw, connection, context, server_hostname=target.host)
+        except BaseException:
+            raw.abort()
+            raise
+        if transport is None:
+            raise UpstreamDisconnected("the tunnel closed during the TLS handshake")
+        connection.connection_made(transport)
+        return connection

@@ -9,10 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from typing import cast
+import ssl
+from typing import TYPE_CHECKING, cast
 
-from modelyard_proxy.upstream.errors import UpstreamDisconnected, UpstreamError, UpstreamTruncated
+from modelyard_proxy.upstream.errors import UpstreamDisconnected, UpstreamError, UpstreamTLSRefused, UpstreamTruncated
 from modelyard_proxy.upstream.parser import ResponseHead, ResponseParser
+
+if TYPE_CHECKING:
+    from modelyard_proxy.upstream.target import PoolKey
 
 #: Unread body bytes past which the connection stops reading from the socket until the relay catches up.
 READ_BUFFER_LIMIT = 256 * 1024
@@ -32,6 +36,7 @@ class Connection(asyncio.Protocol):
         "_error",
         "_loop",
         "_paused",
+        "_tls_untried",
         "_waiter",
         "closed",
         "idle_since",
@@ -40,7 +45,7 @@ class Connection(asyncio.Protocol):
         "transport",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, key: tuple[str, str, int]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, key: PoolKey) -> None:
         self._loop = loop
         self.key = key
         self.transport: asyncio.Transport | None = None
@@ -52,11 +57,15 @@ class Connection(asyncio.Protocol):
         self._drain: asyncio.Future[None] | None = None
         self._buffered = 0
         self._paused = False
+        #: A TLS connection that has not answered yet: closing now is the upstream refusing the session (an mTLS
+        #: server refusing a client without a certificate closes after the handshake, with or without an alert).
+        self._tls_untried = False
 
     # -- protocol callbacks ------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast("asyncio.Transport", transport)  # uvloop's transports do not subclass asyncio's
+        self._tls_untried = transport.get_extra_info("ssl_object") is not None
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -85,7 +94,7 @@ class Connection(asyncio.Protocol):
             try:
                 parser.feed_eof()
             except UpstreamError as exc:
-                self._error = exc if parser.head is not None else UpstreamDisconnected(str(exc))
+                self._error = exc if parser.head is not None else self._closed_before_answering(str(exc))
         self.closed = True
         self._wake()
         return False
@@ -94,12 +103,19 @@ class Connection(asyncio.Protocol):
         self.closed = True
         parser = self.parser
         if self._error is None and parser is not None and not parser.complete:
-            if parser.head is None:
-                self._error = UpstreamDisconnected(f"the upstream closed the connection: {exc or 'EOF'}")
+            if isinstance(exc, ssl.SSLError):
+                self._error = UpstreamTLSRefused(exc.reason or type(exc).__name__)
+            elif parser.head is None:
+                self._error = self._closed_before_answering(f"the upstream closed the connection: {exc or 'EOF'}")
             else:
                 self._error = UpstreamTruncated(f"the upstream closed the connection mid-response: {exc or 'EOF'}")
         self._wake()
         self.resume_writing()  # a request waiting to write learns of the loss from its error
+
+    def _closed_before_answering(self, detail: str) -> UpstreamError:
+        if self._tls_untried:
+            return UpstreamTLSRefused("it closed the new connection before answering")
+        return UpstreamDisconnected(detail)
 
     def pause_writing(self) -> None:
         if self._drain is None:
@@ -128,6 +144,7 @@ class Connection(asyncio.Protocol):
         parser = self._parser()
         while parser.head is None:
             await self._wait(idle)
+        self._tls_untried = False
         return parser.head
 
     async def read_piece(self, idle: float) -> bytes:

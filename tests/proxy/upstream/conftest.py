@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 import pytest
 import uvloop
 
-from modelyard_proxy.upstream import UpstreamClient
+from modelyard_proxy.upstream import EgressSettings, UpstreamClient
 from modelyard_proxy.upstream.client import KEEPALIVE_SECONDS
 from tests.proxy.upstream.scripted import ClientFactory, Handler, ServerFactory, Upstream
 
@@ -36,11 +36,13 @@ async def serve() -> AsyncIterator[ServerFactory]:
 
 @pytest.fixture
 async def clients() -> AsyncIterator[ClientFactory]:
-    """Make upstream clients (``limit`` 0 means no cap); all are closed afterwards."""
+    """Make upstream clients (``limit`` 0 means no cap; ``egress`` the gateway's way out); all are closed afterwards."""
     made: list[UpstreamClient] = []
 
-    def make(*, limit: int = 0, keepalive: float = KEEPALIVE_SECONDS) -> UpstreamClient:
-        client = UpstreamClient(limit=limit, keepalive=keepalive)
+    def make(
+        *, limit: int = 0, keepalive: float = KEEPALIVE_SECONDS, egress: EgressSettings | None = None
+    ) -> UpstreamClient:
+        client = UpstreamClient(limit=limit, keepalive=keepalive, egress=egress)
         made.append(client)
         return client
 

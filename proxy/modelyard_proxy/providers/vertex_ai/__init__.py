@@ -1,0 +1,1 @@
+"""Google Vertex AI: Gemini and Claude served from one Google Cloud project, each in its publisher's framing."""
