@@ -118,6 +118,26 @@ async def test_no_identity_at_all_tells_the_client_how_to_fix_it(
     assert len(upstream_log) == 0  # nothing unsigned reached Bedrock
 
 
+async def test_a_route_falls_back_when_the_pods_identity_gives_no_keys(
+    gateway_factory: GatewayFactory,
+    simulator: test_utils.TestServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    upstream_log: RequestLog,
+) -> None:
+    """Another target answers: the one whose keys cannot be had is skipped like an unreachable upstream."""
+    no_aws_identity(monkeypatch, tmp_path)
+    fallback = route("pod-first", ("sim-bedrock-pod", NOVA), ("sim-openai", "backup"))
+    fallback["spec"]["fallbackOn"] = ["connectError"]  # the default list has it too
+    gateway = await gateway_factory(credential("sim-bedrock-pod", simulator_url(simulator)), fallback)
+    async with openai.AsyncOpenAI(base_url=str(gateway.make_url("/v1")), api_key=DEMO_KEY, max_retries=0) as client:
+        answer = await client.chat.completions.with_raw_response.create(
+            model="pod-first", messages=[{"role": "user", "content": "hello"}]
+        )
+    assert answer.parse().choices[0].message.content == "echo: hello"
+    assert [request.path for request in upstream_log] == ["/v1/chat/completions"]
+
+
 async def test_a_rotated_static_key_secret_signs_the_next_call_without_a_restart(
     gateway_factory: GatewayFactory, simulator: test_utils.TestServer, upstream_log: RequestLog
 ) -> None:

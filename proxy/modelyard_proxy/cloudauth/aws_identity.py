@@ -64,6 +64,7 @@ class AwsIdentityUnavailable(GatewayError):
             "ServiceAccount; or an EKS Pod Identity association)",
             type="upstream_error",
             code="upstream_auth_unavailable",
+            retryable=True,
         )
 
 

@@ -27,6 +27,9 @@ _CLASSES = {
     "upstream_malformed": "serverError",
     "upstream_unavailable": "overloaded",
     "upstream_unreachable": "connectError",
+    # The pod's AWS identity gave no keys (none, refused, or not in time): this target cannot be called now,
+    # another may be, as with an upstream that cannot be reached.
+    "upstream_auth_unavailable": "connectError",
     "upstream_timeout": "timeout",
     "context_length_exceeded": "contextLength",
     "content_filter": "contentPolicy",
