@@ -27,6 +27,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import modelyard_tracing as telemetry
 from modelyard_proxy.base.settings import ProxySettings
+from modelyard_proxy.observability.telemetry import GENAI_PROVIDER
+from modelyard_routing import Provider
 from modelyard_simulator import RequestLog
 from modelyard_simulator.behaviour import Behaviour
 from modelyard_simulator.engine import SCENARIOS
@@ -146,6 +148,12 @@ async def test_a_stream_records_time_to_first_token_and_usage(
     assert 0 < a["gen_ai.server.time_to_first_token"] < 10
     assert a["gen_ai.usage.output_tokens"] > 0
     assert a["gen_ai.provider.name"] == "gcp.gemini"
+
+
+def test_every_provider_has_its_semantic_conventions_name() -> None:
+    """``gen_ai.provider.name`` takes the conventions' well-known values where there is one."""
+    assert set(GENAI_PROVIDER) == {provider.value for provider in Provider}
+    assert (GENAI_PROVIDER["bedrock"], GENAI_PROVIDER["vertex-ai"]) == ("aws.bedrock", "gcp.vertex_ai")
 
 
 async def test_a_failed_request_carries_error_type(sdk: openai.AsyncOpenAI, exporter: InMemorySpanExporter) -> None:

@@ -30,6 +30,8 @@ GENAI_PROVIDER = {
     "qwen": "qwen",
     "together": "together",
     "openai-compatible": "openai-compatible",
+    "bedrock": "aws.bedrock",
+    "vertex-ai": "gcp.vertex_ai",
 }
 
 
