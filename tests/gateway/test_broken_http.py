@@ -13,7 +13,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.gateway.test_fault_matrix import BACKOFF_MAX, RETRIED, ask, assert_fell_back
+from tests.gateway.test_fault_matrix import RETRIED, ask, assert_fell_back
 from tests.harness import DEMO_KEY, GatewayFactory
 
 BROKEN = {
@@ -24,6 +24,10 @@ BROKEN = {
 }
 
 Start = Callable[[bytes], Awaitable[str]]
+#: Time the broken attempts may take before the fallback answers: well under the route's 2 s ``firstToken``, so
+#: a broken answer is classified as it arrives, never waited out. Looser than the fault matrix's backoff budget:
+#: these routes are built per test and a loaded machine (a collection over the suite's heap) adds pauses.
+NOT_WAITED_OUT = 0.6
 
 
 @pytest.fixture
@@ -99,4 +103,4 @@ async def test_broken_http_falls_back(
     """A route with a fallback serves the whole answer from it; nothing of the broken bytes reaches the client."""
     answer, _ = BROKEN[case]
     seen = await ask_route(gateway_factory, await broken_upstream(answer), fallback=True, stream=stream)
-    assert_fell_back(seen, RETRIED, BACKOFF_MAX)
+    assert_fell_back(seen, RETRIED, NOT_WAITED_OUT)
