@@ -26,11 +26,9 @@ from modelyard_proxy.providers.ingress.anthropic_messages import MESSAGES
 from modelyard_proxy.providers.registry import adapter_for
 from modelyard_proxy.providers.schemas import Schema
 from modelyard_proxy.relay import estimate
-from modelyard_proxy.relay.egress import egress_for
-from modelyard_proxy.relay.outcomes import transport_error
+from modelyard_proxy.relay.attempt import whole_exchange
 from modelyard_proxy.relay.quota import model_not_allowed
 from modelyard_proxy.table.store import PLAIN_KEY, ResolvedTarget
-from modelyard_proxy.upstream import TRANSPORT_ERRORS
 from modelyard_routing import Provider
 
 
@@ -84,23 +82,10 @@ async def _counted(
 ) -> int:
     """The provider's own count, read from ``field`` of its answer; its failures as the gateway's errors."""
     settings = request.app[SETTINGS]
-    try:
-        upstream = request.app[UPSTREAM]
-        response = await upstream.request(
-            call.method,
-            call.url,
-            call.headers,
-            call.body,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            egress=egress_for(upstream, resolved.credential),
-        )
-        payload = await response.read()
-    except TRANSPORT_ERRORS as exc:
-        raise transport_error(resolved, exc) from exc
-    if response.status >= 300:
-        adapter = adapter_for(resolved.credential.provider, Schema.ANTHROPIC_MESSAGES)
-        raise adapter.error_from(response.status, response.headers, payload, ctx)
+    adapter = adapter_for(resolved.credential.provider, Schema.ANTHROPIC_MESSAGES)
+    payload = await whole_exchange(
+        request.app[UPSTREAM], adapter, resolved, call, ctx, settings.connect_timeout, settings.read_timeout
+    )
     try:
         counted = orjson.loads(payload)
     except orjson.JSONDecodeError:

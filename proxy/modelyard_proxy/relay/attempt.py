@@ -21,7 +21,7 @@ from modelyard_proxy.base.sse import SSEDecoder
 from modelyard_proxy.keys import REQUEST_ID, TRACE_PARENT, UPSTREAM
 from modelyard_proxy.observability.metrics import Metrics
 from modelyard_proxy.observability.telemetry import GENAI_PROVIDER, trace_headers
-from modelyard_proxy.providers.base import CallContext, Inbound, ProviderAdapter, UpstreamStreamError
+from modelyard_proxy.providers.base import CallContext, Inbound, ProviderAdapter, UpstreamCall, UpstreamStreamError
 from modelyard_proxy.providers.ingress.openai_chat import CHAT
 from modelyard_proxy.providers.ingress.protocol import IngressProtocol
 from modelyard_proxy.providers.registry import adapter_for
@@ -45,7 +45,7 @@ from modelyard_proxy.routing import faults, policy
 from modelyard_proxy.routing.deadlines import Deadlines
 from modelyard_proxy.routing.health import HealthRegistry
 from modelyard_proxy.table.store import ResolvedRoute, ResolvedTarget
-from modelyard_proxy.upstream import TRANSPORT_ERRORS
+from modelyard_proxy.upstream import TRANSPORT_ERRORS, UpstreamClient
 from modelyard_routing import Policy
 
 
@@ -238,8 +238,9 @@ class Attempts:
         call = adapter.chat_call(self.inbound, ctx)
         if resolved.authorizer is not None:
             await resolved.authorizer.authorize(call)
-        payload = await self._exchange(
-            adapter, resolved, call.method, call.url, call.body, with_trace(call.headers, ctx), ctx, deadlines
+        call.headers = with_trace(call.headers, ctx)
+        payload = await whole_exchange(
+            self.request.app[UPSTREAM], adapter, resolved, call, ctx, deadlines.connect, deadlines.idle
         )
         answer = translated(resolved, adapter.chat_result, payload, ctx)
         prepared = whole_answer(resolved, answer, self.protocol.read_answer)
@@ -262,40 +263,11 @@ class Attempts:
         call = adapter.embeddings_call(self.inbound, ctx)
         if resolved.authorizer is not None:
             await resolved.authorizer.authorize(call)
-        payload = await self._exchange(
-            adapter, resolved, call.method, call.url, call.body, with_trace(call.headers, ctx), ctx, deadlines
+        call.headers = with_trace(call.headers, ctx)
+        payload = await whole_exchange(
+            self.request.app[UPSTREAM], adapter, resolved, call, ctx, deadlines.connect, deadlines.idle
         )
         return whole_answer(resolved, translated(resolved, adapter.embeddings_result, payload, ctx), read_embeddings)
-
-    async def _exchange(  # noqa: PLR0917
-        self,
-        adapter: ProviderAdapter,
-        resolved: ResolvedTarget,
-        method: str,
-        url: str,
-        body: bytes,
-        headers: dict[str, str],
-        ctx: CallContext,
-        deadlines: Deadlines,
-    ) -> bytes:
-        """One whole request/response with the upstream; non-2xx answers become the adapter's GatewayError."""
-        try:
-            upstream = self.request.app[UPSTREAM]
-            response = await upstream.request(
-                method,
-                url,
-                headers,
-                body,
-                connect_timeout=deadlines.connect,
-                read_timeout=deadlines.idle,
-                egress=egress_for(upstream, resolved.credential),
-            )
-            payload = await response.read()
-        except TRANSPORT_ERRORS as exc:
-            raise transport_error(resolved, exc) from exc
-        if response.status >= 300:
-            raise adapter.error_from(response.status, response.headers, payload, ctx)
-        return payload
 
     async def prepare_stream(self, resolved: ResolvedTarget, ctx: CallContext, deadlines: Deadlines) -> Prepared:
         """Open the upstream stream and read until the first content frame (the commit point) or its end."""
@@ -348,3 +320,32 @@ class Attempts:
             if response is not None:
                 response.close()
         return Prepared(resolved, b"".join(held), stream=True)
+
+
+async def whole_exchange(  # noqa: PLR0917
+    upstream: UpstreamClient,
+    adapter: ProviderAdapter,
+    resolved: ResolvedTarget,
+    call: UpstreamCall,
+    ctx: CallContext,
+    connect_timeout: float,
+    read_timeout: float,
+) -> bytes:
+    """``call`` sent through the credential's way out and its whole answer read; a transport failure becomes the
+    gateway's error naming the upstream, a non-2xx answer the adapter's."""
+    try:
+        response = await upstream.request(
+            call.method,
+            call.url,
+            call.headers,
+            call.body,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            egress=egress_for(upstream, resolved.credential),
+        )
+        payload = await response.read()
+    except TRANSPORT_ERRORS as exc:
+        raise transport_error(resolved, exc) from exc
+    if response.status >= 300:
+        raise adapter.error_from(response.status, response.headers, payload, ctx)
+    return payload
