@@ -63,6 +63,16 @@ def render(*values_files: Path | str, sets: tuple[str, ...] = ()) -> list[dict[s
     return list(_render(tuple(str(p) for p in values_files), sets))
 
 
+def render_refused(*sets: str) -> str:
+    """What helm says when the chart refuses to render with ``sets`` (the test fails if it renders)."""
+    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+    for item in sets:
+        args += ["--set", item]
+    result = helm(*args, check=False)
+    assert result.returncode != 0, result.stdout
+    return result.stderr
+
+
 def find(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
 
