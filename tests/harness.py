@@ -50,6 +50,17 @@ def example_inventory(simulator_url: str, directory: Path = EXAMPLES) -> Invento
 GatewayFactory = Callable[..., Awaitable[test_utils.TestServer]]
 
 
+def secret(name: str, data: dict[str, str], kind: str = "Opaque") -> dict[str, Any]:
+    """A Secret of the ``default`` namespace, as a manifest the gateway's standalone inventory reads."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": "default"},
+        "type": kind,
+        "stringData": data,
+    }
+
+
 def route(name: str, *targets: tuple[str, str]) -> dict[str, Any]:
     """A route over ``(credential, upstream model)`` targets, in priority order."""
     return {

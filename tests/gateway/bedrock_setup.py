@@ -17,7 +17,7 @@ from modelyard_simulator.aws_keys import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_
 from modelyard_simulator.bedrock_auth import TEST_API_KEY
 from modelyard_simulator.behaviour import Behaviour
 from modelyard_simulator.engine import SCENARIOS
-from tests.harness import DEMO_KEY, GatewayFactory
+from tests.harness import DEMO_KEY, GatewayFactory, secret
 
 CLAUDE = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 NOVA = "amazon.nova-pro-v1:0"
@@ -38,15 +38,6 @@ def _doc(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         "kind": kind,
         "metadata": {"name": name, "namespace": "default"},
         "spec": spec,
-    }
-
-
-def secret(name: str, data: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": "default"},
-        "stringData": data,
     }
 
 

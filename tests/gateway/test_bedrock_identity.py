@@ -21,8 +21,8 @@ from modelyard_routing import compile_inventory
 from modelyard_simulator import RequestLog
 from modelyard_simulator.aws_keys import AWS_KEYRING, IssuedKey
 from tests.awsenv import ENV_REGION, Endpoint, endpoint, no_aws_identity
-from tests.gateway.bedrock_setup import NOVA, credential, route, secret
-from tests.harness import DEMO_KEY, GatewayFactory, example_inventory
+from tests.gateway.bedrock_setup import NOVA, credential, route
+from tests.harness import DEMO_KEY, GatewayFactory, example_inventory, secret
 
 __all__ = ["endpoint"]  # a fixture
 

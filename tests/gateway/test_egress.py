@@ -21,7 +21,7 @@ from modelyard_proxy.base.settings import ProxySettings
 from modelyard_simulator import REQUEST_LOG, RequestLog
 from modelyard_simulator import create_app as create_simulator
 from tests.forwardproxy import PROXY_PASSWORD, PROXY_PASSWORD_IN_URL, ProxyFactory, tinyproxies
-from tests.harness import DEMO_KEY, GatewayFactory
+from tests.harness import DEMO_KEY, GatewayFactory, secret
 from tests.storeserver import free_port
 
 __all__ = ["tinyproxies"]  # the fixture, imported for the tests below
@@ -177,16 +177,6 @@ async def test_a_certificate_the_gateway_does_not_trust_says_so(
 
 
 # -- a credential's own egress settings (spec.egress) -----------------------------------------------------------
-
-
-def secret(name: str, data: dict[str, str], kind: str = "Opaque") -> dict[str, object]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": "default"},
-        "type": kind,
-        "stringData": data,
-    }
 
 
 def routed_credential(name: str, base: str, egress: Mapping[str, object]) -> list[dict[str, object]]:

@@ -9,7 +9,7 @@ from aiohttp import test_utils
 from modelyard_routing import RoutingTable, compile_inventory
 from modelyard_simulator.google_auth import GOOGLE_AUTH
 from modelyard_simulator.google_keys import PROJECT, ServiceAccountKey, service_account_key
-from tests.harness import GatewayFactory, example_inventory, route
+from tests.harness import GatewayFactory, example_inventory, route, secret
 
 REGION = "us-central1"
 CLAUDE = "claude-sonnet-4-5@20250929"
@@ -25,16 +25,6 @@ STREAM_PATHS = {
     "vertex-claude": PATHS["vertex-claude"].replace(":rawPredict", ":streamRawPredict"),
     "vertex-gemini": PATHS["vertex-gemini"].replace(":generateContent", ":streamGenerateContent"),
 }
-
-
-def secret(key_json: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": SECRET, "namespace": "default"},
-        "type": "Opaque",
-        "stringData": {"key.json": key_json},
-    }
 
 
 def credential(name: str, publisher: str, simulator_url: str, *, key: bool = True) -> dict[str, Any]:
@@ -57,7 +47,7 @@ def credential(name: str, publisher: str, simulator_url: str, *, key: bool = Tru
 def manifests(simulator_url: str, key_json: str, *, key: bool = True) -> list[dict[str, Any]]:
     """Claude and Gemini on Vertex with one service-account key (or none: application default credentials)."""
     return [
-        *([secret(key_json)] if key else []),
+        *([secret(SECRET, {"key.json": key_json})] if key else []),
         credential("vertex-anthropic", "anthropic", simulator_url, key=key),
         credential("vertex-google", "google", simulator_url, key=key),
         route("vertex-claude", ("vertex-anthropic", CLAUDE)),
