@@ -58,8 +58,9 @@ async def test_the_scripts_calendar_agrees_with_pythons(
     assert admitted.lease.periods == current_periods(clock.now)
 
 
+@pytest.mark.parametrize("handle", ["from admission", "from the lease's fields"])
 async def test_keys_carry_the_hash_tag_and_the_period_and_expire_after_it(
-    shared_factory: Callable[[], SharedCounters], store_server: StoreServer, clock: Clock
+    shared_factory: Callable[[], SharedCounters], store_server: StoreServer, clock: Clock, handle: str
 ) -> None:
     clock.now = utc("2036-12-31T23:10:00")
     counters = shared_factory()
@@ -77,7 +78,9 @@ async def test_keys_carry_the_hash_tag_and_the_period_and_expire_after_it(
         assert client.hgetall(month) == {"held": "500000"}
         assert client.zrange(base + "leases", 0, -1) == [f"{admitted.lease.lease_id}|500000|month:2036-12"]
 
-    await counters.settle(admitted.lease, model="gpt-4o", input_tokens=3, output_tokens=4, cost_usd=0.5)
+    # The settlement names the lease as admission encoded it, or (a lease made without that) as its fields do.
+    lease = admitted.lease if handle == "from admission" else admitted.lease._replace(handle=b"")
+    await counters.settle(lease, model="gpt-4o", input_tokens=3, output_tokens=4, cost_usd=0.5)
     with store_server.client() as client:
         # The hold and the lease are gone; the spend is in every period, for the report. A marker guards
         # against a second settlement for a couple of minutes, however long the lease's hold was.

@@ -110,6 +110,9 @@ class Lease(NamedTuple):
     backend: Backend
     #: The periods with a budget, the only ones the cost is held in.
     held_in: tuple[BudgetPeriod, ...] = ()
+    #: How the backend names the lease when it finishes it (the shared store: its marker key and its member
+    #: in the leases zset, encoded once at admission).
+    handle: bytes = b""
 
 
 class Admission(NamedTuple):

@@ -54,6 +54,8 @@ _DAY_FIELDS = {"requests", "input", "output", "cost"}
 _PLACES = {period: str(place) for place, period in enumerate(PERIODS, start=1)}
 #: The finish script's numbers after a settlement's own.
 _FINISH_CONSTANTS = f"{MARKER_S} {USAGE_RETENTION_S} "
+#: A released lease's model: none.
+_NO_MODEL = bulk("")
 #: A finished lease: its spend when it settles, None when it is released.
 Finish = tuple[Lease, Spend | None]
 
@@ -245,6 +247,7 @@ class SharedCounters:
                 int(fields[3]),
                 "shared",
                 shape.held_in,
+                bulk(shape.markers + lease_id) + bulk(member),  # as ``_handle`` would name it
             )
             return Admission(lease, None, rate_state(consumer.limits, request_level, token_level))
         return admission(ask, _refused(shape, cast("Outcome", outcome), fields, request_level, token_level))
@@ -289,23 +292,26 @@ class SharedCounters:
             and lease.periods is shape.periods
             and lease.held_in == shape.held_in
         ):
-            head, suffix, tail, markers = shape.finish_head, shape.suffix, shape.finish_tail, shape.markers
+            head, tail = shape.finish_head, shape.finish_tail
         else:  # admitted in an hour before this one, or before the consumer changed
-            day = current_periods(now_s)[1].label
-            base = self.base(lease.consumer)
-            head, tail = _finish_frame(base, lease.periods, lease.held_in, day, now_s)
-            suffix, markers = hold_suffix(lease.periods, lease.held_in), base + "finished:"
-        if spend is None:
-            model, numbers = "", f"0 0 0 0 0 {_FINISH_CONSTANTS}"
-        else:
-            model, input_tokens, output_tokens = spend.model, spend.input_tokens, spend.output_tokens
-            numbers = (
-                f"{input_tokens + output_tokens} {to_micro_usd(spend.cost_usd)} 1 {input_tokens} {output_tokens} "
-                f"{_FINISH_CONSTANTS}"
+            head, tail = _finish_frame(
+                self.base(lease.consumer), lease.periods, lease.held_in, current_periods(now_s)[1].label, now_s
             )
-        member = lease_member(lease.lease_id, lease.held_micro_usd, suffix)
-        numbers = f"{lease.tokens} {lease.held_micro_usd} {lease.tokens_per_minute or 0} {numbers}{override}"
-        return head + bulk(markers + lease.lease_id) + bulk(member) + bulk(numbers) + bulk(model) + tail
+        reserved = f"{lease.tokens} {lease.held_micro_usd} {lease.tokens_per_minute or 0}"
+        if spend is None:
+            model, numbers = _NO_MODEL, f"{reserved} 0 0 0 0 0 {_FINISH_CONSTANTS}{override}"
+        else:
+            model, input_tokens, output_tokens = bulk(spend.model), spend.input_tokens, spend.output_tokens
+            numbers = (
+                f"{reserved} {input_tokens + output_tokens} {to_micro_usd(spend.cost_usd)} 1 {input_tokens} "
+                f"{output_tokens} {_FINISH_CONSTANTS}{override}"
+            )
+        return head + (lease.handle or self._handle(lease)) + bulk(numbers) + model + tail
+
+    def _handle(self, lease: Lease) -> bytes:
+        """A lease's marker key and zset member, for a lease made without them (admission sets them)."""
+        member = lease_member(lease.lease_id, lease.held_micro_usd, hold_suffix(lease.periods, lease.held_in))
+        return bulk(f"{self.base(lease.consumer)}finished:{lease.lease_id}") + bulk(member)
 
     async def usage(self, consumers: Sequence[Consumer], days: int) -> UsageReport:
         now_s, override = self._now()

@@ -133,9 +133,9 @@ class _Protocol(asyncio.Protocol):
         if self.buffer:
             self.buffer += data
             buffer = self.buffer
-        pos, waiting = 0, self.waiting
+        pos, size, waiting = 0, len(buffer), self.waiting
         try:
-            while waiting:
+            while waiting and pos < size:  # the bytes end between replies more often than inside one
                 reply, pos = parse(buffer, pos)
                 if waiting[0].resolve(reply):
                     waiting.popleft()
