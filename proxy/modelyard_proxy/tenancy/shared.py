@@ -65,6 +65,11 @@ def hold_suffix(periods: Sequence[PeriodHold], held_in: Sequence[BudgetPeriod]) 
     return "".join(f"|{hold.period}:{hold.label}" for hold in periods if hold.period in held_in)
 
 
+def markers(base: str) -> str:
+    """Where a consumer's finished leases' marker keys start: ``<base>finished:`` and the lease id."""
+    return base + "finished:"
+
+
 def lease_member(lease_id: str, micro_usd: int, suffix: str) -> str:
     """The lease in the leases zset: its id, and the cost it holds with the spend hashes it holds it in
     (``hold_suffix``), so an expired lease gives its hold back with no other key per request."""
@@ -127,7 +132,7 @@ class _Shape:
 
     def __init__(self, base: str, consumer: Consumer, hour: int) -> None:
         self.consumer, self.hour = consumer, hour
-        self.markers = base + "finished:"
+        self.markers = markers(base)
         self.tokens_per_minute = consumer.limits.tokens_per_minute
         self.periods = current_periods(hour * 3600)
         self.budgets = {budget.period: budget.usd for budget in consumer.budgets}
@@ -311,7 +316,7 @@ class SharedCounters:
     def _handle(self, lease: Lease) -> bytes:
         """A lease's marker key and zset member, for a lease made without them (admission sets them)."""
         member = lease_member(lease.lease_id, lease.held_micro_usd, hold_suffix(lease.periods, lease.held_in))
-        return bulk(f"{self.base(lease.consumer)}finished:{lease.lease_id}") + bulk(member)
+        return bulk(markers(self.base(lease.consumer)) + lease.lease_id) + bulk(member)
 
     async def usage(self, consumers: Sequence[Consumer], days: int) -> UsageReport:
         now_s, override = self._now()
